@@ -1,0 +1,3 @@
+from revprompt.core.cli import main
+
+main()

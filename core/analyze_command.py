@@ -1,0 +1,167 @@
+"""`revprompt analyze`: one text, one file, or a whole site, into ranked prompts stored in DuckDB."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+
+import click
+
+from .errors import UserError
+from .store import DEFAULT_DB
+
+
+@click.command("analyze")
+@click.argument("targets", nargs=-1)
+@click.option("--db", default=DEFAULT_DB, show_default=True, envvar="REVPROMPT_DB", help="DuckDB results file.")
+@click.option("--model", default=None, envvar="REVPROMPT_MODEL",
+              help="'base', a local model or PEFT adapter directory, or a Hugging Face id. Default: the shipped model.")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON (one object per document).")
+@click.option("--top", "top_n", default=10, show_default=True, help="How many ranked candidates to keep per text.")
+@click.option("--max-new-tokens", default=64, show_default=True, help="Longest prompt the decoder may write.")
+@click.option("--max-input-tokens", default=2048, show_default=True,
+              help="Longer inputs are truncated (with a warning) to this many tokens.")
+@click.option("--source", "source_name", default=None, help="Force a source plugin (see `revprompt plugins`).")
+@click.option("--urls", "urls_file", type=click.Path(dir_okay=False), default=None, help="A file with one URL per line.")
+@click.option("--crawl", "crawl_url", default=None, help="Crawl a site from this URL (same host, robots.txt obeyed).")
+@click.option("--max-pages", type=click.IntRange(min=1), default=None,
+              help="Stop after this many pages (crawl: default 100; sitemaps: all they list).")
+@click.option("--max-depth", default=3, show_default=True, help="With --crawl: how many links deep to follow.")
+@click.option("--crawl-delay", type=click.FloatRange(min=0), default=None,
+              help="With --crawl: seconds between requests (default: robots.txt Crawl-delay, else 0.5).")
+@click.option("--concurrency", type=click.IntRange(1, 32), default=4, show_default=True,
+              help="Pages fetched at the same time.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=20.0, show_default=True,
+              help="Seconds to wait for a web server before a page counts as failed.")
+@click.option("--resume", "resume_run_id", default=None, help="Continue an earlier run by its run_id.")
+@click.option("--retry-failed", is_flag=True, help="On resume, retry documents that failed instead of skipping them.")
+@click.option("--no-plugins", is_flag=True, help="Skip the analysis plugins (key phrases, word frequencies, intent).")
+@click.option("--method", type=click.Choice(["fast", "reference"]), default="fast", show_default=True,
+              help="The batched sweep, or the plain per-config decoder it is checked against.")
+@click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True)
+def analyze_command(targets, db, model, as_json, top_n, max_new_tokens, max_input_tokens, source_name, urls_file,
+                    crawl_url, max_pages, max_depth, crawl_delay, concurrency, timeout, resume_run_id, retry_failed,
+                    no_plugins, method, dtype):
+    """Propose the prompts that most plausibly produced each TARGET.
+
+    \b
+    A TARGET is text, a file or folder (.txt/.md/.html), '-' for standard input, a URL or a sitemap URL.
+    Every document and its ranked candidates are stored in the --db file; re-running the same command
+    resumes an interrupted batch instead of starting over.
+
+    \b
+    Examples:
+      revprompt analyze "Here are five tips for better sleep: ..."
+      revprompt analyze article.md --json
+      cat page.txt | revprompt analyze -
+      revprompt analyze https://example.com/sitemap.xml
+      revprompt analyze --source sitemap https://example.com/     (sitemaps named in robots.txt)
+      revprompt analyze --urls urls.txt
+      revprompt analyze --crawl https://example.com --max-pages 50
+      revprompt analyze --source dataforseo https://example.com/page
+    """
+    from .batch import BatchRunner
+    from .engine import Engine, InputTruncatedWarning
+    from .plugin_manager import analyzers as registered_analyzers
+    from .progress import BatchProgress
+    from .store import Store
+
+    targets = list(targets)
+    if urls_file:
+        targets.append(urls_file)
+        source_name = source_name or "urls"
+    if crawl_url:
+        targets.append(crawl_url)
+        source_name = source_name or "crawl"
+    if not targets:
+        raise UserError("nothing to analyse: give text, a file, '-', a URL, --urls FILE or --crawl URL "
+                        "(see `revprompt analyze --help`)")
+    options = {"max_pages": max_pages, "max_depth": max_depth, "retry_failed": retry_failed,
+               "crawl_delay": crawl_delay, "concurrency": concurrency, "timeout": timeout}
+    engine_description = {"model": model or "default", "top_n": top_n, "max_new_tokens": max_new_tokens,
+                          "max_input_tokens": max_input_tokens, "method": method, "dtype": dtype}
+
+    def make_engine():
+        return Engine.load(model, dtype=dtype, top_n=top_n, max_new_tokens=max_new_tokens,
+                           max_input_tokens=max_input_tokens, method=method)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", InputTruncatedWarning)
+        with Store(db) as store:
+            runner = BatchRunner(
+                store, make_engine, engine_description,
+                analyzers=[] if no_plugins else registered_analyzers(),
+                options=options,
+                progress=None,
+            )
+            progress = BatchProgress(enabled=not as_json or sys.stderr.isatty())
+            runner.progress = progress
+            command = "analyze " + " ".join(t if len(t) < 200 else t[:200] + "..." for t in targets)
+            summary = runner.run(command, targets, source_name, resume_run_id)
+    # One target that made one document (a text, a file, a page) prints its candidates; anything else is a batch.
+    single = len(targets) == 1 and not (urls_file or crawl_url) and len(summary.results) + summary.skipped <= 1
+    for w in caught:
+        if issubclass(w.category, InputTruncatedWarning):
+            click.echo(f"revprompt: warning: {w.message}", err=True)
+    _report(summary, as_json, single)
+
+
+def _report(summary, as_json: bool, single: bool) -> None:
+    from .output import print_result, result_to_json
+
+    if as_json:
+        for doc, result, doc_id in summary.results:
+            if result is not None:
+                out = result_to_json(doc.uri, result, doc_id, summary.run_id)
+                out.update(title=doc.title, status=doc.status)
+            else:
+                out = {"uri": doc.uri, "run_id": summary.run_id, "doc_id": doc_id, "status": doc.status, "error": doc.error}
+            click.echo(json.dumps(out, ensure_ascii=False))
+    else:
+        for doc, result, doc_id in summary.results:
+            if result is not None and (single or len(summary.results) <= 3):
+                title = doc.title or (doc.uri if not doc.uri.startswith("text:") else "text")
+                print_result(f"{title}  (doc {doc_id}, {result.n_input_tokens} tokens, {result.seconds:.1f}s)", result)
+        if not single or len(summary.results) > 3:
+            _print_batch_table(summary)
+    click.echo(
+        f"run {summary.run_id}: {summary.done} done, {summary.failed} failed"
+        + (f", {summary.skipped} already done" if summary.skipped else ""),
+        err=True,
+    )
+    failed_single = single and summary.failed and not summary.done
+    if failed_single:
+        doc = summary.results[0][0]
+        # Unreadable local input is a usage error (2); a page that failed to fetch is a runtime one (1).
+        local = doc.source in ("file", "text", "stdin")
+        raise UserError(doc.error if local else f"{doc.uri}: {doc.error}", 2 if local else 1)
+
+
+MAX_TABLE_ROWS = 50  # a site batch can hold thousands of pages: the table shows the first ones
+
+
+def _print_batch_table(summary) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"run {summary.run_id}", title_justify="left")
+    table.add_column("doc", justify="right")
+    table.add_column("uri", overflow="fold", max_width=50)
+    table.add_column("status")
+    table.add_column("best prompt / error", overflow="fold")
+    table.add_column("ppl", justify="right")
+    for doc, result, doc_id in summary.results[:MAX_TABLE_ROWS]:
+        if result is not None and result.candidates:
+            best = result.candidates[0]
+            table.add_row(str(doc_id), escape(doc.uri), doc.status, escape(best.prompt), f"{best.perplexity:.2f}")
+        else:
+            table.add_row(str(doc_id), escape(doc.uri), f"[red]{doc.status}[/red]", escape(doc.error or ""), "")
+    console = Console()
+    console.print(table)
+    hidden = len(summary.results) - MAX_TABLE_ROWS
+    if hidden > 0:
+        console.print(
+            f"... and {hidden} more: revprompt sql \"SELECT uri, status, error FROM documents "
+            f"WHERE run_id = '{summary.run_id}'\"", markup=False, highlight=False)

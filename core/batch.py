@@ -1,0 +1,312 @@
+"""Batch runs: targets -> sources -> engine -> analyzers -> store, resumable, one row per target.
+
+A run is identified by its targets, source, model and sweep settings (`target_key`): re-running the same
+command resumes the unfinished run instead of starting over; `--resume RUN_ID` names one explicitly, and
+`--retry-failed` goes back to the latest run of the same command (finished or not) to retry its failures.
+
+The pipeline streams:
+
+    discover (per target)  ->  skip what the run already holds  ->  load ahead (a few fetches in flight)
+        ->  analyse  ->  save (one transaction per document)  ->  progress
+
+Most sources list their URIs up front (a sitemap, a URL list, a folder): those lists are expanded before the
+first page is fetched, so a resumed run skips finished URIs without fetching them, and the progress bar has a
+total. A streaming source (`streaming = True`, the crawl) finds its targets while fetching: its discover()
+yields ready Documents as it goes, and URIs for what the run already holds. Every document is saved in its
+own transaction right after it is analysed, so a killed run loses at most the documents in flight, and the
+store's UNIQUE (run_id, uri) means nothing is ever stored twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from .errors import UserError
+from .store import Store
+from .types import Document, SweepResult
+
+log = logging.getLogger("revprompt.batch")
+
+DEFAULT_CONCURRENCY = 4
+# Options that change how targets are fetched, not which documents a run holds: changing them between a
+# run and its re-run still resumes it.
+RUN_NEUTRAL_OPTIONS = frozenset({
+    "retry_failed", "crawl_delay", "concurrency", "timeout", "connect_timeout", "read_timeout", "total_timeout",
+    "retries", "retry_backoff", "user_agent", "dataforseo_timeout",
+})
+
+
+@dataclass
+class BatchSummary:
+    run_id: str
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    results: list[tuple[Document, SweepResult | None, int]] = field(default_factory=list)  # (doc, result, doc_id)
+    resumed: bool = False
+
+
+def pick_source(target: str, options: dict, source_name: str | None = None):
+    from .plugin_manager import sources
+
+    available = sources()
+    if source_name:
+        for s in available:
+            if s.name == source_name:
+                return s
+        raise UserError(f"no source named '{source_name}' (see `revprompt plugins`)")
+    fallback = None
+    for s in available:
+        if s.name == "text":
+            fallback = s
+            continue
+        if s.claims(target, options):
+            return s
+    if fallback is None:
+        raise UserError(f"no source can read {target!r}")
+    return fallback
+
+
+def target_key(targets: Iterable[str], source_name: str | None, engine_description: dict, options: dict) -> str:
+    payload = json.dumps(
+        {"targets": list(targets), "source": source_name, "engine": engine_description,
+         "options": {k: v for k, v in sorted(options.items())
+                     if not k.startswith("_") and k not in RUN_NEUTRAL_OPTIONS}},
+        sort_keys=True, default=str,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+@dataclass
+class _Target:
+    source: object
+    target: str
+    items: Iterable[str | Document]
+
+
+class BatchRunner:
+    """Drives one run. `engine_factory` is called only when there is something to analyse."""
+
+    def __init__(
+        self,
+        store: Store,
+        engine_factory: Callable[[], object],
+        engine_description: dict,
+        analyzers: list | None = None,
+        options: dict | None = None,
+        progress=None,
+    ):
+        self.store = store
+        self.engine_factory = engine_factory
+        self._engine = None
+        self.engine_description = engine_description
+        self.analyzers = analyzers if analyzers is not None else []
+        self.options = options or {}
+        # object with start(total | None, estimated=bool), skip(uri), advance(doc), finish(), or None
+        # (see core/progress.py)
+        self.progress = progress
+        if self.analyzers:
+            from revprompt.plugins.runner import prepare
+
+            prepare(store, self.analyzers)
+
+    @property
+    def engine(self):
+        if self._engine is None:
+            self._engine = self.engine_factory()
+        return self._engine
+
+    # -- the run --------------------------------------------------------------------------------------
+    def open_run(self, command: str, targets: list[str], source_name: str | None, resume_run_id: str | None):
+        key = target_key(targets, source_name, self.engine_description, self.options)
+        run = None
+        if resume_run_id:
+            run = self.store.get_run(resume_run_id)
+            if run is None:
+                raise UserError(f"no run {resume_run_id} in {self.store.path} (see `revprompt sql \"SELECT * FROM runs\"`)")
+        elif self.options.get("retry_failed"):
+            _, rows = self.store.query(
+                "SELECT run_id FROM runs WHERE target_key = ? ORDER BY created_at DESC LIMIT 1", [key]
+            )
+            run = self.store.get_run(rows[0][0]) if rows else None
+        else:
+            run = self.store.find_unfinished_run(key)
+        if run is not None:
+            if run.status != "running":
+                self.store.con.execute("UPDATE runs SET status = 'running' WHERE run_id = ?", [run.run_id])
+            return run.run_id, True
+        return self.store.create_run(command, self.engine_description.get("model", "?"), self.engine_description, key), False
+
+    def run(self, command: str, targets: list[str], source_name: str | None = None, resume_run_id: str | None = None) -> BatchSummary:
+        run_id, resumed = self.open_run(command, targets, source_name, resume_run_id)
+        summary = BatchSummary(run_id=run_id, resumed=resumed)
+        finished = self.store.finished_uris(run_id, include_failed=not self.options.get("retry_failed"))
+        options = {
+            **self.options,
+            "_done": finished,
+            "_stored_meta": lambda uri: self._stored_meta(run_id, uri),
+        }
+        plan, total, estimated = self.plan(targets, source_name, options, finished)
+        if self.progress:
+            self.progress.start(total, estimated=estimated)
+        try:
+            for doc in self._load_ahead(self._pending(plan, finished, summary), options):
+                self._analyse_and_save(run_id, doc, summary)
+        finally:
+            if self.progress:
+                self.progress.finish()
+        if self.analyzers:
+            from revprompt.plugins.runner import finish_run
+
+            finish_run(self.store, run_id, self.analyzers)
+        self.store.finish_run(run_id)
+        return summary
+
+    def plan(self, targets: list[str], source_name: str | None, options: dict, finished: set[str]):
+        """Pick a source for each target and start its discovery: ([_Target], expected documents or None,
+        whether that number is only an upper bound).
+
+        Listing sources are expanded now (their sitemaps are fetched, their folders listed); a streaming
+        source stays lazy and contributes its estimate (a crawl's page limit), if it has one.
+        """
+        plan: list[_Target] = []
+        total: int | None = 0
+        estimated = False
+        listed: set[str] = set()
+        for target in targets:
+            source = pick_source(target, options, source_name)
+            items = source.discover(target, options)
+            if getattr(source, "streaming", False):
+                estimate = getattr(source, "estimate", None)
+                n = estimate(target, options) if estimate else None
+                total = None if (total is None or n is None) else total + max(0, n - len(finished))
+                estimated = True
+            else:
+                items = list(items)
+                for item in items:
+                    uri = _uri(item)
+                    if uri not in finished and uri not in listed:
+                        listed.add(uri)
+                        if total is not None:
+                            total += 1
+            plan.append(_Target(source, target, items))
+        return plan, total, estimated
+
+    def _pending(self, plan: list[_Target], finished: set[str], summary: BatchSummary) -> Iterator[tuple[object, str | Document]]:
+        """(source, uri or Document) for everything the run does not hold yet, each URI once."""
+        seen: set[str] = set()
+        for entry in plan:
+            try:
+                for item in entry.items:
+                    uri = _uri(item)
+                    if uri in seen:
+                        continue  # the same page reached twice (two sitemaps, a list with repeats) is analysed once
+                    seen.add(uri)
+                    if uri in finished:
+                        summary.skipped += 1
+                        if self.progress:
+                            self.progress.skip(uri)
+                        continue
+                    yield entry.source, item
+            except UserError:
+                raise
+            except Exception as exc:  # a broken streaming source ends its target, with a message, not a traceback
+                log.debug("source %s failed on %s", entry.source.name, entry.target, exc_info=True)
+                raise UserError(
+                    f"{entry.source.name} source stopped on {entry.target}: {type(exc).__name__}: {exc} "
+                    "(finished documents are stored; re-run the command to resume)", 1
+                ) from None
+
+    def _load_ahead(self, pending: Iterator[tuple[object, str | Document]], options: dict) -> Iterator[Document]:
+        """Documents in discovery order, with up to `concurrency` loads running ahead in worker threads.
+
+        Only sources that declare `concurrent_loads = True` load in threads; others load here, in turn.
+        """
+        workers = max(1, int(options.get("concurrency") or DEFAULT_CONCURRENCY))
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="revprompt-load")
+        queue: deque[Document | Future | tuple] = deque()
+
+        def ready(entry) -> bool:
+            return not isinstance(entry, Future) or entry.done()
+
+        def resolve(entry) -> Document:
+            if isinstance(entry, Future):
+                return entry.result()
+            if isinstance(entry, tuple):
+                return self._load(entry[0], entry[1], options)
+            return entry
+
+        try:
+            for source, item in pending:
+                if isinstance(item, Document):
+                    queue.append(item)
+                elif getattr(source, "concurrent_loads", False):
+                    queue.append(pool.submit(self._load, source, item, options))
+                else:
+                    queue.append((source, item))
+                while queue and (ready(queue[0]) or len(queue) > workers):
+                    yield resolve(queue.popleft())
+            while queue:
+                yield resolve(queue.popleft())
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _analyse_and_save(self, run_id: str, doc: Document, summary: BatchSummary) -> None:
+        result = None
+        if doc.status != "failed":
+            try:
+                start = time.perf_counter()
+                result = self.engine.sweep(doc.text)
+                result.seconds = time.perf_counter() - start
+                doc.status = "done"
+            except UserError:
+                raise
+            except Exception as exc:  # one bad document must not stop the batch
+                log.debug("analysis failed for %s", doc.uri, exc_info=True)
+                doc.failed(f"analysis failed: {type(exc).__name__}: {exc}")
+                result = None
+        plugin_rows = None
+        if result is not None and self.analyzers:
+            from revprompt.plugins.runner import analyze_document
+
+            plugin_rows = lambda d=doc, r=result: analyze_document(self.analyzers, d, r, run_id)  # noqa: E731
+        doc_id = self.store.save_document(run_id, doc, result, plugin_rows)
+        summary.results.append((doc, result, doc_id))
+        if doc.status == "done":
+            summary.done += 1
+        else:
+            summary.failed += 1
+        if self.progress:
+            self.progress.advance(doc)
+
+    def _load(self, source, uri: str, options: dict | None = None) -> Document:
+        try:
+            return source.load(uri, self.options if options is None else options)
+        except UserError as exc:
+            return Document(uri=uri, source=source.name).failed(str(exc))
+        except Exception as exc:  # a source bug must cost one row, not the batch
+            log.debug("source %s failed on %s", source.name, uri, exc_info=True)
+            return Document(uri=uri, source=source.name).failed(f"{type(exc).__name__}: {exc}")
+
+    def _stored_meta(self, run_id: str, uri: str) -> dict | None:
+        """A stored document's meta (a crawled page's links, its final URL): a resumed crawl reads it
+        instead of fetching the page again."""
+        _, rows = self.store.query("SELECT meta FROM documents WHERE run_id = ? AND uri = ?", [run_id, uri])
+        if not rows or not rows[0][0]:
+            return None
+        try:
+            meta = json.loads(rows[0][0]) if isinstance(rows[0][0], str) else rows[0][0]
+        except ValueError:
+            return None
+        return meta if isinstance(meta, dict) else None
+
+
+def _uri(item: str | Document) -> str:
+    return item.uri if isinstance(item, Document) else item

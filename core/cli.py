@@ -1,0 +1,118 @@
+"""The `revprompt` command line: thin commands over the library. Plugins add commands through a hook."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import warnings
+
+import click
+
+from .errors import UserError
+from .store import DEFAULT_DB
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class RevpromptGroup(click.Group):
+    """Loads plugin commands lazily so `revprompt --help` lists them and a broken plugin names itself."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._plugins_loaded = False
+
+    def _load_plugins(self):
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        from .plugin_manager import get_plugin_manager
+
+        get_plugin_manager().hook.register_commands(cli=self)
+
+    def list_commands(self, ctx):
+        self._load_plugins()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx, name):
+        self._load_plugins()
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=RevpromptGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="revprompt")
+@click.option("-v", "--verbose", is_flag=True, help="Log what the engine and sources are doing.")
+def cli(verbose):
+    """revprompt: find the prompts that most plausibly produced a text.
+
+    \b
+    Quick start:
+      revprompt analyze "Paris is the capital of France. It is known for ..."
+      revprompt analyze article.md --json
+      revprompt analyze https://example.com/sitemap.xml
+      revprompt sql "SELECT prompt, perplexity FROM candidates ORDER BY perplexity LIMIT 5"
+
+    Results are stored in a DuckDB file (./revprompt.duckdb unless --db says otherwise).
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(name)s: %(message)s")
+
+
+def db_option(read_only: bool = False):
+    return click.option(
+        "--db",
+        default=DEFAULT_DB,
+        show_default=True,
+        envvar="REVPROMPT_DB",
+        help="DuckDB results file" + (" (opened read-only)." if read_only else "."),
+    )
+
+
+@cli.command("sql")
+@click.argument("query")
+@db_option(read_only=True)
+@click.option("--json", "as_json", is_flag=True, help="Print rows as JSON objects.")
+@click.option("--max-width", default=60, show_default=True, help="Truncate wide cells in the table view.")
+def sql_command(query, db, as_json, max_width):
+    """Run a read-only SQL QUERY against the results database and print a table.
+
+    \b
+    Tables: runs, documents, candidates, candidate_tokens, plus one per analysis plugin.
+    Examples:
+      revprompt sql "SELECT count(*) FROM candidates"
+      revprompt sql "SELECT d.uri, c.prompt, c.perplexity FROM candidates c JOIN documents d USING (doc_id) WHERE c.rank = 1"
+    """
+    from .output import print_rows
+    from .store import open_read_only
+
+    with open_read_only(db) as store:
+        columns, rows = store.query(query)
+    print_rows(columns, rows, as_json=as_json, max_width=max_width)
+
+
+from .analyze_command import analyze_command  # noqa: E402  (defined in its own module, registered here)
+
+cli.add_command(analyze_command)
+
+
+def main(argv=None):
+    """Entry point: user errors become one line on stderr and an exit code, never a traceback."""
+    warnings.simplefilter("ignore", FutureWarning)
+    try:
+        cli.main(args=argv, standalone_mode=False, prog_name="revprompt")
+    except UserError as exc:
+        click.echo(f"revprompt: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("revprompt: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("revprompt: interrupted; finished documents are stored (re-run the command to resume)", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)

@@ -1,0 +1,165 @@
+"""The engine: text in, ranked candidate prompts out. Pure compute: it never fetches and never writes."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+
+import torch
+
+from . import decoding, scoring
+from .prompt_format import encode_prefix, encode_prompt, stop_token_ids
+from .types import DEFAULT_SWEEP, Candidate, DecodeConfig, SweepResult
+
+log = logging.getLogger("revprompt.engine")
+
+DEFAULT_MAX_INPUT_TOKENS = 2048  # the training cap: longer responses are truncated, with a warning
+DEFAULT_MAX_NEW_TOKENS = 48
+DEFAULT_TOP_N = 10
+
+
+class InputTruncatedWarning(UserWarning):
+    pass
+
+
+class Engine:
+    """Runs the decoding sweep over a response and ranks the distinct candidates by perplexity.
+
+    `method="fast"` (default) is the batched, prefix-shared sweep; `method="reference"` runs each
+    configuration separately with the plain decoder: same candidates, far slower.
+    """
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        configs: Sequence[DecodeConfig] = DEFAULT_SWEEP,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS,
+        top_n: int = DEFAULT_TOP_N,
+        model_name: str = "custom",
+        method: str = "fast",
+    ):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.configs = list(configs)
+        self.max_new_tokens = max_new_tokens
+        self.max_input_tokens = max_input_tokens
+        self.top_n = top_n
+        self.model_name = model_name
+        self.method = method
+        self.stop_ids = stop_token_ids(tokenizer)
+
+    @classmethod
+    def load(cls, model: str | None = None, dtype: str = "float32", **kwargs) -> "Engine":
+        from . import model as model_loader
+
+        hf_model, tokenizer, spec = model_loader.load(model, dtype=dtype)
+        return cls(hf_model, tokenizer, model_name=spec.name, **kwargs)
+
+    def describe(self) -> dict:
+        return {
+            "model": self.model_name,
+            "configs": [c.label for c in self.configs],
+            "max_new_tokens": self.max_new_tokens,
+            "max_input_tokens": self.max_input_tokens,
+            "top_n": self.top_n,
+            "method": self.method,
+        }
+
+    # -- one text ---------------------------------------------------------------------------------------
+    def encode(self, text: str):
+        # Room is left for the generated prompt inside the window.
+        prefix = encode_prefix(self.tokenizer, text, self.max_input_tokens)
+        if prefix.truncated:
+            warnings.warn(
+                f"input is longer than the model window; only its first {self.max_input_tokens} tokens are used",
+                InputTruncatedWarning,
+                stacklevel=3,
+            )
+        return prefix
+
+    def sweep(self, text: str) -> SweepResult:
+        start = time.perf_counter()
+        prefix = self.encode(text)
+        if self.method == "reference":
+            sequences, known_scores = self._reference_sequences(prefix.ids), None
+        else:
+            from .sweep import fast_sweep
+
+            out = fast_sweep(self.model, prefix.ids, self.configs, self.max_new_tokens, self.stop_ids,
+                             self.tokenizer.eos_token_id)
+            sequences, known_scores = out.sequences, out.scores
+        candidates = self._rank(prefix.ids, sequences, known_scores)
+        return SweepResult(candidates, len(prefix.ids), prefix.truncated, time.perf_counter() - start)
+
+    def sweep_many(
+        self, texts: Iterable[str], on_result: Callable[[int, SweepResult], None] | None = None
+    ) -> Iterator[tuple[int, SweepResult]]:
+        """Sweep many texts in order, yielding (index, result) as each finishes."""
+        for i, text in enumerate(texts):
+            result = self.sweep(text)
+            if on_result:
+                on_result(i, result)
+            yield i, result
+
+    def score(self, text: str, prompts: Sequence[str]) -> list[Candidate]:
+        """Perplexity of given prompts for a response (pair consistency, evaluation)."""
+        prefix = self.encode(text)
+        conts = [encode_prompt(self.tokenizer, p, self.max_new_tokens) for p in prompts]
+        scores = scoring.score_continuations(self.model, prefix.ids, conts)
+        return [self._candidate(s, []) for s in scores]
+
+    # -- internals --------------------------------------------------------------------------------------
+    def _reference_sequences(self, prefix_ids: list[int]) -> dict[tuple[int, ...], list[DecodeConfig]]:
+        sequences: dict[tuple[int, ...], list[DecodeConfig]] = {}
+        for config in self.configs:
+            ids = decoding.contrastive_search(
+                self.model, prefix_ids, config.top_k, config.penalty_alpha, self.max_new_tokens, self.stop_ids
+            )
+            sequences.setdefault(tuple(ids), []).append(config)
+        return sequences
+
+    def _rank(self, prefix_ids: list[int], sequences: dict[tuple[int, ...], list[DecodeConfig]],
+              known_scores: dict | None = None) -> list[Candidate]:
+        """Score each distinct sequence (closing EOS included) and keep the best `top_n`.
+
+        The fast sweep hands in the scores it read off its own decoding; the reference scores teacher-forced.
+        """
+        keyed = []
+        for ids, configs in sequences.items():
+            body = [t for t in ids if t not in self.stop_ids]
+            if not self.tokenizer.decode(body, skip_special_tokens=True).strip():
+                continue  # an empty prompt is no candidate
+            keyed.append((body + [self.tokenizer.eos_token_id], configs))
+        # Sequences that differ only in their stop token score the same way: merge them.
+        merged: dict[tuple[int, ...], list[DecodeConfig]] = {}
+        for ids, configs in keyed:
+            merged.setdefault(tuple(ids), []).extend(configs)
+        order = list(merged)
+        known_scores = known_scores or {}
+        missing = [k for k in order if k not in known_scores]
+        fresh = dict(zip(missing, scoring.score_continuations(self.model, prefix_ids, [list(k) for k in missing])))
+        scores = [known_scores.get(k) or fresh[k] for k in order]
+        candidates = [self._candidate(s, merged[k]) for k, s in zip(order, scores)]
+        candidates.sort(key=lambda c: (c.perplexity, c.prompt))
+        candidates = candidates[: self.top_n]
+        for rank, cand in enumerate(candidates, start=1):
+            cand.rank = rank
+        return candidates
+
+    def _candidate(self, score: scoring.PromptScore, configs: list[DecodeConfig]) -> Candidate:
+        body = [t for t in score.token_ids]
+        tokens = [self.tokenizer.decode([t]) for t in body]
+        prompt_ids = [t for t in body if t not in self.stop_ids]
+        return Candidate(
+            prompt=self.tokenizer.decode(prompt_ids, skip_special_tokens=True).strip(),
+            token_ids=body,
+            tokens=tokens,
+            token_probs=score.token_probs,
+            perplexity=score.perplexity,
+            mean_nll=score.mean_nll,
+            configs=sorted(configs, key=lambda c: (c.top_k, c.penalty_alpha)),
+        )

@@ -1,0 +1,316 @@
+"""The DuckDB store: one file holds runs, documents, candidates, their tokens and every analyzer's table.
+
+Only this module talks to DuckDB. Writes for one document (its row, candidates, tokens, analyzer rows) go in
+one transaction, so a killed batch loses at most the documents in flight and never leaves half a document.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from .errors import UserError
+from .types import Document, SweepResult, utcnow
+
+DEFAULT_DB = "revprompt.duckdb"
+
+# Forward migrations: index i moves the schema from version i to i+1. Never edit a shipped step; append.
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE runs (
+            run_id VARCHAR PRIMARY KEY,
+            created_at TIMESTAMP NOT NULL,
+            finished_at TIMESTAMP,
+            command VARCHAR,
+            target_key VARCHAR,
+            model VARCHAR,
+            config JSON,
+            status VARCHAR NOT NULL DEFAULT 'running'
+        )""",
+        "CREATE SEQUENCE documents_seq START 1",
+        """CREATE TABLE documents (
+            doc_id BIGINT PRIMARY KEY DEFAULT nextval('documents_seq'),
+            run_id VARCHAR NOT NULL,
+            uri VARCHAR NOT NULL,
+            source VARCHAR,
+            title VARCHAR,
+            description VARCHAR,
+            text VARCHAR,
+            status VARCHAR NOT NULL,
+            error VARCHAR,
+            http_status INTEGER,
+            content_type VARCHAR,
+            fetched_at TIMESTAMP,
+            analyzed_at TIMESTAMP,
+            n_input_tokens INTEGER,
+            truncated BOOLEAN,
+            seconds DOUBLE,
+            meta JSON,
+            UNIQUE (run_id, uri)
+        )""",
+        "CREATE SEQUENCE candidates_seq START 1",
+        """CREATE TABLE candidates (
+            candidate_id BIGINT PRIMARY KEY DEFAULT nextval('candidates_seq'),
+            doc_id BIGINT NOT NULL,
+            run_id VARCHAR NOT NULL,
+            rank INTEGER NOT NULL,
+            prompt VARCHAR NOT NULL,
+            perplexity DOUBLE NOT NULL,
+            mean_nll DOUBLE NOT NULL,
+            confidence DOUBLE NOT NULL,
+            top_k INTEGER,
+            penalty_alpha DOUBLE,
+            configs JSON,
+            n_tokens INTEGER
+        )""",
+        """CREATE TABLE candidate_tokens (
+            candidate_id BIGINT NOT NULL,
+            position INTEGER NOT NULL,
+            token_id INTEGER NOT NULL,
+            token VARCHAR NOT NULL,
+            prob DOUBLE NOT NULL,
+            PRIMARY KEY (candidate_id, position)
+        )""",
+        "CREATE INDEX candidates_doc ON candidates(doc_id)",
+    ],
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass
+class RunInfo:
+    run_id: str
+    created_at: object
+    finished_at: object
+    command: str | None
+    target_key: str | None
+    model: str | None
+    config: dict
+    status: str
+
+
+class Store:
+    """A results database. `Store(path)` opens (creating and migrating) it; `read_only=True` for queries."""
+
+    def __init__(self, path: str | Path = DEFAULT_DB, read_only: bool = False):
+        self.path = str(path)
+        self.read_only = read_only
+        if read_only and self.path != ":memory:" and not Path(self.path).exists():
+            raise UserError(f"no database at {self.path} (run `revprompt analyze` first, or pass --db)")
+        try:
+            self.con = duckdb.connect(self.path, read_only=read_only)
+        except duckdb.IOException as exc:
+            raise UserError(f"cannot open database {self.path}: {exc}") from None
+        except duckdb.Error as exc:
+            raise UserError(f"{self.path} is not a revprompt DuckDB database: {exc}") from None
+        if not read_only:
+            self.migrate()
+
+    # -- schema -----------------------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        has = self.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+        ).fetchone()[0]
+        if not has:
+            return 0
+        row = self.con.execute("SELECT max(version) FROM schema_version").fetchone()
+        return int(row[0] or 0)
+
+    def migrate(self) -> None:
+        self.con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMP)")
+        current = self.schema_version()
+        if current > SCHEMA_VERSION:
+            raise UserError(
+                f"{self.path} has schema version {current}, newer than this revprompt ({SCHEMA_VERSION}); upgrade"
+            )
+        for version in range(current, SCHEMA_VERSION):
+            with self.transaction():
+                for statement in MIGRATIONS[version]:
+                    self.con.execute(statement)
+                self.con.execute("INSERT INTO schema_version VALUES (?, ?)", [version + 1, utcnow()])
+
+    def ensure_tables(self, ddl: Iterable[str]) -> None:
+        """Create a plugin's tables (idempotent `CREATE TABLE IF NOT EXISTS ...` statements)."""
+        for statement in ddl:
+            self.con.execute(statement)
+
+    @contextmanager
+    def transaction(self):
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield self.con
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        else:
+            self.con.execute("COMMIT")
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- runs -------------------------------------------------------------------------------------------
+    def create_run(self, command: str, model: str, config: dict | None = None, target_key: str | None = None) -> str:
+        run_id = uuid.uuid4().hex[:12]
+        self.con.execute(
+            "INSERT INTO runs (run_id, created_at, command, target_key, model, config, status) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'running')",
+            [run_id, utcnow(), command, target_key, model, json.dumps(config or {})],
+        )
+        return run_id
+
+    def get_run(self, run_id: str) -> RunInfo | None:
+        row = self.con.execute(
+            "SELECT run_id, created_at, finished_at, command, target_key, model, config, status "
+            "FROM runs WHERE run_id = ?",
+            [run_id],
+        ).fetchone()
+        if row is None:
+            return None
+        return RunInfo(*row[:6], json.loads(row[6]) if row[6] else {}, row[7])
+
+    def find_unfinished_run(self, target_key: str) -> RunInfo | None:
+        """The latest run of the same targets that did not finish: re-running a command resumes it."""
+        row = self.con.execute(
+            "SELECT run_id FROM runs WHERE target_key = ? AND status <> 'finished' ORDER BY created_at DESC LIMIT 1",
+            [target_key],
+        ).fetchone()
+        return self.get_run(row[0]) if row else None
+
+    def finish_run(self, run_id: str, status: str = "finished") -> None:
+        self.con.execute("UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?", [status, utcnow(), run_id])
+
+    def finished_uris(self, run_id: str, include_failed: bool = True) -> set[str]:
+        statuses = ("done", "failed") if include_failed else ("done",)
+        rows = self.con.execute(
+            f"SELECT uri FROM documents WHERE run_id = ? AND status IN ({','.join('?' * len(statuses))})",
+            [run_id, *statuses],
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    # -- documents --------------------------------------------------------------------------------------
+    def save_document(
+        self,
+        run_id: str,
+        doc: Document,
+        result: SweepResult | None = None,
+        plugin_rows: dict[str, Sequence[dict]] | Callable[[], dict[str, Sequence[dict]]] | None = None,
+    ) -> int:
+        """Store one document with its candidates, tokens and analyzer rows, atomically.
+
+        A document already stored for this run under the same URI is replaced (a retried failure), so a
+        resumed run never duplicates. `plugin_rows` may be a callable: it runs after the candidates are
+        inserted (so each Candidate has its candidate_id) and inside the same transaction. Returns the doc_id.
+        """
+        with self.transaction() as con:
+            old = con.execute("SELECT doc_id FROM documents WHERE run_id = ? AND uri = ?", [run_id, doc.uri]).fetchall()
+            for (old_id,) in old:
+                self._delete_document(old_id)
+            doc_id = con.execute(
+                """INSERT INTO documents (run_id, uri, source, title, description, text, status, error, http_status,
+                       content_type, fetched_at, analyzed_at, n_input_tokens, truncated, seconds, meta)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING doc_id""",
+                [
+                    run_id, doc.uri, doc.source, doc.title, doc.description, doc.text, doc.status, doc.error,
+                    doc.http_status, doc.content_type, doc.fetched_at, utcnow() if result else None,
+                    result.n_input_tokens if result else None, result.truncated if result else None,
+                    result.seconds if result else None, json.dumps(doc.meta or {}, default=str),
+                ],
+            ).fetchone()[0]
+            if result is not None:
+                self._insert_candidates(run_id, doc_id, result)
+            if callable(plugin_rows):
+                plugin_rows = plugin_rows()
+            for table, rows in (plugin_rows or {}).items():
+                self.insert_rows(table, [{**r, "doc_id": r.get("doc_id", doc_id)} for r in rows])
+        return doc_id
+
+    def _insert_candidates(self, run_id: str, doc_id: int, result: SweepResult) -> None:
+        for cand in result.candidates:
+            cand_id = self.con.execute(
+                """INSERT INTO candidates (doc_id, run_id, rank, prompt, perplexity, mean_nll, confidence, top_k,
+                       penalty_alpha, configs, n_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   RETURNING candidate_id""",
+                [
+                    doc_id, run_id, cand.rank, cand.prompt, cand.perplexity, cand.mean_nll, cand.confidence,
+                    cand.top_k, cand.penalty_alpha,
+                    json.dumps([{"top_k": c.top_k, "penalty_alpha": c.penalty_alpha} for c in cand.configs]),
+                    len(cand.token_probs),
+                ],
+            ).fetchone()[0]
+            cand.candidate_id = cand_id  # analyzers key their rows on it
+            rows = [
+                (cand_id, i, int(tid), tok, float(p))
+                for i, (tid, tok, p) in enumerate(zip(cand.token_ids, cand.tokens, cand.token_probs))
+            ]
+            if rows:
+                self.con.executemany("INSERT INTO candidate_tokens VALUES (?, ?, ?, ?, ?)", rows)
+
+    def _delete_document(self, doc_id: int) -> None:
+        self.con.execute(
+            "DELETE FROM candidate_tokens WHERE candidate_id IN (SELECT candidate_id FROM candidates WHERE doc_id = ?)",
+            [doc_id],
+        )
+        self.con.execute("DELETE FROM candidates WHERE doc_id = ?", [doc_id])
+        for table in self.tables_with_column("doc_id", exclude={"documents", "candidates"}):
+            self.con.execute(f'DELETE FROM "{table}" WHERE doc_id = ?', [doc_id])
+        self.con.execute("DELETE FROM documents WHERE doc_id = ?", [doc_id])
+
+    def tables_with_column(self, column: str, exclude: set[str] = frozenset()) -> list[str]:
+        rows = self.con.execute(
+            "SELECT DISTINCT table_name FROM information_schema.columns WHERE column_name = ? "
+            "AND table_schema = 'main'",
+            [column],
+        ).fetchall()
+        return sorted(r[0] for r in rows if r[0] not in exclude)
+
+    def insert_rows(self, table: str, rows: Sequence[dict]) -> None:
+        if not rows:
+            return
+        columns = list(rows[0].keys())
+        placeholders = ", ".join("?" * len(columns))
+        cols = ", ".join(f'"{c}"' for c in columns)
+        self.con.executemany(
+            f'INSERT INTO "{table}" ({cols}) VALUES ({placeholders})',
+            [[r.get(c) for c in columns] for r in rows],
+        )
+
+    # -- reading ----------------------------------------------------------------------------------------
+    def query(self, sql: str, params: Sequence | None = None) -> tuple[list[str], list[tuple]]:
+        try:
+            cur = self.con.execute(sql, params or [])
+        except duckdb.Error as exc:
+            raise UserError(f"query failed: {str(exc).splitlines()[0]}") from None
+        if cur.description is None:
+            return [], []
+        return [d[0] for d in cur.description], cur.fetchall()
+
+    def documents(self, run_id: str | None = None) -> list[dict]:
+        where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
+        cols, rows = self.query(f"SELECT * FROM documents {where} ORDER BY doc_id", params)
+        return [dict(zip(cols, r)) for r in rows]
+
+    def candidates(self, doc_id: int) -> list[dict]:
+        cols, rows = self.query("SELECT * FROM candidates WHERE doc_id = ? ORDER BY rank", [doc_id])
+        return [dict(zip(cols, r)) for r in rows]
+
+    def candidate_tokens(self, candidate_id: int) -> list[dict]:
+        cols, rows = self.query(
+            "SELECT * FROM candidate_tokens WHERE candidate_id = ? ORDER BY position", [candidate_id]
+        )
+        return [dict(zip(cols, r)) for r in rows]
+
+
+def open_read_only(path: str | Path) -> Store:
+    return Store(path, read_only=True)

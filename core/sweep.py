@@ -1,0 +1,193 @@
+"""The fast sweep: every configuration of the contrastive-search sweep decoded together, sharing all work.
+
+What the plain decoder (core/decoding.py) does 24 times over, this does once:
+
+* The response is encoded once. Its KV cache is the root of a token tree that every configuration grows.
+* Configurations whose outputs agree so far share one tree node (same prefix = same state). Per step, each
+  live node needs the hidden state of each of its top-k candidate tokens; configurations that differ only
+  in penalty_alpha, or in top_k (a smaller k's candidates are a prefix of a larger k's), need the same
+  candidate forwards, so each distinct (node, candidate token) is evaluated exactly once.
+* All candidate tokens of all nodes go through the model in ONE forward per step, as a single sequence
+  appended to the shared cache. A 4D attention mask lets each candidate see only the response, the path of
+  its own node and itself ("tree attention"), and position ids give each its true depth. Sliding-window
+  layers get the same mask restricted to their window, so the result equals separate decoding.
+* Only the transformer body runs per candidate; the 262K-word LM head runs only on the candidates that some
+  configuration selects (the next step's distribution), which is most of the saving on a small model.
+* Cache entries of candidates nobody selected are dropped after each step, so attention stays the size of
+  the response plus the live tree.
+* The probability of each chosen token (and of EOS after the last one) is read off the distributions the
+  decoder computes anyway, so ranking needs no extra scoring pass: the scores equal the teacher-forced ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .scoring import PromptScore, _finish
+from .types import DecodeConfig
+
+
+@dataclass
+class _Node:
+    """One distinct generated prefix and the configurations currently sharing it."""
+
+    configs: list[DecodeConfig]
+    tokens: list[int]
+    slots: list[int]  # cache positions of this prefix's generated tokens
+    hidden: torch.Tensor  # (n_generated, H) final-norm hidden states of the generated tokens
+    logprobs: torch.Tensor  # (V,) log p(next token | response + tokens)
+    token_logprobs: list[float] = field(default_factory=list)  # log p of each generated token when chosen
+
+
+@dataclass
+class SweepOutput:
+    sequences: dict[tuple[int, ...], list[DecodeConfig]]
+    scores: dict[tuple[int, ...], PromptScore]  # keyed by body + [eos], as Engine._rank expects
+
+
+def _lm_logprobs(causal_lm, hidden: torch.Tensor) -> torch.Tensor:
+    logits = causal_lm.lm_head(hidden)
+    softcap = getattr(causal_lm.config, "final_logit_softcapping", None)
+    if softcap:
+        logits = torch.tanh(logits / softcap) * softcap
+    return torch.log_softmax(logits.float(), dim=-1)
+
+
+def _tree_masks(config, key_positions: torch.Tensor, visible: torch.Tensor, query_positions: torch.Tensor, dtype):
+    """Additive masks (1, 1, Q, K) for full and sliding layers from a (Q, K) visibility matrix."""
+    neg = torch.finfo(dtype).min
+    full = torch.zeros(visible.shape, dtype=dtype).masked_fill(~visible, neg)
+    masks = {"full_attention": full[None, None]}
+    window = getattr(config, "sliding_window", None)
+    if window:
+        in_window = key_positions[None, :] > (query_positions[:, None] - window)
+        sliding = torch.zeros(visible.shape, dtype=dtype).masked_fill(~(visible & in_window), neg)
+        masks["sliding_attention"] = sliding[None, None]
+    else:
+        masks["sliding_attention"] = masks["full_attention"]
+    return masks
+
+
+@torch.no_grad()
+def fast_sweep(
+    model,
+    prefix_ids: list[int],
+    configs: list[DecodeConfig],
+    max_new_tokens: int,
+    stop_ids: set[int],
+    eos_id: int,
+) -> SweepOutput:
+    from transformers import DynamicCache
+
+    body = model.model  # transformer body (final norm included), no LM head
+    device = next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
+    # A plain cache (no sliding-window eviction): the masks, not the cache, implement the window.
+    cache = DynamicCache()
+    n_prefix = len(prefix_ids)
+    out = body(input_ids=torch.tensor([prefix_ids], device=device), cache=cache, use_cache=True)
+    context = out.last_hidden_state[0]  # (T0, H)
+    context_unit = torch.nn.functional.normalize(context.float(), dim=-1)
+    key_positions = torch.arange(n_prefix, device=device)  # position id of every cache slot
+    root = _Node(list(configs), [], [], context.new_zeros((0, context.shape[-1])), _lm_logprobs(model, context[-1]))
+    live = [root]
+    finished: dict[tuple[int, ...], list[DecodeConfig]] = {}
+    scores: dict[tuple[int, ...], PromptScore] = {}
+
+    for step in range(max_new_tokens):
+        if not live:
+            break
+        position = n_prefix + step
+        # 1. Candidate tokens per node: the top max-k of the node's distribution serves every config in it.
+        cand_ids, cand_probs, owners = [], [], []
+        for n_idx, node in enumerate(live):
+            k = max(c.top_k for c in node.configs)
+            lp, ids = node.logprobs.topk(k)
+            cand_ids.append(ids)
+            cand_probs.append(lp.exp())
+            owners.extend([n_idx] * k)
+        flat_ids = torch.cat(cand_ids)
+        n_rows = flat_ids.shape[0]
+        n_keys = key_positions.shape[0]
+        # 2. One forward for all candidates: each sees the response, its node's path, and itself.
+        visible = torch.zeros((n_rows, n_keys + n_rows), dtype=torch.bool, device=device)
+        visible[:, :n_prefix] = True
+        row = 0
+        for node, ids in zip(live, cand_ids):
+            k = ids.shape[0]
+            if node.slots:
+                visible[row : row + k, torch.tensor(node.slots, device=device)] = True
+            row += k
+        visible[:, n_keys:] = torch.eye(n_rows, dtype=torch.bool, device=device)
+        query_positions = torch.full((n_rows,), position, device=device)
+        all_positions = torch.cat([key_positions, query_positions])
+        masks = _tree_masks(model.config, all_positions, visible, query_positions, dtype)
+        hidden = body(
+            input_ids=flat_ids[None], position_ids=query_positions[None], attention_mask=masks, cache=cache,
+            use_cache=True,
+        ).last_hidden_state[0]  # (R, H)
+        hidden_unit = torch.nn.functional.normalize(hidden.float(), dim=-1)
+
+        # 3. Each config picks its token; configs that pick the same token from the same node stay together.
+        children: dict[tuple[int, int], list[DecodeConfig]] = {}
+        row = 0
+        for n_idx, (node, ids, probs) in enumerate(zip(live, cand_ids, cand_probs)):
+            k = ids.shape[0]
+            ctx = context_unit if not node.slots else torch.cat([context_unit, torch.nn.functional.normalize(node.hidden.float(), dim=-1)])
+            degeneration = (hidden_unit[row : row + k] @ ctx.T).max(dim=-1).values
+            for config in node.configs:
+                kk = config.top_k
+                score = (1.0 - config.penalty_alpha) * probs[:kk] - config.penalty_alpha * degeneration[:kk]
+                choice = int(score.argmax())
+                children.setdefault((n_idx, row + choice), []).append(config)
+            row += k
+
+        # 4. Grow the tree: finished sequences leave, the rest become next step's nodes.
+        next_live: list[_Node] = []
+        grow_rows: list[int] = []
+        for (n_idx, flat_row), chosen in children.items():
+            parent = live[n_idx]
+            token = int(flat_ids[flat_row])
+            token_lp = float(parent.logprobs[token])
+            tokens = parent.tokens + [token]
+            if token in stop_ids:
+                key = tuple(tokens)
+                finished.setdefault(key, []).extend(chosen)
+                # EOS closes the prompt; another stop token is scored as if it were EOS, as the ranker does.
+                lps = parent.token_logprobs + [token_lp if token == eos_id else float(parent.logprobs[eos_id])]
+                scores[tuple(parent.tokens) + (eos_id,)] = _finish(parent.tokens + [eos_id], lps)
+                continue
+            next_live.append(
+                _Node(chosen, tokens, parent.slots + [n_keys + flat_row],
+                      torch.cat([parent.hidden, hidden[flat_row : flat_row + 1]]), parent.logprobs,
+                      parent.token_logprobs + [token_lp])
+            )
+            grow_rows.append(flat_row)
+        if next_live:
+            new_logprobs = _lm_logprobs(model, hidden[torch.tensor(grow_rows, device=device)])
+            for node, lp in zip(next_live, new_logprobs):
+                node.logprobs = lp
+        # Sequences that hit the length cap end here, scored with the EOS they would still need.
+        if step == max_new_tokens - 1:
+            for node in next_live:
+                key = tuple(node.tokens)
+                finished.setdefault(key, []).extend(node.configs)
+                scores[key + (eos_id,)] = _finish(node.tokens + [eos_id], node.token_logprobs + [float(node.logprobs[eos_id])])
+            next_live = []
+
+        # 5. Drop cache entries no live node uses (unchosen candidates, finished branches).
+        key_positions = torch.cat([key_positions, query_positions])
+        keep = sorted({s for node in next_live for s in node.slots})
+        keep_index = torch.cat([torch.arange(n_prefix, device=device), torch.tensor(keep, dtype=torch.long, device=device)])
+        remap = {old: n_prefix + new for new, old in enumerate(keep)}
+        for layer in cache.layers:
+            layer.keys = layer.keys.index_select(2, keep_index)
+            layer.values = layer.values.index_select(2, keep_index)
+        key_positions = key_positions.index_select(0, keep_index)
+        for node in next_live:
+            node.slots = [remap[s] for s in node.slots]
+        live = next_live
+
+    return SweepOutput(finished, scores)

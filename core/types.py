@@ -1,0 +1,93 @@
+"""Plain data types that flow between sources, the engine, analyzers and the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """One contrastive-search configuration of the sweep."""
+
+    top_k: int
+    penalty_alpha: float
+
+    @property
+    def label(self) -> str:
+        return f"k={self.top_k},a={self.penalty_alpha:g}"
+
+
+# The original work's 24 configurations: top_k 2/4/6/15 x penalty_alpha 0.1..0.6.
+DEFAULT_SWEEP: tuple[DecodeConfig, ...] = tuple(
+    DecodeConfig(k, a) for k in (2, 4, 6, 15) for a in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+)
+
+
+@dataclass
+class Candidate:
+    """A reconstructed prompt with its score and per-token confidence."""
+
+    prompt: str
+    token_ids: list[int]
+    tokens: list[str]
+    # Probability of each prompt token (and the closing EOS, last) given response + separator + earlier tokens.
+    token_probs: list[float]
+    perplexity: float
+    mean_nll: float
+    # Every sweep configuration that produced this exact token sequence; the first is the "decoding config".
+    configs: list[DecodeConfig] = field(default_factory=list)
+    rank: int = 0
+    candidate_id: int | None = None  # set by the store once saved
+
+    @property
+    def top_k(self) -> int | None:
+        return self.configs[0].top_k if self.configs else None
+
+    @property
+    def penalty_alpha(self) -> float | None:
+        return self.configs[0].penalty_alpha if self.configs else None
+
+    @property
+    def confidence(self) -> float:
+        """Geometric-mean token probability, 1/perplexity: 0..1, higher is surer."""
+        return 1.0 / self.perplexity if self.perplexity > 0 else 0.0
+
+
+@dataclass
+class SweepResult:
+    """What the engine returns for one text: ranked candidates plus facts about the input."""
+
+    candidates: list[Candidate]
+    n_input_tokens: int
+    truncated: bool
+    seconds: float = 0.0
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+@dataclass
+class Document:
+    """One analysed target. Sources produce it; the store keeps it whatever happened to it.
+
+    status: 'done' (analysed), 'failed' (fetch or analysis error; `error` says why), 'pending'.
+    """
+
+    uri: str
+    text: str = ""
+    title: str | None = None
+    description: str | None = None
+    source: str = "text"
+    status: str = "pending"
+    error: str | None = None
+    fetched_at: datetime | None = None
+    http_status: int | None = None
+    content_type: str | None = None
+    meta: dict = field(default_factory=dict)
+
+    def failed(self, error: str) -> "Document":
+        self.status = "failed"
+        self.error = error
+        return self

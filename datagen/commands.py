@@ -1,0 +1,361 @@
+"""`revprompt datagen ...`: thin click commands over the datagen library, registered through the plugin hook."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+
+from revprompt.core.errors import UserError
+from revprompt.core.hookspecs import hookimpl
+from revprompt.core.store import DEFAULT_DB
+
+from .categories import BY_KEY, CATEGORIES
+
+CATEGORY_CHOICE = click.Choice([c.key for c in CATEGORIES])
+
+
+@hookimpl
+def register_commands(cli):
+    cli.add_command(datagen_group)
+
+
+@click.group("datagen")
+def datagen_group():
+    """Build (prompt, response) training pairs: generate them with Gemini, or import existing sets.
+
+    \b
+    The usual pipeline (API key from GEMINI_API_KEY or ~/.config/revprompt/config.toml):
+      revprompt datagen prompts --per-category 2000      # stage 1: 10,000 prompts in 5 categories
+      revprompt datagen responses                        # stage 2: Gemini answers each prompt
+      revprompt datagen import alpaca.json sharegpt.json # optional: add existing pairs
+      revprompt datagen export data/                     # data/train.jsonl + data/dev.jsonl
+      revprompt datagen status                           # what is stored, what is missing
+
+    Every stage is resumable: killed or interrupted, the same command continues where it stopped.
+    Everything is stored in the DuckDB file given by --db (tables datagen_prompts, datagen_pairs,
+    datagen_batches, datagen_errors), so `revprompt sql` can query it.
+    """
+
+
+def _db_option(func):
+    return click.option(
+        "--db", default=DEFAULT_DB, show_default=True, envvar="REVPROMPT_DB", help="DuckDB file to store pairs in."
+    )(func)
+
+
+def _gemini_options(func):
+    """Options shared by the two Gemini stages."""
+    options = [
+        click.option("--model", default=None,
+                     help="Gemini model [default: gemini-2.5-flash, or `model` in the config]."),
+        click.option("--base-url", default=None, metavar="URL",
+                     help="API endpoint, e.g. a proxy [env REVPROMPT_GEMINI_BASE_URL]."),
+        click.option("--vertexai/--gemini-api", "vertexai", default=None,
+                     help="Use Vertex AI (GOOGLE_CLOUD_PROJECT/LOCATION) instead of the Gemini API key."),
+        click.option("--concurrency", default=100, show_default=True, type=click.IntRange(1, 1000),
+                     help="Calls in flight at once."),
+        click.option("--max-attempts", default=8, show_default=True, type=click.IntRange(1, 100),
+                     help="Tries per call before it is left for a re-run (429s, 5xx, malformed answers)."),
+        click.option("--backoff", default=1.0, show_default=True, type=click.FloatRange(0),
+                     help="First retry delay in seconds; doubles on each retry, at most 60 s."),
+        click.option("--timeout", default=None, type=click.FloatRange(1),
+                     help="Seconds before one call is abandoned and retried [default: 300]."),
+        click.option("--price-in", type=float, default=None, help="USD per million input tokens, for the estimate."),
+        click.option("--price-out", type=float, default=None, help="USD per million output tokens, for the estimate."),
+        click.option("--estimate", "estimate_only", is_flag=True, help="Print the cost/size estimate and stop."),
+        click.option("-y", "--yes", is_flag=True, help="Start a big run without asking."),
+        click.option("--no-progress", is_flag=True, help="No progress bar on stderr."),
+        _db_option,
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _settings(model, base_url, vertexai, timeout):
+    from .settings import GeminiSettings
+
+    return GeminiSettings.resolve(model=model, base_url=base_url, vertexai=vertexai, timeout_s=timeout)
+
+
+def _confirm_estimate(estimate, yes: bool, estimate_only: bool) -> bool:
+    """Show the estimate; False when the run should not start."""
+    click.echo(estimate.describe(), err=True)
+    if estimate_only or estimate.calls == 0:
+        return False
+    if estimate.needs_confirmation and not yes:
+        if not sys.stdin.isatty():
+            raise UserError("this is a big run (see the estimate above); pass --yes to start it", exit_code=1)
+        click.confirm("Start?", abort=True, err=True)
+    return True
+
+
+def _gemini_errors(func):
+    """A fatal API error (bad key, unknown model) ends the command as one line, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from .gemini import FatalError
+
+        try:
+            return func(*args, **kwargs)
+        except FatalError as exc:
+            raise UserError(f"Gemini: {exc.detail}", exit_code=1) from None
+
+    return wrapper
+
+
+def _open_tables(db):
+    from revprompt.core.store import Store
+
+    from .tables import DatagenTables
+
+    store = Store(db)
+    return store, DatagenTables(store)
+
+
+@datagen_group.command("prompts")
+@click.option("-n", "--per-category", default=1000, show_default=True, type=click.IntRange(1),
+              help="Unique prompts wanted in each category (the total to reach, not to add).")
+@click.option("-c", "--category", "categories", multiple=True, type=CATEGORY_CHOICE,
+              help="Only these categories (repeatable) [default: all five].")
+@click.option("--batch-size", default=100, show_default=True, type=click.IntRange(1, 100),
+              help="Prompts asked for in one call.")
+@click.option("--temperature", default=1.0, show_default=True, type=click.FloatRange(0, 2))
+@click.option("--topics", "topics_file", type=click.Path(exists=True, dir_okay=False),
+              help="File of topic areas, one a line, rotated across batches [default: 60 built-in areas].")
+@_gemini_options
+@_gemini_errors
+def prompts_command(per_category, categories, batch_size, temperature, topics_file, model, base_url, vertexai,
+                    concurrency, max_attempts, backoff, timeout, price_in, price_out, estimate_only, yes, no_progress,
+                    db):
+    """Stage 1: have Gemini write user prompts, PER-CATEGORY unique ones in each of five categories.
+
+    \b
+    Categories:
+      mid_tail_query   mid-tail search query ("best budget espresso machine")
+      long_tail_query  long-tail multi-faceted search query
+      simple_prompt    simple single-faceted prompt
+      typical_prompt   typical prompt (a request with a little context)
+      detailed_prompt  detailed multi-faceted prompt
+
+    Each call asks for up to 100 prompts as JSON (response schema, thinking off); answers that are not
+    valid JSON are rejected, logged in datagen_errors and asked again. Duplicates (ignoring case, spacing
+    and end punctuation) are dropped, and short categories are topped up. Re-running continues where a
+    killed run stopped; raising --per-category later adds only the difference.
+
+    \b
+    Examples:
+      revprompt datagen prompts --per-category 2000 --estimate   # what it would cost
+      revprompt datagen prompts --per-category 2000 --yes
+      revprompt datagen prompts -n 500 -c typical_prompt -c detailed_prompt --concurrency 20
+    """
+    from .estimate import price_for
+    from .gemini import Backoff
+    from .stage_prompts import PromptOptions, estimate, generate_prompts
+
+    settings = _settings(model, base_url, vertexai, timeout)
+    opts = PromptOptions(
+        per_category=per_category,
+        categories=list(categories) or list(BY_KEY),
+        batch_size=batch_size,
+        concurrency=concurrency,
+        temperature=temperature,
+        show_progress=not no_progress,
+    )
+    if topics_file:
+        topics = [t.strip() for t in Path(topics_file).read_text(encoding="utf-8").splitlines() if t.strip()]
+        if not topics:
+            raise UserError(f"{topics_file} lists no topics")
+        opts.topics = topics
+    store, tables = _open_tables(db)
+    with store:
+        est = estimate(tables, opts, settings.model, price_for(settings.model, price_in, price_out))
+        if not _confirm_estimate(est, yes, estimate_only):
+            if est.calls == 0 and not estimate_only:
+                click.echo("nothing to do: every category already has its prompts")
+            return
+        report = generate_prompts(tables, settings, opts, Backoff(backoff, 60.0, max_attempts))
+    c = report.counters
+    click.echo(
+        f"prompts: {report.prompts_added} new from {report.batches_done} calls "
+        f"({report.duplicates_dropped} duplicates dropped, {report.batches_skipped} batches already done); "
+        f"retries: {c.rate_limited} rate-limited, {c.server_errors} server errors, {c.network_errors} network, "
+        f"{c.rejected} rejected answers"
+    )
+    click.echo("per category: " + ", ".join(f"{k} {n}/{per_category}" for k, n in report.counts.items()))
+    if report.batches_failed:
+        raise UserError(
+            f"{report.batches_failed} calls failed after retries (see datagen_errors); re-run the same command "
+            f"to retry them",
+            exit_code=1,
+        )
+
+
+@datagen_group.command("responses")
+@click.option("-c", "--category", "categories", multiple=True, type=CATEGORY_CHOICE,
+              help="Only prompts of these categories (repeatable).")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Answer at most this many prompts this run.")
+@click.option("--thinking-budget", default=0, show_default=True, type=click.IntRange(-1),
+              help="Thinking tokens per answer: 0 off, -1 the model decides.")
+@click.option("--max-output-tokens", default=2048, show_default=True, type=click.IntRange(1),
+              help="Longest answer in tokens (training caps sequences at 2,048).")
+@click.option("--temperature", default=None, type=click.FloatRange(0, 2), help="[default: the model's]")
+@click.option("--retry-failed", is_flag=True, help="Ask again for prompts that failed for good (e.g. blocked).")
+@_gemini_options
+@_gemini_errors
+def responses_command(categories, limit, thinking_budget, max_output_tokens, temperature, retry_failed, model,
+                      base_url, vertexai, concurrency, max_attempts, backoff, timeout, price_in, price_out,
+                      estimate_only, yes, no_progress, db):
+    """Stage 2: have Gemini answer every stored prompt that has no answer yet.
+
+    Answers are stored as pairs in datagen_pairs, committed every second, so a killed run loses at most the
+    calls in flight and about a second of answers; the same command continues with the rest. Answers cut short (finish reason other
+    than STOP) are kept but left out of `datagen export` unless --include-incomplete.
+
+    \b
+    Examples:
+      revprompt datagen responses --estimate
+      revprompt datagen responses --yes --concurrency 50
+      revprompt datagen responses -c detailed_prompt --limit 100 --thinking-budget 512
+    """
+    from .estimate import price_for
+    from .gemini import Backoff
+    from .stage_responses import ResponseOptions, estimate, generate_responses
+
+    settings = _settings(model, base_url, vertexai, timeout)
+    opts = ResponseOptions(
+        categories=list(categories),
+        limit=limit,
+        concurrency=concurrency,
+        thinking_budget=thinking_budget,
+        max_output_tokens=max_output_tokens,
+        temperature=temperature,
+        retry_failed=retry_failed,
+        show_progress=not no_progress,
+    )
+    store, tables = _open_tables(db)
+    with store:
+        est = estimate(tables, opts, settings.model, price_for(settings.model, price_in, price_out))
+        if not _confirm_estimate(est, yes, estimate_only):
+            if est.calls == 0 and not estimate_only:
+                click.echo("nothing to do: every prompt has an answer (run `datagen prompts` first?)")
+            return
+        report = generate_responses(tables, settings, opts, Backoff(backoff, 60.0, max_attempts))
+    c = report.counters
+    click.echo(
+        f"responses: {report.answered} answered ({report.already_answered} before this run), "
+        f"{report.failed} failed, {report.failed_for_good} failed for good; retries: {c.rate_limited} rate-limited, "
+        f"{c.server_errors} server errors, {c.network_errors} network, {c.rejected} rejected answers; "
+        f"{report.still_pending} prompts still unanswered"
+    )
+    if report.failed:
+        raise UserError(
+            f"{report.failed} prompts failed after retries (see datagen_errors); re-run the same command to retry them",
+            exit_code=1,
+        )
+
+
+@datagen_group.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["auto", "pairs", "alpaca", "sharegpt"]), default="auto",
+              show_default=True, help="Record shape; auto looks at the first record.")
+@click.option("--prompt-field", default="prompt", show_default=True,
+              help="Prompt field for the pairs shape; dotted paths reach into nested objects (a.b.0.c).")
+@click.option("--response-field", default="response", show_default=True, help="Response field for the pairs shape.")
+@click.option("--source", default=None, help="Label stored with each pair [default: the file name without extension].")
+@click.option("--model", default=None, help="Model that wrote the responses [default: each record's `model` field].")
+@_db_option
+def import_command(files, fmt, prompt_field, response_field, source, model, db):
+    """Import existing (prompt, response) pairs from JSON or JSONL FILES into datagen_pairs.
+
+    \b
+    Shapes:
+      pairs     {"prompt": ..., "response": ...}   (field names set by --prompt-field/--response-field)
+      alpaca    {"instruction", "input", "output"}  (prompt = instruction + blank line + input)
+      sharegpt  {"conversations": [{"from": "human", "value"}, {"from": "gpt", "value"}]}
+                or {"messages": [{"role": "user", "content"}, ...]}: the first exchange only
+
+    Pairs already stored (same prompt and response) are skipped, so importing a file twice is harmless.
+
+    \b
+    Examples:
+      revprompt datagen import ../shared/data/train/*.jsonl
+      revprompt datagen import alpaca_data.json --format alpaca --source alpaca52k
+      revprompt datagen import qa.jsonl --prompt-field question --response-field answer.text
+    """
+    from .importers import import_file
+
+    store, tables = _open_tables(db)
+    with store:
+        for path in files:
+            report = import_file(tables, path, fmt, prompt_field, response_field, source, model)
+            line = (f"{path}: {report.added} pairs added ({report.shape} shape), {report.duplicates} duplicates, "
+                    f"{report.skipped} skipped")
+            click.echo(line)
+            for example in report.skip_examples:
+                click.echo(f"  skipped {example}", err=True)
+
+
+@datagen_group.command("export")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--dev-fraction", default=0.02, show_default=True, type=float,
+              help="Share of prompts held out in dev.jsonl (0 for none).")
+@click.option("--seed", default=0, show_default=True, help="Changes which prompts land in dev.")
+@click.option("--source", "sources", multiple=True, help="Only pairs from this source (repeatable), e.g. gemini.")
+@click.option("-c", "--category", "categories", multiple=True, type=CATEGORY_CHOICE, help="Only these categories.")
+@click.option("--include-incomplete", is_flag=True, help="Also answers cut short (MAX_TOKENS, SAFETY, ...).")
+@_db_option
+def export_command(out_dir, dev_fraction, seed, sources, categories, include_incomplete, db):
+    """Write the stored pairs to OUT_DIR/train.jsonl and OUT_DIR/dev.jsonl, the files training reads.
+
+    One JSON object a line: {"id", "prompt", "response", "source", "category", "model"}. The split is by
+    prompt, so one prompt never lands in both files, and it is stable as the table grows.
+
+    \b
+    Examples:
+      revprompt datagen export data/
+      revprompt datagen export data/ --source gemini --dev-fraction 0.05
+      revprompt train data/train.jsonl -o runs/my-adapter
+    """
+    from .export import export_pairs
+
+    if not Path(db).exists():
+        raise UserError(f"no database at {db} (run `revprompt datagen prompts` or `datagen import` first)")
+    store, tables = _open_tables(db)  # read-write: creates the datagen tables when only core ones exist
+    with store:
+        report = export_pairs(tables, out_dir, dev_fraction, seed, sources, categories, include_incomplete)
+    click.echo(f"{report.train_path}: {report.train} pairs")
+    click.echo(f"{report.dev_path}: {report.dev} pairs")
+
+
+@datagen_group.command("status")
+@_db_option
+def status_command(db):
+    """Show what datagen has stored: prompts per category, pairs per source, failures, tokens used.
+
+    \b
+    Example:
+      revprompt datagen status --db runs/datagen.duckdb
+    """
+    if not Path(db).exists():
+        raise UserError(f"no database at {db}")
+    store, tables = _open_tables(db)
+    with store:
+        s = tables.summary()
+    click.echo("prompts by category:")
+    for category, n in s["prompts_by_category"] or [("(none)", 0)]:
+        click.echo(f"  {category or '(none)'}: {n}")
+    n_batches, b_in, b_out = s["batches"]
+    click.echo(f"stage-1 calls stored: {n_batches} ({b_in:,} input / {b_out:,} output tokens)")
+    click.echo("pairs by source:")
+    for source, n, incomplete in s["pairs_by_source"] or [("(none)", 0, 0)]:
+        click.echo(f"  {source}: {n}" + (f" ({incomplete} cut short)" if incomplete else ""))
+    r_in, r_out = s["response_tokens"]
+    click.echo(f"stage-2 tokens: {r_in:,} input / {r_out:,} output")
+    click.echo(f"prompts without an answer: {s['unanswered']} ({s['failed_for_good']} failed for good)")
+    if s["errors_by_kind"]:
+        click.echo("errors logged: " + ", ".join(f"{stage}/{kind} {n}" for stage, kind, n in s["errors_by_kind"]))

@@ -1,0 +1,175 @@
+"""Commands of the analysis plugins: `revprompt plugins`, `revprompt export`, `revprompt consistency`.
+
+Registered through the `register_commands` hook like any third-party plugin's commands.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from revprompt.core.hookspecs import hookimpl
+from revprompt.core.store import DEFAULT_DB
+
+
+def _db_option(help_text: str):
+    return click.option("--db", default=DEFAULT_DB, show_default=True, envvar="REVPROMPT_DB", help=help_text)
+
+
+# -- plugins ------------------------------------------------------------------------------------------------
+def _call_impl(impl, **kwargs):
+    return impl.function(*[kwargs[name] for name in impl.argnames])
+
+
+def plugin_inventory() -> list[dict]:
+    """Every loaded plugin with what it registers: sources, analyzers (and their tables), commands."""
+    from revprompt.core.plugin_manager import get_plugin_manager, plugin_names
+
+    from .export import table_names
+
+    pm = get_plugin_manager()
+    info = {name: {"plugin": name, "origin": origin, "sources": [], "analyzers": [], "commands": []}
+            for name, origin in plugin_names()}
+
+    def collect(hook_name: str, key: str, describe):
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            items: list = []
+            try:
+                _call_impl(impl, register=items.append)
+            except Exception as exc:  # a broken plugin shows itself in the listing instead of hiding the rest
+                items = []
+                info[impl.plugin_name].setdefault("errors", []).append(f"{hook_name}: {type(exc).__name__}: {exc}")
+            info[impl.plugin_name][key].extend(describe(item) for item in items)
+
+    collect("register_sources", "sources",
+            lambda s: {"name": getattr(s, "name", type(s).__name__), "description": getattr(s, "description", "")})
+    collect("register_analyzers", "analyzers", lambda a: {
+        "name": getattr(a, "name", type(a).__name__),
+        "description": getattr(a, "description", ""),
+        "tables": table_names(list(getattr(a, "tables", None) or [])),
+    })
+    for impl in pm.hook.register_commands.get_hookimpls():
+        group = click.Group()
+        try:
+            _call_impl(impl, cli=group)
+        except Exception as exc:
+            info[impl.plugin_name].setdefault("errors", []).append(f"register_commands: {type(exc).__name__}: {exc}")
+        info[impl.plugin_name]["commands"].extend(sorted(group.commands))
+    return list(info.values())
+
+
+@click.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per plugin.")
+def plugins_command(as_json):
+    """List the loaded plugins (built-in and from the `revprompt` entry-point group) and what they add."""
+    inventory = plugin_inventory()
+    if as_json:
+        for entry in inventory:
+            click.echo(json.dumps(entry, ensure_ascii=False))
+        return
+    for entry in inventory:
+        click.echo(click.style(entry["plugin"], bold=True) + f"  ({entry['origin']})")
+        lines = (
+            [("source", s["name"], s["description"]) for s in entry["sources"]]
+            + [("analyzer", a["name"], a["description"] + (f"  [tables: {', '.join(a['tables'])}]" if a["tables"] else ""))
+               for a in entry["analyzers"]]
+            + [("command", c, "") for c in entry["commands"]]
+            + [("error", "", e) for e in entry.get("errors", [])]
+        )
+        width = max((len(name) for _, name, _ in lines), default=0)
+        for kind, name, desc in lines:
+            click.echo(f"  {kind:<9}{name:<{width}}  {desc}".rstrip())
+        if not lines:
+            click.echo("  (registers nothing)")
+
+
+# -- export -------------------------------------------------------------------------------------------------
+@click.command("export")
+@click.option("--table", "table", metavar="NAME", help="Export this whole table.")
+@click.option("--query", "query", metavar="SQL", help="Export the result of this (read-only) query.")
+@click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "jsonl"], case_sensitive=False),
+              help="Output format (default: from the file name's extension).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="File to write.")
+@_db_option("DuckDB results file (opened read-only).")
+def export_command(table, query, fmt, output, db):
+    """Export a table or a query of the results database to Parquet, CSV or JSON Lines.
+
+    \b
+    Examples:
+      revprompt export --table candidates -o candidates.parquet
+      revprompt export --query "SELECT d.uri, k.phrase, k.weight FROM key_phrases k JOIN documents d USING (doc_id)" --format csv -o phrases.csv
+    """
+    from revprompt.core.store import open_read_only
+
+    from .export import export
+
+    with open_read_only(db) as store:
+        n = export(store, output, fmt=fmt, table=table, query=query)
+    click.echo(f"wrote {n} row{'s' if n != 1 else ''} to {output}", err=True)
+
+
+# -- consistency --------------------------------------------------------------------------------------------
+@click.command("consistency")
+@click.argument("pairs", type=click.Path(dir_okay=False))
+@click.option("--limit", type=click.IntRange(min=1), help="Score only the first N pairs.")
+@click.option("--flag-fraction", default=0.1, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of the pairs to flag as weakest.")
+@click.option("--model", "model", default=None, help="Model id or local directory (default: the packaged model).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per pair (input order).")
+@click.option("--all", "show_all", is_flag=True, help="Show every pair in the table, not only the flagged ones.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write every input record plus a `consistency` object to this JSONL file.")
+def consistency_command(pairs, limit, flag_fraction, model, as_json, show_all, output):
+    """Score how well each response in PAIRS (JSONL of prompt/response) supports its prompt; flag the weakest.
+
+    \b
+    perplexity: of the true prompt given the response (lower: the response points at its prompt)
+    rank:       1 + how many of the model's own candidate prompts are likelier than the true one
+    The weakest pairs (worst rank, then highest perplexity) are flagged for review.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from revprompt.core.engine import Engine
+
+    from .consistency import read_pairs, score_pairs, weakest_first
+
+    records = read_pairs(pairs, limit=limit)
+    engine = Engine.load(model)
+    err = Console(stderr=True)
+    with Progress(TextColumn("scoring pairs"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err, transient=True) as bar:
+        task = bar.add_task("pairs", total=len(records))
+        scores = score_pairs(engine, records, flag_fraction=flag_fraction, progress=lambda s: bar.advance(task))
+
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            for pair, s in zip(records, scores):
+                fh.write(json.dumps({**pair.record, "consistency": s.to_dict()}, ensure_ascii=False) + "\n")
+    if as_json:
+        for s in scores:
+            click.echo(json.dumps(s.to_dict(), ensure_ascii=False))
+        return
+    from rich.table import Table
+
+    flagged = [s for s in weakest_first(scores) if s.flagged]
+    shown = weakest_first(scores) if show_all else flagged
+    table = Table(title=f"{len(flagged)} of {len(scores)} pairs flagged (weakest first)", title_justify="left")
+    for col, justify in (("line", "right"), ("flag", "left"), ("rank", "right"), ("perplexity", "right"),
+                         ("best ppl", "right"), ("prompt", "left"), ("model's best guess", "left")):
+        table.add_column(col, justify=justify, overflow="fold", max_width=None if col not in ("prompt", "model's best guess") else 50)
+    for s in shown:
+        table.add_row(
+            str(s.line or s.index + 1), "⚑" if s.flagged else "", f"{s.rank}/{s.n_candidates + 1}",
+            f"{s.perplexity:.2f}", "" if s.best_perplexity is None else f"{s.best_perplexity:.2f}",
+            s.prompt, s.best_prompt or "",
+        )
+    Console().print(table)
+
+
+@hookimpl
+def register_commands(cli):
+    cli.add_command(plugins_command)
+    cli.add_command(export_command)
+    cli.add_command(consistency_command)

@@ -1,0 +1,26 @@
+"""Registers the built-in sources through the same hook third-party plugins use.
+
+Order matters: without --source, the first source whose `claims()` is true reads a target. Local paths
+first, then sitemap URLs (.xml, .xml.gz, '...sitemap...') before other URLs; `urls`, `crawl` and `dataforseo`
+claim nothing and are picked by --urls, --crawl and --source. TextSource claims anything, so it is last.
+"""
+
+from revprompt.core.hookspecs import hookimpl
+
+from .crawl import CrawlSource
+from .dataforseo import DataForSEOSource
+from .sitemap import SitemapSource
+from .text import FileSource, TextSource
+from .web import UrlListSource, UrlSource
+
+
+@hookimpl
+def register_sources(register):
+    register(FileSource())
+    register(SitemapSource())
+    register(UrlSource())
+    register(UrlListSource())
+    register(CrawlSource())
+    register(DataForSEOSource())
+    # TextSource claims anything, so it is registered last and tried last.
+    register(TextSource())

@@ -1,0 +1,182 @@
+"""Site crawl: breadth-first from a start URL, same host only, depth and page limits, robots.txt obeyed,
+crawl delay, a small pool of fetch workers.
+
+Pages are found while pages are fetched, so `discover()` streams: it yields each page as a ready Document the
+moment it is fetched (the batch analyses it without fetching it again), and yields the bare URI of a page an
+earlier, interrupted run already stored. For those the crawl reads the links it stored in the page's
+`meta.links` (the batch passes `options["_stored_meta"]`, uri -> meta) instead of fetching the page again, so
+a resumed crawl walks the same site without re-fetching or re-analysing what is done.
+
+Every URL the crawl decides to visit ends as one row: a page, a failure ("HTTP 404", "too many redirects",
+...) or a URL robots.txt disallows, stored with status 'failed' and error "disallowed by robots.txt" (so
+`--retry-failed` checks robots.txt again). All of them count towards --max-pages.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from urllib.parse import urlsplit
+
+from revprompt.core.errors import UserError
+from revprompt.core.types import Document
+
+from .extract import extract_links
+from .fetch import fetch_page, is_http_url, normalize_url
+from .robots import fetch_robots
+from .web import PageLoader
+
+log = logging.getLogger("revprompt.sources.crawl")
+
+DEFAULT_MAX_PAGES = 100
+DEFAULT_MAX_DEPTH = 3
+DEFAULT_CONCURRENCY = 4
+DEFAULT_CRAWL_DELAY = 0.5  # seconds between requests when robots.txt sets no Crawl-delay
+MAX_CRAWL_DELAY = 60.0
+MAX_STORED_LINKS = 1000
+MAX_FRONTIER = 100_000
+DISALLOWED = "disallowed by robots.txt"
+
+
+class _Pacer:
+    """At most one request start per `delay` seconds, whatever the number of workers."""
+
+    def __init__(self, delay: float):
+        self.delay = delay
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if self.delay <= 0:
+            return
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self.delay
+        if start > now:
+            time.sleep(start - now)
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).netloc.lower()
+
+
+class CrawlSource(PageLoader):
+    name = "crawl"
+    description = "Crawl a site from a start URL: same host, --max-pages/--max-depth, robots.txt obeyed"
+    #: discover() fetches as it goes and yields ready Documents; the batch consumes it lazily
+    streaming = True
+
+    def claims(self, target: str, options: dict) -> bool:
+        return False  # a URL is one page unless --crawl / --source crawl says otherwise
+
+    def estimate(self, target: str, options: dict) -> int:
+        """Upper bound on the rows this crawl makes (for the progress bar)."""
+        return int(options.get("max_pages") or DEFAULT_MAX_PAGES)
+
+    def discover(self, target: str, options: dict):
+        """Check the target now (a bad one is a usage error before anything runs); crawl lazily."""
+        target = target.strip()
+        if "://" not in target and "." in target and " " not in target:
+            target = "https://" + target  # `--crawl example.com`
+        if not is_http_url(target):
+            raise UserError(f"--crawl needs an http(s) URL, not {target!r}")
+        return self._crawl(target, options)
+
+    def _crawl(self, target: str, options: dict):
+        max_pages = int(options.get("max_pages") or DEFAULT_MAX_PAGES)
+        max_depth = int(options["max_depth"]) if options.get("max_depth") is not None else DEFAULT_MAX_DEPTH
+        workers = max(1, int(options.get("concurrency") or DEFAULT_CONCURRENCY))
+        done = options.get("_done") or set()
+        stored_meta = options.get("_stored_meta")
+        fetcher = self.fetcher(options)
+
+        start = normalize_url(target)
+        robots = fetch_robots(start, fetcher)
+        delay = options.get("crawl_delay")
+        if delay is None:
+            delay = robots.crawl_delay()
+            delay = DEFAULT_CRAWL_DELAY if delay is None else min(float(delay), MAX_CRAWL_DELAY)
+        pacer = _Pacer(float(delay))
+        hosts = {_host(start)}
+        log.info("crawling %s: max %d pages, depth %d, %d workers, %.2fs between requests",
+                 start, max_pages, max_depth, workers, float(delay))
+
+        frontier: deque[tuple[str, int]] = deque([(start, 0)])
+        seen = {start}
+        # Pages stored by an earlier run of this crawl already count towards the limit.
+        rows = len(done)
+
+        def enqueue(links, depth: int) -> None:
+            if depth > max_depth:
+                return
+            for link in links:
+                url = normalize_url(link)
+                if url not in seen and _host(url) in hosts and len(frontier) < MAX_FRONTIER:
+                    seen.add(url)
+                    frontier.append((url, depth))
+
+        def fetch(url: str, depth: int) -> tuple[Document, list[str]]:
+            pacer.wait()
+            page = fetch_page(url, fetcher, self.name)
+            links: list[str] = []
+            if page.html is not None:
+                try:
+                    links = extract_links(page.html, page.final_url or url)
+                except Exception:  # a page whose links cannot be read is still a page
+                    log.debug("no links read from %s", url, exc_info=True)
+            if url == start and page.final_url and _host(page.final_url) not in hosts:
+                hosts.add(_host(page.final_url))  # example.com -> www.example.com: crawl where it lands
+            internal = [u for u in (normalize_url(x) for x in links) if _host(u) in hosts]
+            page.doc.meta["depth"] = depth
+            if page.doc.status != "failed":
+                page.doc.meta["links"] = internal[:MAX_STORED_LINKS]
+            return page.doc, internal
+
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="revprompt-crawl")
+        in_flight: dict[Future, tuple[str, int]] = {}
+        try:
+            while frontier or in_flight:
+                while frontier and len(in_flight) < workers:
+                    url, depth = frontier.popleft()
+                    if url in done:
+                        meta = (stored_meta(url) if stored_meta else None) or {}
+                        links = [u for u in meta.get("links") or [] if isinstance(u, str)]
+                        landed = meta.get("final_url")
+                        if isinstance(landed, str):
+                            seen.add(normalize_url(landed))
+                            if url == start:  # where the site landed (www. and the like) is crawled too
+                                hosts.add(_host(landed))
+                        enqueue(links, depth + 1)
+                        yield url  # stored by an earlier run: the batch counts it as skipped
+                        continue
+                    if rows + len(in_flight) >= max_pages:
+                        frontier.clear()
+                        break
+                    if not robots.allowed(url):
+                        rows += 1
+                        reason = robots.blocked or DISALLOWED
+                        yield Document(uri=url, source=self.name, meta={"depth": depth}).failed(reason)
+                        continue
+                    in_flight[pool.submit(fetch, url, depth)] = (url, depth)
+                if not in_flight:
+                    continue
+                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    url, depth = in_flight.pop(future)
+                    rows += 1
+                    try:
+                        doc, links = future.result()
+                    except Exception as exc:  # a bug in one fetch costs its row, not the crawl
+                        log.debug("crawl fetch of %s failed", url, exc_info=True)
+                        doc, links = Document(uri=url, source=self.name).failed(f"{type(exc).__name__}: {exc}"), []
+                    landed = doc.meta.get("final_url")
+                    if landed:
+                        seen.add(normalize_url(landed))  # a redirect target is not fetched a second time
+                    enqueue(links, depth + 1)
+                    yield doc
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)

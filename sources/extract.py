@@ -1,0 +1,105 @@
+"""HTML to markdown: trafilatura for the main content, markdownify when trafilatura finds nothing."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass
+class Page:
+    markdown: str
+    title: str | None
+    description: str | None
+
+
+def extract_page(html: str, url: str | None = None) -> Page:
+    import trafilatura
+
+    title = description = None
+    try:
+        meta = trafilatura.extract_metadata(html, default_url=url)
+        if meta is not None:
+            title, description = meta.title, meta.description
+    except Exception:  # metadata is a nicety; a malformed head must not lose the page
+        pass
+    markdown = None
+    try:
+        markdown = trafilatura.extract(
+            html, url=url, output_format="markdown", include_comments=False, include_tables=True, favor_recall=True
+        )
+    except Exception:
+        markdown = None
+    if not markdown or not markdown.strip():
+        from markdownify import markdownify
+
+        body = re.sub(r"(?is)<(script|style|noscript)[^>]*>.*?</\1>", "", html)
+        markdown = markdownify(body, heading_style="ATX")
+        markdown = re.sub(r"\n{3,}", "\n\n", markdown).strip()
+    # The <title> element is what search engines show (and what SEO work means by "title"); trafilatura's
+    # guess (often the first <h1>) stands in when a page has none.
+    m = re.search(r"(?is)<title[^>]*>(.*?)</title>", html)
+    html_title = _clean(m.group(1)) if m else None
+    title = html_title or _clean(title)
+    if not description:
+        m = re.search(r"""(?is)<meta\s+[^>]*name\s*=\s*["']description["'][^>]*content\s*=\s*["']([^"']*)["']""", html)
+        description = _clean(m.group(1)) if m else None
+    return Page(markdown=markdown, title=title, description=_clean(description))
+
+
+def _clean(value: str | None) -> str | None:
+    """Unescaped, whitespace-collapsed text, or None when nothing is left."""
+    if not value:
+        return None
+    import html as html_lib
+
+    value = re.sub(r"\s+", " ", html_lib.unescape(value)).strip()
+    return value or None
+
+
+# Links to these are assets, not pages: a crawl never queues them.
+ASSET_EXTENSIONS = frozenset(
+    """.jpg .jpeg .png .gif .webp .svg .ico .bmp .tif .tiff .avif .css .js .mjs .map .json .pdf .zip .gz .tgz
+    .bz2 .xz .7z .rar .tar .exe .dmg .msi .apk .iso .bin .mp3 .mp4 .m4a .wav .ogg .webm .avi .mov .mkv .flv
+    .woff .woff2 .ttf .otf .eot .doc .docx .xls .xlsx .ppt .pptx .odt .ods .csv .rss .atom""".split()
+)
+
+
+def extract_links(html: str, base_url: str) -> list[str]:
+    """Absolute http(s) links of a page, in document order, without fragments or duplicates.
+
+    `<base href>` is honoured; mailto:, javascript:, tel: and links to assets (images, scripts, PDFs, ...)
+    are left out.
+    """
+    from urllib.parse import urljoin, urlsplit
+
+    import lxml.html
+
+    try:
+        tree = lxml.html.fromstring(html)
+    except Exception:  # empty or hopeless markup has no links to follow
+        return []
+    base = base_url
+    for href in tree.xpath("//base/@href")[:1]:
+        base = urljoin(base_url, href.strip())
+    out: list[str] = []
+    seen: set[str] = set()
+    for href in tree.xpath("//a/@href | //area/@href"):
+        href = href.strip()
+        if not href or href.startswith("#"):
+            continue
+        try:
+            url = urljoin(base, href).split("#", 1)[0]
+            parts = urlsplit(url)
+        except ValueError:
+            continue
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            continue
+        path = parts.path.lower()
+        dot = path.rfind(".")
+        if dot > path.rfind("/") and path[dot:] in ASSET_EXTENSIONS:
+            continue
+        if url not in seen:
+            seen.add(url)
+            out.append(url)
+    return out

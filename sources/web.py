@@ -1,0 +1,83 @@
+"""Web pages: one URL, or a file listing URLs. Fetching rules live in fetch.py, extraction in extract.py."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+from revprompt.core.errors import UserError
+from revprompt.core.types import Document
+
+from .fetch import FetchSettings, Fetcher, fetch_page, is_http_url, normalize_url
+
+
+class PageLoader:
+    """Shared by every source whose URIs are web pages: `load(uri)` fetches and extracts one page."""
+
+    name = "url"
+    #: loads are thread-safe: the batch runs a few fetches ahead of the analysis
+    concurrent_loads = True
+
+    def __init__(self):
+        self._fetcher: Fetcher | None = None
+        self._lock = threading.Lock()
+
+    def fetcher(self, options: dict) -> Fetcher:
+        with self._lock:  # loads run in worker threads; build the fetcher once
+            if self._fetcher is None:
+                self._fetcher = Fetcher(FetchSettings.from_options(options))
+            return self._fetcher
+
+    def load(self, uri: str, options: dict) -> Document:
+        return fetch_page(uri, self.fetcher(options), self.name).doc
+
+
+class UrlSource(PageLoader):
+    name = "url"
+    description = "A web page (http/https URL): main content as markdown, title and meta description kept"
+
+    def claims(self, target: str, options: dict) -> bool:
+        return is_http_url(target)
+
+    def discover(self, target: str, options: dict):
+        if not is_http_url(target):
+            raise UserError(f"not an http(s) URL: {target!r}")
+        yield normalize_url(target)
+
+
+def read_url_list(target: str, source: str) -> list[str | Document]:
+    """The URLs in a list file (or '-' for stdin): one per line, blank lines and '#' comments ignored.
+
+    A line that is not an http(s) URL becomes a failed Document, so it shows up as a row, not a crash.
+    """
+    try:
+        if target == "-":
+            raw = sys.stdin.read()
+        else:
+            raw = Path(target).expanduser().read_text(encoding="utf-8-sig", errors="replace")
+    except OSError as exc:
+        raise UserError(f"cannot read URL list {target}: {exc.strerror or exc}") from None
+    items: list[str | Document] = []
+    for line in raw.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if is_http_url(line):
+            items.append(normalize_url(line))
+        else:
+            items.append(Document(uri=line[:2000], source=source).failed("not an http(s) URL"))
+    if not items:
+        raise UserError(f"{target} lists no URLs (one http(s) URL per line; '#' starts a comment)")
+    return items
+
+
+class UrlListSource(PageLoader):
+    name = "urls"
+    description = "A file of URLs, one per line ('#' comments): `revprompt analyze --urls FILE`"
+
+    def claims(self, target: str, options: dict) -> bool:
+        return False  # a .txt file is text to analyse unless --urls / --source urls says otherwise
+
+    def discover(self, target: str, options: dict):
+        return read_url_list(target, self.name)

@@ -1,0 +1,77 @@
+"""Shared fixtures: a tiny random-weight Gemma 3 (real tokenizer), temp DuckDB files, the real model on demand."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def make_tiny_gemma(seed: int = 0, vocab_size: int = 262144, sliding_window: int = 512):
+    """A 2-layer Gemma 3 with random weights: same code paths as the real model, milliseconds per step."""
+    import torch
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(seed)
+    config = Gemma3TextConfig(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=32,
+        layer_types=["sliding_attention", "full_attention"],
+        sliding_window=sliding_window,
+        max_position_embeddings=4096,
+        bos_token_id=2,
+        eos_token_id=1,
+        pad_token_id=0,
+        tie_word_embeddings=False,
+    )
+    model = Gemma3ForCausalLM(config).eval()
+    # Default init gives near-uniform next-token distributions and tied weights make the model copy its
+    # input; untied, moderately peaked heads give the decoder real, varied choices.
+    with torch.no_grad():
+        model.model.embed_tokens.weight.normal_(0, 1.0)
+        model.lm_head.weight.normal_(0, 0.5)
+    return model
+
+
+@pytest.fixture(scope="session")
+def gemma_tokenizer():
+    """The real Gemma 3 tokenizer (from the packaged base, provisioned once into the cache)."""
+    from transformers import AutoTokenizer
+
+    from revprompt.core.model import base_model_dir
+
+    return AutoTokenizer.from_pretrained(str(base_model_dir()))
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    return make_tiny_gemma()
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_model, gemma_tokenizer):
+    from revprompt.core.engine import Engine
+
+    return Engine(tiny_model, gemma_tokenizer, model_name="tiny-random", max_new_tokens=12)
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return str(tmp_path / "test.duckdb")
+
+
+@pytest.fixture(scope="session")
+def real_engine():
+    """The real packaged model (base, or the shipped adapter when present). Slow: integration tests only."""
+    from revprompt.core.engine import Engine
+
+    return Engine.load()

@@ -1,0 +1,252 @@
+"""Fine-tune a causal LM to write the prompt behind a response. Read it top to bottom: config, data, model,
+optimiser, loop, checkpoints. LoRA by default (a few MB to ship); `method="full"` trains every weight.
+Runs unchanged on CPU or CUDA; bf16 autocast where the hardware has it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from .data import batches, read_pairs, sample_mix, tokenize_pairs
+
+
+@dataclass
+class TrainConfig:
+    data: list[str]
+    out_dir: str
+    base_model: str = "base"  # anything revprompt.core.model.resolve() understands
+    method: str = "lora"  # "lora" or "full"
+    max_examples: int | None = None
+    epochs: int = 1
+    max_steps: int | None = None
+    max_minutes: float | None = None  # stop cleanly (and save) after this long
+    batch_size: int = 4
+    grad_accum: int = 2
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 30
+    max_seq_len: int = 2048
+    max_response_tokens: int | None = None  # a shorter response cap is the main CPU speed lever
+    max_prompt_tokens: int = 256
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    gradient_checkpointing: bool = False
+    bf16: bool | None = None  # None: bf16 on CUDA with bf16 support, fp32 elsewhere
+    save_every: int = 50  # optimiser steps between checkpoints
+    seed: int = 0
+    resume: bool = True
+    progress: bool = True
+
+
+def _device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _use_bf16(cfg: TrainConfig, device: torch.device) -> bool:
+    if cfg.bf16 is not None:
+        return cfg.bf16
+    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+
+def load_model_and_tokenizer(cfg: TrainConfig, model=None, tokenizer=None):
+    """The base to fine-tune, wrapped in LoRA unless full fine-tuning. Tests pass a tiny model in."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if model is None:
+        from revprompt.core.model import resolve
+
+        spec = resolve(cfg.base_model)
+        model = AutoModelForCausalLM.from_pretrained(str(spec.path), dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(str(spec.path))
+    if cfg.method == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                          target_modules=cfg.lora_targets, task_type="CAUSAL_LM")
+        model = get_peft_model(model, lora)
+    elif cfg.method != "full":
+        raise ValueError(f"unknown training method {cfg.method!r}")
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if cfg.method == "lora":
+            model.enable_input_require_grads()
+    return model, tokenizer
+
+
+def prompt_loss(model, batch: dict) -> torch.Tensor:
+    """Cross-entropy on the prompt tokens only, with the LM head applied only where there is a label.
+
+    The 262K-word LM head over every response position would cost several times the rest of the model;
+    the loss needs it only on the few prompt positions.
+    """
+    causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = causal_lm.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    targets = batch["labels"][:, 1:]
+    keep = targets != -100
+    logits = causal_lm.lm_head(hidden[:, :-1][keep])
+    softcap = getattr(causal_lm.config, "final_logit_softcapping", None)
+    if softcap:
+        logits = torch.tanh(logits / softcap) * softcap
+    return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
+
+
+def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+    """Linear warmup, then cosine decay to 10% of the peak."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def train(cfg: TrainConfig, model=None, tokenizer=None, pairs=None) -> dict:
+    """Train and save to cfg.out_dir; returns the training record (also written as training_record.json)."""
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    device = _device()
+    bf16 = _use_bf16(cfg, device)
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = out / "checkpoint"
+
+    # -- data -------------------------------------------------------------------------------------------
+    model, tokenizer = load_model_and_tokenizer(cfg, model, tokenizer)
+    pairs = sample_mix(pairs if pairs is not None else read_pairs(cfg.data), cfg.max_examples, cfg.seed)
+    examples = tokenize_pairs(tokenizer, pairs, cfg.max_seq_len, cfg.max_response_tokens, cfg.max_prompt_tokens)
+    steps_per_epoch = math.ceil(len(examples) / (cfg.batch_size * cfg.grad_accum))
+    total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
+
+    # -- model and optimiser ----------------------------------------------------------------------------
+    model.to(device)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    fused = device.type == "cuda"
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
+    state = {"step": 0, "examples_seen": 0, "losses": [], "seconds": 0.0}
+    if cfg.resume and (ckpt_dir / "state.json").exists():
+        state = _load_checkpoint(ckpt_dir, model, optimizer, cfg)
+
+    # -- loop -------------------------------------------------------------------------------------------
+    from tqdm import tqdm
+
+    bar = tqdm(total=total_steps, initial=state["step"], desc="training", unit="step", disable=not cfg.progress,
+               dynamic_ncols=True)
+    started = time.perf_counter() - state["seconds"]
+    stream = _batch_stream(examples, cfg, tokenizer.pad_token_id, skip_batches=state["step"] * cfg.grad_accum)
+    window: list[float] = []
+    stop_reason = "done"
+    while state["step"] < total_steps:
+        if cfg.max_minutes is not None and time.perf_counter() - started > cfg.max_minutes * 60:
+            stop_reason = "time limit"
+            break
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(state["step"], total_steps, cfg)
+        optimizer.zero_grad(set_to_none=True)
+        step_loss = 0.0
+        for _ in range(cfg.grad_accum):
+            batch = {k: v.to(device) for k, v in next(stream).items()}
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss = prompt_loss(model, batch) / cfg.grad_accum
+            loss.backward()
+            step_loss += loss.item()
+            state["examples_seen"] += batch["input_ids"].shape[0]
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        state["step"] += 1
+        state["losses"].append(round(step_loss, 4))
+        window = (window + [step_loss])[-20:]
+        elapsed = time.perf_counter() - started
+        bar.set_postfix(loss=f"{sum(window) / len(window):.3f}", ex_s=f"{state['examples_seen'] / elapsed:.2f}")
+        bar.update(1)
+        if state["step"] % cfg.save_every == 0:
+            state["seconds"] = elapsed
+            _save_checkpoint(ckpt_dir, model, optimizer, state, cfg)
+    bar.close()
+    state["seconds"] = time.perf_counter() - started
+    _save_checkpoint(ckpt_dir, model, optimizer, state, cfg)
+
+    # -- export -----------------------------------------------------------------------------------------
+    final = out / ("adapter" if cfg.method == "lora" else "model")
+    model.save_pretrained(final)
+    tokenizer.save_pretrained(final)
+    record = {
+        "config": asdict(cfg),
+        "examples_available": len(examples),
+        "examples_seen": state["examples_seen"],
+        "steps": state["step"],
+        "stop_reason": stop_reason,
+        "seconds": round(state["seconds"], 1),
+        "examples_per_second": round(state["examples_seen"] / max(state["seconds"], 1e-9), 3),
+        "first_losses": state["losses"][:10],
+        "last_losses": state["losses"][-10:],
+        "mean_loss_first_20": _mean(state["losses"][:20]),
+        "mean_loss_last_20": _mean(state["losses"][-20:]),
+        "device": _describe_device(device),
+        "bf16": bf16,
+        "torch": torch.__version__,
+        "output": str(final),
+    }
+    (out / "training_record.json").write_text(json.dumps(record, indent=2))
+    return record
+
+
+def _batch_stream(examples, cfg: TrainConfig, pad_id: int, skip_batches: int):
+    """Endless batches, epoch after epoch with a new shuffle each; skips what a resumed run already saw."""
+    epoch = 0
+    seen = 0
+    while True:
+        for batch in batches(examples, cfg.batch_size, pad_id, seed=cfg.seed + epoch):
+            seen += 1
+            if seen > skip_batches:
+                yield batch
+        epoch += 1
+
+
+def _save_checkpoint(path: Path, model, optimizer, state: dict, cfg: TrainConfig) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(tmp)
+    torch.save({"optimizer": optimizer.state_dict(), "rng": torch.get_rng_state()}, tmp / "optimizer.pt")
+    (tmp / "state.json").write_text(json.dumps(state))
+    if path.exists():
+        import shutil
+
+        shutil.rmtree(path)
+    os.replace(tmp, path)  # a kill mid-save leaves the previous checkpoint intact
+
+
+def _load_checkpoint(path: Path, model, optimizer, cfg: TrainConfig) -> dict:
+    from safetensors.torch import load_file
+
+    weights = path / ("adapter_model.safetensors" if cfg.method == "lora" else "model.safetensors")
+    tensors = load_file(str(weights))
+    if cfg.method == "lora":
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(model, tensors)
+    else:
+        model.load_state_dict(tensors, strict=False)
+    saved = torch.load(path / "optimizer.pt", weights_only=False)
+    optimizer.load_state_dict(saved["optimizer"])
+    torch.set_rng_state(saved["rng"])
+    return json.loads((path / "state.json").read_text())
+
+
+def _mean(xs):
+    return round(sum(xs) / len(xs), 4) if xs else None
+
+
+def _describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(0)
+    return f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"

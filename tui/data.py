@@ -1,0 +1,381 @@
+"""What the TUI reads from (and, for pasted text, writes to) a results database.
+
+Connection modes: DuckDB lets one process hold a file read-write, and inside one process a read-only and a
+read-write connection to the same file conflict. So the app holds exactly one `Store` at a time: a read-only
+one while browsing (other processes may read the file meanwhile, and the SQL screen cannot change it), swapped
+for a read-write one only for the instant a pasted result is saved (`ResultsDB.writable()`), then back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from revprompt.core.errors import UserError
+from revprompt.core.store import Store
+from revprompt.core.types import Document, SweepResult, utcnow
+
+NO_KEY_PHRASES = "no key phrases yet (run analysis plugins)"
+NO_INTENT = "no intent clusters yet (run analysis plugins)"
+
+# Statement types the SQL screen runs; everything else (INSERT, ATTACH, COPY, ...) is refused up front.
+READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA", "CALL"}
+
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
+STOPWORDS = frozenset(
+    """a an the and or but if of to in on at by for with from as is are was were be been being it its this that
+    these those i me my we our you your he she they them their his her what which who whom how why when where
+    do does did done can could should would will shall may might must not no so than then there here about into
+    over under up down out any all some such only own same too very just also s t""".split()
+)
+
+
+def text_uri(text: str) -> str:
+    """The URI a pasted text is stored under: the same one `revprompt analyze "<text>"` uses."""
+    try:
+        from revprompt.sources.text import text_uri as source_text_uri
+    except ImportError:  # pragma: no cover - the sources package is part of revprompt
+        return "text:" + hashlib.sha1(text.encode("utf-8", "replace")).hexdigest()[:16]
+    return source_text_uri(text)
+
+
+def title_of(text: str, width: int = 60) -> str:
+    """A pasted text's title: its first non-empty line, markdown heading marks removed, shortened."""
+    for line in text.splitlines():
+        line = line.strip().lstrip("#").strip()
+        if line:
+            return line if len(line) <= width else line[: width - 1].rstrip() + "…"
+    return "pasted text"
+
+
+def config_label(configs_json: str | None, top_k=None, penalty_alpha=None) -> str:
+    """`k=4,a=0.3` for the first decoding configuration, `+N` for the others that gave the same prompt."""
+    configs = []
+    if configs_json:
+        try:
+            configs = json.loads(configs_json)
+        except (TypeError, ValueError):
+            configs = []
+    if not configs and top_k is not None:
+        configs = [{"top_k": top_k, "penalty_alpha": penalty_alpha}]
+    if not configs:
+        return "-"
+    first = configs[0]
+    label = f"k={first.get('top_k')},a={first.get('penalty_alpha'):g}" if first.get("penalty_alpha") is not None \
+        else f"k={first.get('top_k')}"
+    return label + (f" +{len(configs) - 1}" if len(configs) > 1 else "")
+
+
+def words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text or "")]
+
+
+@dataclass
+class WordMatrix:
+    """Counts of words (rows) in candidates (columns: ranks), for the heatmap."""
+
+    words: list[str]
+    ranks: list[int]
+    counts: list[list[int]]
+    source: str  # "word_frequencies" (the analysis table) or "candidates" (computed here)
+
+    @property
+    def max_count(self) -> int:
+        return max((c for row in self.counts for c in row), default=0)
+
+
+@dataclass
+class Cluster:
+    cluster_id: int
+    label: str
+    pages: list[dict] = field(default_factory=list)
+
+
+class ResultsDB:
+    """The TUI's window on one results database (see the module docstring for connection modes)."""
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        self.store = Store(self.path, read_only=True)
+        if not self.has_table("runs") or not self.has_table("documents"):
+            self.close()
+            raise UserError(f"{self.path} holds no revprompt results (no runs table); run `revprompt analyze` first")
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    @contextmanager
+    def writable(self) -> Iterator[Store]:
+        """Swap the read-only connection for a read-write one for the duration of the block."""
+        self.close()
+        try:
+            with Store(self.path) as store:
+                yield store
+        finally:
+            self.store = Store(self.path, read_only=True)
+
+    # -- generic ----------------------------------------------------------------------------------------
+    def rows(self, sql: str, params: Sequence | None = None) -> list[dict]:
+        cols, rows = self.store.query(sql, params)
+        return [dict(zip(cols, r)) for r in rows]
+
+    def has_table(self, name: str) -> bool:
+        row = self.store.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = 'main'", [name]
+        ).fetchone()
+        return bool(row[0])
+
+    def columns(self, table: str) -> set[str]:
+        return _table_columns(self.store, table)
+
+    def query(self, sql: str, limit: int = 1000) -> tuple[list[str], list[tuple], int]:
+        """Run read-only SQL (one or more statements; the last one's rows are returned, at most `limit`).
+
+        Returns (columns, rows, total row count). Anything but a query is refused with a UserError, on top of
+        the connection itself being read-only.
+        """
+        sql = sql.strip().rstrip(";").strip()
+        if not sql:
+            raise UserError("type a query first")
+        try:
+            statements = duckdb.extract_statements(sql)
+        except duckdb.Error as exc:
+            raise UserError(f"query failed: {str(exc).splitlines()[0]}") from None
+        for statement in statements:
+            kind = statement.type.name
+            if kind not in READ_ONLY_STATEMENTS:
+                raise UserError(f"read-only: {kind} statements are not allowed here")
+        cur = None
+        try:
+            for statement in statements:
+                cur = self.store.con.execute(statement.query)
+        except duckdb.Error as exc:
+            raise UserError(f"query failed: {str(exc).splitlines()[0]}") from None
+        if cur is None or cur.description is None:
+            return [], [], 0
+        columns = [d[0] for d in cur.description]
+        rows = cur.fetchmany(limit)
+        total = len(rows)
+        if total == limit:
+            total += len(cur.fetchall())
+        return columns, rows, total
+
+    # -- runs, documents, candidates --------------------------------------------------------------------
+    def runs(self) -> list[dict]:
+        return self.rows(
+            """SELECT r.run_id, r.created_at, r.finished_at, r.command, r.target_key, r.model, r.status,
+                      count(d.doc_id) AS n_docs,
+                      count(d.doc_id) FILTER (WHERE d.status = 'done') AS n_done,
+                      count(d.doc_id) FILTER (WHERE d.status = 'failed') AS n_failed
+               FROM runs r LEFT JOIN documents d ON d.run_id = r.run_id
+               GROUP BY ALL ORDER BY r.created_at DESC, r.run_id"""
+        )
+
+    def run(self, run_id: str) -> dict | None:
+        found = self.rows("SELECT * FROM runs WHERE run_id = ?", [run_id])
+        return found[0] if found else None
+
+    def documents(self, run_id: str) -> list[dict]:
+        return self.rows(
+            """SELECT d.doc_id, d.run_id, d.uri, d.title, d.status, d.error, d.source,
+                      min(c.perplexity) AS best_perplexity,
+                      arg_min(c.prompt, c.perplexity) AS best_prompt,
+                      count(c.candidate_id) AS n_candidates
+               FROM documents d LEFT JOIN candidates c ON c.doc_id = d.doc_id
+               WHERE d.run_id = ?
+               GROUP BY ALL ORDER BY d.doc_id""",
+            [run_id],
+        )
+
+    def document(self, doc_id: int) -> dict | None:
+        found = self.rows("SELECT * FROM documents WHERE doc_id = ?", [doc_id])
+        return found[0] if found else None
+
+    def candidates(self, doc_id: int) -> list[dict]:
+        out = self.store.candidates(doc_id)
+        for cand in out:
+            cand["config"] = config_label(cand.get("configs"), cand.get("top_k"), cand.get("penalty_alpha"))
+        return out
+
+    def candidate(self, candidate_id: int) -> dict | None:
+        found = self.rows("SELECT * FROM candidates WHERE candidate_id = ?", [candidate_id])
+        if not found:
+            return None
+        cand = found[0]
+        cand["config"] = config_label(cand.get("configs"), cand.get("top_k"), cand.get("penalty_alpha"))
+        return cand
+
+    def tokens(self, candidate_id: int) -> list[dict]:
+        return self.store.candidate_tokens(candidate_id)
+
+    # -- analysis tables (filled by the analysis plugins; absent until they ran) -------------------------
+    def key_phrases(self, doc_id: int, limit: int = 100) -> list[dict] | None:
+        """The document's key phrases, best first; None when the analysis table does not exist."""
+        if not self.has_table("key_phrases"):
+            return None
+        cols = self.columns("key_phrases")
+        order = "weight DESC NULLS LAST, " if "weight" in cols else ""
+        sql = f"SELECT * FROM key_phrases WHERE doc_id = ? ORDER BY {order}phrase LIMIT {int(limit)}"
+        return self.rows(sql, [doc_id])
+
+    def word_matrix(
+        self, doc_id: int, candidates: list[dict] | None = None, top: int = 20, use_table: bool = True
+    ) -> WordMatrix:
+        """Words x candidates counts: from the `word_frequencies` table when it has the document, else
+        counted here from the candidates' prompts (stop words left out)."""
+        candidates = candidates if candidates is not None else self.candidates(doc_id)
+        rank_of = {c["candidate_id"]: c["rank"] for c in candidates}
+        ranks = sorted(rank_of.values())
+        counts: dict[str, Counter] = {}
+        source = "candidates"
+        if use_table and self.has_table("word_frequencies") and (
+            {"candidate_id", "word", "count"} <= self.columns("word_frequencies")
+        ):
+            # The plugin keeps stop words but marks them: the heatmap shows content words only.
+            content = " AND NOT coalesce(stopword, false)" if "stopword" in self.columns("word_frequencies") else ""
+            sql = f"SELECT candidate_id, word, count FROM word_frequencies WHERE doc_id = ?{content}"
+            for row in self.rows(sql, [doc_id]):
+                rank = rank_of.get(row["candidate_id"])
+                if rank is None or not row["word"]:
+                    continue
+                counts.setdefault(row["word"], Counter())[rank] += int(row["count"] or 0)
+            if counts:
+                source = "word_frequencies"
+        if not counts:
+            for cand in candidates:
+                for word in words(cand["prompt"]):
+                    if word not in STOPWORDS:
+                        counts.setdefault(word, Counter())[cand["rank"]] += 1
+        # Most frequent overall first; then words found in more candidates; then alphabetical (stable).
+        ordered = sorted(counts, key=lambda w: (-sum(counts[w].values()), -len(counts[w]), w))[:top]
+        return WordMatrix(ordered, ranks, [[counts[w].get(r, 0) for r in ranks] for w in ordered], source)
+
+    def intent_clusters(self, run_id: str) -> list[Cluster] | None:
+        """The run's pages grouped by intent cluster; None when the analysis table does not exist."""
+        if not self.has_table("intent_clusters"):
+            return None
+        cols = self.columns("intent_clusters")
+        label = "c.cluster_label" if "cluster_label" in cols else "NULL"
+        where = "WHERE c.run_id = ?" if "run_id" in cols else "WHERE d.run_id = ?"
+        rows = self.rows(
+            f"""SELECT c.cluster_id, {label} AS cluster_label, c.doc_id, d.uri, d.title,
+                       (SELECT arg_min(prompt, perplexity) FROM candidates WHERE doc_id = c.doc_id) AS best_prompt
+                FROM intent_clusters c LEFT JOIN documents d ON d.doc_id = c.doc_id
+                {where} ORDER BY c.cluster_id, c.doc_id""",
+            [run_id],
+        )
+        clusters: dict[int, Cluster] = {}
+        for row in rows:
+            cid = row["cluster_id"]
+            cluster = clusters.setdefault(cid, Cluster(cid, row["cluster_label"] or f"cluster {cid}"))
+            cluster.pages.append(row)
+        return sorted(clusters.values(), key=lambda c: (-len(c.pages), c.cluster_id))
+
+    def cannibalisation(self, run_id: str, limit: int = 200) -> list[dict] | None:
+        if not self.has_table("cannibalisation_pairs"):
+            return None
+        cols = self.columns("cannibalisation_pairs")
+        where = "WHERE p.run_id = ?" if "run_id" in cols else "WHERE a.run_id = ?"
+        order = "p.similarity DESC, " if "similarity" in cols else ""
+        return self.rows(
+            f"""SELECT p.*, coalesce(a.title, a.uri) AS page_a, coalesce(b.title, b.uri) AS page_b
+                FROM cannibalisation_pairs p
+                LEFT JOIN documents a ON a.doc_id = p.doc_id_a
+                LEFT JOIN documents b ON b.doc_id = p.doc_id_b
+                {where} ORDER BY {order}p.doc_id_a, p.doc_id_b LIMIT {int(limit)}""",
+            [run_id],
+        )
+
+    # -- the paste screen's write ------------------------------------------------------------------------
+    def save_paste(
+        self,
+        text: str,
+        result: SweepResult,
+        model: str,
+        config: dict | None = None,
+        analyzers: Sequence | None = None,
+        on_error: Callable[[str], None] | None = None,
+    ) -> tuple[str, int]:
+        """Store a pasted text's sweep as a run of its own with one document. Returns (run_id, doc_id).
+
+        The per-document analyzers (the registered analysis plugins by default; `[]` for none) add their rows
+        in the same transaction, through the same runner the batch uses; one that fails is skipped (reported
+        through `on_error`) and never loses the result. Run-level analysis (the site intent map) is left out:
+        one pasted page is no site, and it would load an embedding model on the UI thread.
+        """
+        from revprompt.plugins import runner
+
+        if analyzers is None:
+            analyzers = registered_analyzers()
+        uri = text_uri(text)
+        doc = Document(uri=uri, text=text, title=title_of(text), source="text", status="done", fetched_at=utcnow())
+        capture = _WarningCapture(on_error)
+        plugin_log = logging.getLogger(runner.log.name)
+        plugin_log.addHandler(capture)
+        try:
+            with self.writable() as store:
+                usable = []
+                for analyzer in analyzers:
+                    try:
+                        usable.extend(runner.prepare(store, [analyzer]))
+                    except Exception as exc:  # noqa: BLE001 - a broken plugin must not lose the result
+                        capture.report(f"{runner.analyzer_name(analyzer)}: {type(exc).__name__}: {exc}")
+                run_id = store.create_run("tui paste", model, config or {}, target_key=uri)
+                try:
+                    doc_id = store.save_document(
+                        run_id, doc, result, plugin_rows=lambda: runner.analyze_document(usable, doc, result, run_id)
+                    )
+                except duckdb.Error as exc:
+                    # An analyzer's rows do not fit its table (e.g. a table left by an older plugin version):
+                    # the transaction rolled back; keep the result without the analysis rows.
+                    capture.report(f"analysis rows not stored: {str(exc).splitlines()[0]}")
+                    doc_id = store.save_document(run_id, doc, result)
+                store.finish_run(run_id)
+        finally:
+            plugin_log.removeHandler(capture)
+        return run_id, doc_id
+
+
+class _WarningCapture(logging.Handler):
+    """Hands the plugin runner's warnings (an analyzer failed) to the screen instead of stderr."""
+
+    def __init__(self, on_error: Callable[[str], None] | None):
+        super().__init__(level=logging.WARNING)
+        self.on_error = on_error
+
+    def report(self, message: str) -> None:
+        if self.on_error:
+            self.on_error(message)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.report(record.getMessage())
+
+
+def _table_columns(store: Store, table: str) -> set[str]:
+    rows = store.con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = 'main'", [table]
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def registered_analyzers() -> list:
+    """The analysis plugins, if the plugin machinery can list them (never fatal for the TUI)."""
+    try:
+        from revprompt.core.plugin_manager import analyzers
+    except ImportError:  # pragma: no cover
+        return []
+    try:
+        return list(analyzers())
+    except Exception:  # noqa: BLE001 - a broken plugin must not stop the paste screen
+        return []

@@ -1,0 +1,5 @@
+"""Screens of the revprompt TUI, one per module."""
+
+from .base import BackScreen
+
+__all__ = ["BackScreen"]
