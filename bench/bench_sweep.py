@@ -1,0 +1,82 @@
+"""Time the reference sweep (24 separate contrastive-search loops) against the fast batched sweep.
+
+Both run in this process, on the same texts and model, so the ratio is independent of the machine.
+Usage: python bench/bench_sweep.py [--model shipped|base|DIR] [--docs 3] [--tokens 300] [--skip-reference]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from pathlib import Path
+
+import torch
+
+DEV = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "dev" / "dev100.jsonl"
+
+
+def texts_of_about(tokenizer, n_docs: int, n_tokens: int) -> list[str]:
+    """The first dev responses with at least n_tokens tokens, cut to exactly n_tokens."""
+    out = []
+    for line in DEV.open():
+        response = json.loads(line)["response"]
+        ids = tokenizer(response, add_special_tokens=False)["input_ids"]
+        if len(ids) >= n_tokens:
+            out.append(tokenizer.decode(ids[:n_tokens]))
+        if len(out) == n_docs:
+            break
+    return out
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--docs", type=int, default=3)
+    parser.add_argument("--tokens", type=int, default=300)
+    parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--skip-reference", action="store_true")
+    args = parser.parse_args()
+
+    from revprompt.core.engine import Engine
+
+    fast = Engine.load(args.model, dtype=args.dtype, max_new_tokens=args.max_new_tokens, method="fast")
+    ref = Engine(fast.model, fast.tokenizer, max_new_tokens=args.max_new_tokens, method="reference")
+    texts = texts_of_about(fast.tokenizer, args.docs, args.tokens)
+    print(f"model={fast.model_name} dtype={args.dtype} docs={len(texts)} tokens/doc={args.tokens} "
+          f"configs={len(fast.configs)} threads={torch.get_num_threads()}")
+    fast.sweep(texts[0][:200])  # warm-up: first-call allocations are not what a batch pays
+
+    t_fast, t_ref, identical = [], [], True
+    for i, text in enumerate(texts):
+        start = time.perf_counter()
+        b = fast.sweep(text)
+        t_fast.append(time.perf_counter() - start)
+        line = f"doc {i}: fast {t_fast[-1]:.2f}s, {len(b.candidates)} candidates"
+        if not args.skip_reference:
+            start = time.perf_counter()
+            a = ref.sweep(text)
+            t_ref.append(time.perf_counter() - start)
+            same = [c.token_ids for c in a.candidates] == [c.token_ids for c in b.candidates]
+            identical &= same
+            line += f"; reference {t_ref[-1]:.2f}s; identical={same}"
+        print(line, flush=True)
+
+    mean_fast = sum(t_fast) / len(t_fast)
+    print(f"fast sweep:      {mean_fast:.2f} s/doc")
+    if t_ref:
+        mean_ref = sum(t_ref) / len(t_ref)
+        print(f"reference sweep: {mean_ref:.2f} s/doc")
+        print(f"speedup:         {mean_ref / mean_fast:.1f}x")
+        print(f"candidates identical: {'yes' if identical else 'no'}")
+    print(f"peak RSS:        {peak_rss_mb():.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""The real packaged Gemma 3 270M (plus the shipped adapter when there is one): load, sweep, store, compare."""
+
+from __future__ import annotations
+
+import pytest
+
+from revprompt.core.engine import Engine
+from revprompt.core.store import Store
+from revprompt.core.types import Document
+
+pytestmark = pytest.mark.integration
+
+TEXT = (
+    "Here are five simple ways to sleep better tonight. First, keep a regular schedule and go to bed at the "
+    "same time every day. Second, keep your bedroom cool, dark and quiet. Third, avoid caffeine after lunch. "
+    "Fourth, put screens away an hour before bed. Fifth, get some daylight and exercise during the day."
+)
+
+
+def test_real_model_short_sweep_is_ranked_and_stored(real_engine, db_path):
+    real_engine.max_new_tokens = 24
+    result = real_engine.sweep(TEXT)
+    assert result.candidates, "the real model produced no candidate"
+    assert [c.perplexity for c in result.candidates] == sorted(c.perplexity for c in result.candidates)
+    best = result.candidates[0]
+    assert best.prompt.strip() and best.perplexity < 1000
+    with Store(db_path) as store:
+        run = store.create_run("test", real_engine.model_name)
+        store.save_document(run, Document(uri="text:t", text=TEXT, status="done"), result)
+        assert store.query("SELECT count(*) FROM candidates")[1][0][0] == len(result.candidates)
+
+
+def test_fast_sweep_equals_reference_on_real_model(real_engine):
+    fast = Engine(real_engine.model, real_engine.tokenizer, max_new_tokens=12, method="fast")
+    ref = Engine(real_engine.model, real_engine.tokenizer, max_new_tokens=12, method="reference")
+    a, b = ref.sweep(TEXT), fast.sweep(TEXT)
+    assert [c.token_ids for c in a.candidates] == [c.token_ids for c in b.candidates]
+    for x, y in zip(a.candidates, b.candidates):
+        assert x.perplexity == pytest.approx(y.perplexity, rel=1e-3)

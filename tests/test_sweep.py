@@ -1,0 +1,60 @@
+"""The fast sweep must return exactly what the plain per-configuration decoder returns."""
+
+from __future__ import annotations
+
+import pytest
+
+from revprompt.core.engine import Engine
+from revprompt.core.types import DEFAULT_SWEEP, DecodeConfig
+
+TEXTS = [
+    "Paris is the capital of France. It is known for the Eiffel Tower, museums and cafes.",
+    "To bake sourdough bread you need flour, water, salt and an active starter. Mix, fold, proof, bake.",
+    "Python lists are mutable sequences; tuples are immutable. Use a list when the items change.",
+]
+
+
+def _same(a, b):
+    assert [c.token_ids for c in a.candidates] == [c.token_ids for c in b.candidates]
+    for x, y in zip(a.candidates, b.candidates):
+        assert x.perplexity == pytest.approx(y.perplexity, rel=1e-4)
+        assert x.configs == y.configs
+        assert x.token_probs == pytest.approx(y.token_probs, rel=1e-4, abs=1e-7)
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_fast_equals_reference_full_sweep(gemma_tokenizer, tiny_model, text):
+    ref = Engine(tiny_model, gemma_tokenizer, max_new_tokens=6, method="reference")
+    fast = Engine(tiny_model, gemma_tokenizer, max_new_tokens=6, method="fast")
+    _same(ref.sweep(text), fast.sweep(text))
+
+
+def test_fast_equals_reference_across_sliding_window(gemma_tokenizer):
+    """With a window shorter than the input, the tree masks must reproduce sliding-window attention."""
+    from conftest import make_tiny_gemma
+
+    model = make_tiny_gemma(seed=3, sliding_window=8)
+    configs = [DecodeConfig(2, 0.1), DecodeConfig(6, 0.5), DecodeConfig(15, 0.6), DecodeConfig(4, 0.3)]
+    ref = Engine(model, gemma_tokenizer, configs=configs, max_new_tokens=8, method="reference")
+    fast = Engine(model, gemma_tokenizer, configs=configs, max_new_tokens=8, method="fast")
+    _same(ref.sweep(TEXTS[0]), fast.sweep(TEXTS[0]))
+
+
+def test_fast_sweep_stops_at_stop_tokens(gemma_tokenizer, tiny_model):
+    """Sequences end at a stop token and are not extended; ones that never stop run to the length cap."""
+    from revprompt.core import decoding
+    from revprompt.core.prompt_format import encode_prefix
+
+    prefix = encode_prefix(gemma_tokenizer, TEXTS[1]).ids
+    greedy = decoding.greedy(tiny_model, prefix, 3, set())
+    stop = greedy[1]  # greedy-like configs will pick it at step 2 and must stop there
+    configs = DEFAULT_SWEEP[:6]
+    ref = Engine(tiny_model, gemma_tokenizer, configs=configs, max_new_tokens=6, method="reference")
+    fast = Engine(tiny_model, gemma_tokenizer, configs=configs, max_new_tokens=6, method="fast")
+    for engine in (ref, fast):
+        engine.stop_ids = engine.stop_ids | {stop}
+    a, b = ref.sweep(TEXTS[1]), fast.sweep(TEXTS[1])
+    _same(a, b)
+    lengths = {len(c.token_ids) for c in b.candidates}
+    assert min(lengths) < 7  # some stopped early (the stop token scored as EOS) ...
+    assert all(c.token_ids[-1] == gemma_tokenizer.eos_token_id for c in b.candidates)

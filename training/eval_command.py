@@ -1,0 +1,86 @@
+"""`revprompt eval`: score a model's reconstructed prompts against the true ones, next to the baseline."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+DEFAULT_MAX_INPUT_TOKENS = 2048  # the engine's default (not imported: that would load torch for `--help`)
+
+METRIC_LABELS = {
+    "cosine": ("cosine (MiniLM)", "{:.3f}"),
+    "bleu": ("BLEU", "{:.2f}"),
+    "token_f1": ("token F1", "{:.3f}"),
+    "exact_match": ("exact match", "{:.3f}"),
+}
+
+
+@click.command("eval")
+@click.argument("pairs_file", metavar="PAIRS")
+@click.option("--model", default=None, envvar="REVPROMPT_MODEL",
+              help="'base', a local model or PEFT adapter directory, or a Hugging Face id. Default: the shipped model.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate only the first N pairs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--details", "details_file", type=click.Path(dir_okay=False), default=None,
+              help="Write one JSONL row per pair as it finishes; re-running with the same file resumes.")
+@click.option("--top", "top_n", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Ranked candidates kept per response; best-of is over these.")
+@click.option("--max-new-tokens", default=64, show_default=True, help="Longest prompt the decoder may write.")
+@click.option("--max-input-tokens", default=DEFAULT_MAX_INPUT_TOKENS, show_default=True,
+              help="Longer responses are truncated to this many tokens.")
+@click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True)
+def eval_command(pairs_file, model, limit, as_json, details_file, top_n, max_new_tokens, max_input_tokens, dtype):
+    """Run the engine on each response in PAIRS and score its prompts against the true ones.
+
+    \b
+    PAIRS: a JSONL file with "prompt" and "response" fields (e.g. ../shared/data/dev/dev100.jsonl).
+    Reports the mean over pairs of top-1 (rank-1 candidate) and best-of-N (best kept candidate, each metric
+    on its own) for: cosine similarity of MiniLM embeddings, sentence BLEU, token-set F1 and exact match;
+    next to the baseline of using the response's first sentence as the prompt, and seconds per document.
+
+    \b
+    Examples:
+      revprompt eval ../shared/data/dev/dev100.jsonl --model runs/my-adapter/adapter
+      revprompt eval dev600.jsonl --limit 50 --json
+      revprompt eval dev600.jsonl --details runs/eval-dev600.jsonl   (re-run the same command to resume)
+    """
+    from revprompt.core.engine import Engine
+
+    from .data import read_pairs
+    from .evaluate import evaluate
+
+    pairs = read_pairs([pairs_file])
+
+    def make_engine():
+        return Engine.load(model, dtype=dtype, top_n=top_n, max_new_tokens=max_new_tokens,
+                           max_input_tokens=max_input_tokens)
+
+    report = evaluate(make_engine, pairs, limit=limit, progress=True, top=top_n, details=details_file)
+    summary = report.summary()
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        print_summary(summary)
+    if details_file and not as_json:
+        click.echo(f"revprompt: per-pair rows in {details_file}"
+                   + (f" ({report.resumed} from an earlier run)" if report.resumed else ""), err=True)
+
+
+def print_summary(summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    best = f"best_of_{summary['top']}"
+    per_doc = summary["seconds_per_doc"]
+    table = Table(title=f"{summary['model']}: {summary['pairs']} pairs, "
+                        f"{per_doc:.2f} s/doc" if per_doc is not None else f"{summary['model']}: no pairs")
+    table.add_column("metric")
+    for label in ("top-1", f"best-of-{summary['top']}", "baseline (1st sentence)"):
+        table.add_column(label, justify="right")
+    for metric, values in summary["metrics"].items():
+        label, fmt = METRIC_LABELS.get(metric, (metric, "{:.3f}"))
+        table.add_row(label, *("-" if values[k] is None else fmt.format(values[k]) for k in ("top1", best, "baseline")))
+    Console().print(table)
+    if summary.get("truncated"):
+        Console(stderr=True).print(f"[dim]{summary['truncated']} responses were truncated to the input window[/dim]")
