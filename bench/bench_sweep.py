@@ -1,7 +1,10 @@
 """Time the reference sweep (24 separate contrastive-search loops) against the fast batched sweep.
 
 Both run in this process, on the same texts and model, so the ratio is independent of the machine.
-Usage: python bench/bench_sweep.py [--model shipped|base|DIR] [--docs 3] [--tokens 300] [--skip-reference]
+Prints seconds per document for the reference, the fast sweep one document at a time, and the fast sweep in
+batch mode (Engine.sweep_many: several documents share each forward), the speedups, whether the candidates
+are identical, and peak RSS. The reference is slow, so it runs on the first --reference-docs documents only.
+Usage: python bench/bench_sweep.py [--model shipped|base|DIR] [--docs 4] [--reference-docs 2] [--tokens 300]
 """
 
 from __future__ import annotations
@@ -37,11 +40,12 @@ def peak_rss_mb() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None)
-    parser.add_argument("--docs", type=int, default=3)
+    parser.add_argument("--docs", type=int, default=4)
+    parser.add_argument("--reference-docs", type=int, default=2)
+    parser.add_argument("--batch-docs", type=int, default=4)
     parser.add_argument("--tokens", type=int, default=300)
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    parser.add_argument("--skip-reference", action="store_true")
     args = parser.parse_args()
 
     from revprompt.core.engine import Engine
@@ -53,13 +57,14 @@ def main() -> None:
           f"configs={len(fast.configs)} threads={torch.get_num_threads()}")
     fast.sweep(texts[0][:200])  # warm-up: first-call allocations are not what a batch pays
 
-    t_fast, t_ref, identical = [], [], True
+    t_fast, t_ref, identical, singles = [], [], True, []
     for i, text in enumerate(texts):
         start = time.perf_counter()
         b = fast.sweep(text)
         t_fast.append(time.perf_counter() - start)
-        line = f"doc {i}: fast {t_fast[-1]:.2f}s, {len(b.candidates)} candidates"
-        if not args.skip_reference:
+        singles.append(b)
+        line = f"doc {i}: fast {t_fast[-1]:.2f}s, {len(b.candidates)} candidates, longest {max(len(c.token_ids) for c in b.candidates)} tokens"
+        if i < args.reference_docs:
             start = time.perf_counter()
             a = ref.sweep(text)
             t_ref.append(time.perf_counter() - start)
@@ -68,14 +73,25 @@ def main() -> None:
             line += f"; reference {t_ref[-1]:.2f}s; identical={same}"
         print(line, flush=True)
 
+    start = time.perf_counter()
+    batched = dict(fast.sweep_many(texts, batch_docs=args.batch_docs))
+    t_batch = (time.perf_counter() - start) / len(texts)
+    batch_same = all(
+        [c.token_ids for c in batched[i].candidates] == [c.token_ids for c in singles[i].candidates]
+        for i in range(len(texts))
+    )
+
     mean_fast = sum(t_fast) / len(t_fast)
-    print(f"fast sweep:      {mean_fast:.2f} s/doc")
+    mean_fast_ref_docs = sum(t_fast[: len(t_ref)]) / max(len(t_ref), 1)
+    print(f"fast sweep, one doc at a time: {mean_fast:.2f} s/doc")
+    print(f"fast sweep, batch mode ({args.batch_docs} docs/forward): {t_batch:.2f} s/doc (identical to one at a time: {'yes' if batch_same else 'no'})")
     if t_ref:
         mean_ref = sum(t_ref) / len(t_ref)
-        print(f"reference sweep: {mean_ref:.2f} s/doc")
-        print(f"speedup:         {mean_ref / mean_fast:.1f}x")
-        print(f"candidates identical: {'yes' if identical else 'no'}")
-    print(f"peak RSS:        {peak_rss_mb():.0f} MB")
+        print(f"reference sweep: {mean_ref:.2f} s/doc (on {len(t_ref)} docs)")
+        print(f"speedup, one doc at a time: {mean_ref / mean_fast_ref_docs:.1f}x")
+        print(f"speedup, batch mode: {mean_ref / t_batch:.1f}x")
+        print(f"candidates identical (reference vs fast): {'yes' if identical else 'no'}")
+    print(f"peak RSS: {peak_rss_mb():.0f} MB")
 
 
 if __name__ == "__main__":

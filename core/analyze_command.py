@@ -39,10 +39,12 @@ from .store import DEFAULT_DB
 @click.option("--no-plugins", is_flag=True, help="Skip the analysis plugins (key phrases, word frequencies, intent).")
 @click.option("--method", type=click.Choice(["fast", "reference"]), default="fast", show_default=True,
               help="The batched sweep, or the plain per-config decoder it is checked against.")
+@click.option("--batch-docs", default=4, show_default=True,
+              help="Documents decoded together in one batched sweep (faster per document; more lost if killed).")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True)
 def analyze_command(targets, db, model, as_json, top_n, max_new_tokens, max_input_tokens, source_name, urls_file,
                     crawl_url, max_pages, max_depth, crawl_delay, concurrency, timeout, resume_run_id, retry_failed,
-                    no_plugins, method, dtype):
+                    no_plugins, method, dtype, batch_docs):
     """Propose the prompts that most plausibly produced each TARGET.
 
     \b
@@ -84,7 +86,7 @@ def analyze_command(targets, db, model, as_json, top_n, max_new_tokens, max_inpu
 
     def make_engine():
         return Engine.load(model, dtype=dtype, top_n=top_n, max_new_tokens=max_new_tokens,
-                           max_input_tokens=max_input_tokens, method=method)
+                           max_input_tokens=max_input_tokens, method=method, batch_docs=batch_docs)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", InputTruncatedWarning)

@@ -157,8 +157,7 @@ class BatchRunner:
         if self.progress:
             self.progress.start(total, estimated=estimated)
         try:
-            for doc in self._load_ahead(self._pending(plan, finished, summary), options):
-                self._analyse_and_save(run_id, doc, summary)
+            self._analyse_stream(run_id, self._load_ahead(self._pending(plan, finished, summary), options), summary)
         finally:
             if self.progress:
                 self.progress.finish()
@@ -258,20 +257,49 @@ class BatchRunner:
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
 
-    def _analyse_and_save(self, run_id: str, doc: Document, summary: BatchSummary) -> None:
-        result = None
-        if doc.status != "failed":
+    def _analyse_stream(self, run_id: str, docs: Iterator[Document], summary: BatchSummary) -> None:
+        """Analyse loaded documents in small groups (the engine decodes a group in shared forwards) and save
+        each as soon as its group is done; failed loads are saved at once."""
+        group: list[Document] = []
+        for doc in docs:
+            if doc.status == "failed":
+                self._save(run_id, doc, None, summary)
+                continue
+            group.append(doc)
+            if len(group) >= max(1, int(getattr(self.engine, "batch_docs", 1) or 1)):
+                self._analyse_group(run_id, group, summary)
+                group = []
+        if group:
+            self._analyse_group(run_id, group, summary)
+
+    def _analyse_group(self, run_id: str, group: list[Document], summary: BatchSummary) -> None:
+        results: dict[int, SweepResult] = {}
+        if len(group) > 1 and hasattr(self.engine, "sweep_many"):
             try:
-                start = time.perf_counter()
-                result = self.engine.sweep(doc.text)
-                result.seconds = time.perf_counter() - start
-                doc.status = "done"
+                results = dict(self.engine.sweep_many([d.text for d in group]))
             except UserError:
                 raise
-            except Exception as exc:  # one bad document must not stop the batch
-                log.debug("analysis failed for %s", doc.uri, exc_info=True)
-                doc.failed(f"analysis failed: {type(exc).__name__}: {exc}")
-                result = None
+            except Exception:  # find the document that broke the group by analysing them one by one
+                log.debug("group analysis failed; retrying one by one", exc_info=True)
+                results = {}
+        for i, doc in enumerate(group):
+            result = results.get(i)
+            if result is None:
+                try:
+                    start = time.perf_counter()
+                    result = self.engine.sweep(doc.text)
+                    result.seconds = time.perf_counter() - start
+                except UserError:
+                    raise
+                except Exception as exc:  # one bad document must not stop the batch
+                    log.debug("analysis failed for %s", doc.uri, exc_info=True)
+                    doc.failed(f"analysis failed: {type(exc).__name__}: {exc}")
+                    result = None
+            if result is not None:
+                doc.status = "done"
+            self._save(run_id, doc, result, summary)
+
+    def _save(self, run_id: str, doc: Document, result: SweepResult | None, summary: BatchSummary) -> None:
         plugin_rows = None
         if result is not None and self.analyzers:
             from revprompt.plugins.runner import analyze_document

@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
-import torch
 
 from . import decoding, scoring
 from .prompt_format import encode_prefix, encode_prompt, stop_token_ids
@@ -41,6 +40,7 @@ class Engine:
         top_n: int = DEFAULT_TOP_N,
         model_name: str = "custom",
         method: str = "fast",
+        batch_docs: int = 4,
     ):
         self.model = model
         self.tokenizer = tokenizer
@@ -50,6 +50,7 @@ class Engine:
         self.top_n = top_n
         self.model_name = model_name
         self.method = method
+        self.batch_docs = batch_docs
         self.stop_ids = stop_token_ids(tokenizer)
 
     @classmethod
@@ -95,15 +96,38 @@ class Engine:
         candidates = self._rank(prefix.ids, sequences, known_scores)
         return SweepResult(candidates, len(prefix.ids), prefix.truncated, time.perf_counter() - start)
 
-    def sweep_many(
-        self, texts: Iterable[str], on_result: Callable[[int, SweepResult], None] | None = None
-    ) -> Iterator[tuple[int, SweepResult]]:
-        """Sweep many texts in order, yielding (index, result) as each finishes."""
-        for i, text in enumerate(texts):
-            result = self.sweep(text)
-            if on_result:
-                on_result(i, result)
-            yield i, result
+    def sweep_many(self, texts: Iterable[str], batch_docs: int | None = None) -> Iterator[tuple[int, SweepResult]]:
+        """Sweep many texts, yielding (index, result) in order as each batch finishes.
+
+        The fast method decodes `batch_docs` documents together, so every forward reads the weights once for
+        all of them (the cost of a CPU decoding step is mostly that weight traffic).
+        """
+        batch_docs = batch_docs or self.batch_docs
+        if self.method == "reference" or batch_docs <= 1:
+            for i, text in enumerate(texts):
+                yield i, self.sweep(text)
+            return
+        from .sweep import fast_sweep_many
+
+        pending: list[tuple[int, str]] = []
+
+        def run(chunk):
+            start = time.perf_counter()
+            encoded = [self.encode(text) for _, text in chunk]
+            outs = fast_sweep_many(self.model, [e.ids for e in encoded], self.configs, self.max_new_tokens,
+                                   self.stop_ids, self.tokenizer.eos_token_id)
+            share = (time.perf_counter() - start) / len(chunk)  # wall time, split evenly
+            for (i, _), enc, out in zip(chunk, encoded, outs):
+                candidates = self._rank(enc.ids, out.sequences, out.scores)
+                yield i, SweepResult(candidates, len(enc.ids), enc.truncated, share)
+
+        for item in enumerate(texts):
+            pending.append(item)
+            if len(pending) == batch_docs:
+                yield from run(pending)
+                pending = []
+        if pending:
+            yield from run(pending)
 
     def score(self, text: str, prompts: Sequence[str]) -> list[Candidate]:
         """Perplexity of given prompts for a response (pair consistency, evaluation)."""

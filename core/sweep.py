@@ -39,6 +39,7 @@ class _Node:
     hidden: torch.Tensor  # (n_generated, H) final-norm hidden states of the generated tokens
     logprobs: torch.Tensor  # (V,) log p(next token | response + tokens)
     token_logprobs: list[float] = field(default_factory=list)  # log p of each generated token when chosen
+    doc: int = 0  # which response of a batch this node grows from
 
 
 @dataclass
@@ -71,57 +72,79 @@ def _tree_masks(config, key_positions: torch.Tensor, visible: torch.Tensor, quer
 
 
 @torch.no_grad()
-def fast_sweep(
+def fast_sweep(model, prefix_ids, configs, max_new_tokens, stop_ids, eos_id) -> SweepOutput:
+    """The sweep for one response."""
+    return fast_sweep_many(model, [prefix_ids], configs, max_new_tokens, stop_ids, eos_id)[0]
+
+
+@torch.no_grad()
+def fast_sweep_many(
     model,
-    prefix_ids: list[int],
+    prefixes: list[list[int]],
     configs: list[DecodeConfig],
     max_new_tokens: int,
     stop_ids: set[int],
     eos_id: int,
-) -> SweepOutput:
+) -> list[SweepOutput]:
+    """The sweep for several responses at once: their trees share every forward (a forest), so each step
+    reads the weights once for all documents. On a CPU, where a step costs mostly weight traffic, this is
+    what makes batch analysis fast. Each document's candidates see only its own response and path.
+    """
     from transformers import DynamicCache
 
     body = model.model  # transformer body (final norm included), no LM head
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
-    # A plain cache (no sliding-window eviction): the masks, not the cache, implement the window.
-    cache = DynamicCache()
-    n_prefix = len(prefix_ids)
-    out = body(input_ids=torch.tensor([prefix_ids], device=device), cache=cache, use_cache=True)
-    context = out.last_hidden_state[0]  # (T0, H)
-    context_unit = torch.nn.functional.normalize(context.float(), dim=-1)
-    key_positions = torch.arange(n_prefix, device=device)  # position id of every cache slot
-    root = _Node(list(configs), [], [], context.new_zeros((0, context.shape[-1])), _lm_logprobs(model, context[-1]))
-    live = [root]
-    finished: dict[tuple[int, ...], list[DecodeConfig]] = {}
-    scores: dict[tuple[int, ...], PromptScore] = {}
+    n_docs = len(prefixes)
+    # Each response is encoded on its own, then the caches are laid end to end. A plain cache (no
+    # sliding-window eviction) is used: the masks, not the cache, implement the window.
+    caches, contexts, roots = [], [], []
+    for prefix_ids in prefixes:
+        cache = DynamicCache()
+        out = body(input_ids=torch.tensor([prefix_ids], device=device), cache=cache, use_cache=True)
+        caches.append(cache)
+        contexts.append(torch.nn.functional.normalize(out.last_hidden_state[0].float(), dim=-1))
+        roots.append(_lm_logprobs(model, out.last_hidden_state[0, -1]))
+    cache = caches[0]
+    for other in caches[1:]:
+        for layer, extra in zip(cache.layers, other.layers):
+            layer.keys = torch.cat([layer.keys, extra.keys], dim=2)
+            layer.values = torch.cat([layer.values, extra.values], dim=2)
+    # Per cache slot: its position id, and which document's response it belongs to (-1: a generated token).
+    key_positions = torch.cat([torch.arange(len(p), device=device) for p in prefixes])
+    slot_doc = torch.cat([torch.full((len(p),), d, device=device) for d, p in enumerate(prefixes)])
+    hidden_size = contexts[0].shape[-1]
+    live = [
+        _Node(list(configs), [], [], contexts[d].new_zeros((0, hidden_size)), roots[d], doc=d) for d in range(n_docs)
+    ]
+    finished: list[dict] = [{} for _ in range(n_docs)]
+    scores: list[dict] = [{} for _ in range(n_docs)]
 
     for step in range(max_new_tokens):
         if not live:
             break
-        position = n_prefix + step
         # 1. Candidate tokens per node: the top max-k of the node's distribution serves every config in it.
-        cand_ids, cand_probs, owners = [], [], []
-        for n_idx, node in enumerate(live):
+        cand_ids, cand_probs = [], []
+        for node in live:
             k = max(c.top_k for c in node.configs)
             lp, ids = node.logprobs.topk(k)
             cand_ids.append(ids)
             cand_probs.append(lp.exp())
-            owners.extend([n_idx] * k)
         flat_ids = torch.cat(cand_ids)
         n_rows = flat_ids.shape[0]
         n_keys = key_positions.shape[0]
-        # 2. One forward for all candidates: each sees the response, its node's path, and itself.
+        # 2. One forward for all candidates: each sees its document's response, its node's path, and itself.
         visible = torch.zeros((n_rows, n_keys + n_rows), dtype=torch.bool, device=device)
-        visible[:, :n_prefix] = True
+        query_positions = torch.empty((n_rows,), dtype=torch.long, device=device)
         row = 0
         for node, ids in zip(live, cand_ids):
             k = ids.shape[0]
+            visible[row : row + k, :n_keys] = slot_doc == node.doc
             if node.slots:
                 visible[row : row + k, torch.tensor(node.slots, device=device)] = True
+            query_positions[row : row + k] = len(prefixes[node.doc]) + step
             row += k
         visible[:, n_keys:] = torch.eye(n_rows, dtype=torch.bool, device=device)
-        query_positions = torch.full((n_rows,), position, device=device)
         all_positions = torch.cat([key_positions, query_positions])
         masks = _tree_masks(model.config, all_positions, visible, query_positions, dtype)
         hidden = body(
@@ -135,7 +158,9 @@ def fast_sweep(
         row = 0
         for n_idx, (node, ids, probs) in enumerate(zip(live, cand_ids, cand_probs)):
             k = ids.shape[0]
-            ctx = context_unit if not node.slots else torch.cat([context_unit, torch.nn.functional.normalize(node.hidden.float(), dim=-1)])
+            ctx = contexts[node.doc]
+            if node.slots:
+                ctx = torch.cat([ctx, torch.nn.functional.normalize(node.hidden.float(), dim=-1)])
             degeneration = (hidden_unit[row : row + k] @ ctx.T).max(dim=-1).values
             for config in node.configs:
                 kk = config.top_k
@@ -144,7 +169,7 @@ def fast_sweep(
                 children.setdefault((n_idx, row + choice), []).append(config)
             row += k
 
-        # 4. Grow the tree: finished sequences leave, the rest become next step's nodes.
+        # 4. Grow the trees: finished sequences leave, the rest become next step's nodes.
         next_live: list[_Node] = []
         grow_rows: list[int] = []
         for (n_idx, flat_row), chosen in children.items():
@@ -153,16 +178,15 @@ def fast_sweep(
             token_lp = float(parent.logprobs[token])
             tokens = parent.tokens + [token]
             if token in stop_ids:
-                key = tuple(tokens)
-                finished.setdefault(key, []).extend(chosen)
+                finished[parent.doc].setdefault(tuple(tokens), []).extend(chosen)
                 # EOS closes the prompt; another stop token is scored as if it were EOS, as the ranker does.
                 lps = parent.token_logprobs + [token_lp if token == eos_id else float(parent.logprobs[eos_id])]
-                scores[tuple(parent.tokens) + (eos_id,)] = _finish(parent.tokens + [eos_id], lps)
+                scores[parent.doc][tuple(parent.tokens) + (eos_id,)] = _finish(parent.tokens + [eos_id], lps)
                 continue
             next_live.append(
                 _Node(chosen, tokens, parent.slots + [n_keys + flat_row],
                       torch.cat([parent.hidden, hidden[flat_row : flat_row + 1]]), parent.logprobs,
-                      parent.token_logprobs + [token_lp])
+                      parent.token_logprobs + [token_lp], doc=parent.doc)
             )
             grow_rows.append(flat_row)
         if next_live:
@@ -173,21 +197,30 @@ def fast_sweep(
         if step == max_new_tokens - 1:
             for node in next_live:
                 key = tuple(node.tokens)
-                finished.setdefault(key, []).extend(node.configs)
-                scores[key + (eos_id,)] = _finish(node.tokens + [eos_id], node.token_logprobs + [float(node.logprobs[eos_id])])
+                finished[node.doc].setdefault(key, []).extend(node.configs)
+                scores[node.doc][key + (eos_id,)] = _finish(
+                    node.tokens + [eos_id], node.token_logprobs + [float(node.logprobs[eos_id])]
+                )
             next_live = []
 
-        # 5. Drop cache entries no live node uses (unchosen candidates, finished branches).
+        # 5. Drop cache entries no live node uses: unchosen candidates, finished branches, finished documents.
         key_positions = torch.cat([key_positions, query_positions])
-        keep = sorted({s for node in next_live for s in node.slots})
-        keep_index = torch.cat([torch.arange(n_prefix, device=device), torch.tensor(keep, dtype=torch.long, device=device)])
-        remap = {old: n_prefix + new for new, old in enumerate(keep)}
+        slot_doc = torch.cat([slot_doc, torch.full((n_rows,), -1, device=device)])
+        live_docs = torch.tensor(sorted({node.doc for node in next_live}), dtype=torch.long, device=device)
+        keep_mask = torch.isin(slot_doc, live_docs)
+        path_slots = sorted({s for node in next_live for s in node.slots})
+        if path_slots:
+            keep_mask[torch.tensor(path_slots, device=device)] = True
+        keep_index = keep_mask.nonzero().squeeze(1)
+        remap = torch.full((keep_mask.shape[0],), -1, dtype=torch.long, device=device)
+        remap[keep_index] = torch.arange(keep_index.shape[0], device=device)
         for layer in cache.layers:
             layer.keys = layer.keys.index_select(2, keep_index)
             layer.values = layer.values.index_select(2, keep_index)
         key_positions = key_positions.index_select(0, keep_index)
+        slot_doc = slot_doc.index_select(0, keep_index)
         for node in next_live:
-            node.slots = [remap[s] for s in node.slots]
+            node.slots = remap[torch.tensor(node.slots, dtype=torch.long, device=device)].tolist()
         live = next_live
 
-    return SweepOutput(finished, scores)
+    return [SweepOutput(f, s) for f, s in zip(finished, scores)]

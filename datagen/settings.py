@@ -16,65 +16,22 @@ The key is held in a `Secret`, whose repr hides it, and every message that leave
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from revprompt.core.errors import UserError
+from revprompt.core.config import Secret, config_path  # noqa: F401  (re-exported)
+from revprompt.core.config import read_config_section as _read_config_section
+from revprompt.core.config import truthy as _truthy
 
 DEFAULT_MODEL = "gemini-2.5-flash"
 BASE_URL_ENV = "REVPROMPT_GEMINI_BASE_URL"
-CONFIG_ENV = "REVPROMPT_CONFIG"
 API_KEY_ENVS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
-
-
-class Secret:
-    """A string that never shows itself in repr/str, so a stray log line or traceback cannot leak it."""
-
-    def __init__(self, value: str):
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-
-def config_path() -> Path:
-    override = os.environ.get(CONFIG_ENV)
-    if override:
-        return Path(override).expanduser()
-    from platformdirs import user_config_dir
-
-    return Path(user_config_dir("revprompt")) / "config.toml"
 
 
 def read_config_section(path: Path | None = None) -> dict:
     """The `[gemini]` table of the config file; {} when there is no file."""
-    path = path or config_path()
-    if not path.exists():
-        return {}
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        # The parser's message can quote the offending line, which may hold the key: name the file only.
-        raise UserError(f"cannot read config file {path} ({type(exc).__name__}); fix its TOML syntax") from None
-    section = data.get("gemini", {})
-    if not isinstance(section, dict):
-        raise UserError(f"config file {path}: [gemini] must be a table")
-    return section
-
-
-def _truthy(value) -> bool:
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in {"1", "true", "yes", "on"}
+    return _read_config_section("gemini", path)
 
 
 @dataclass

@@ -25,7 +25,6 @@ from __future__ import annotations
 import base64
 import os
 import threading
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -37,63 +36,21 @@ from revprompt.core.types import Document, utcnow
 
 from .fetch import USER_AGENT, is_http_url, normalize_url
 from .web import read_url_list
+from revprompt.core.config import Secret, config_path  # noqa: F401  (re-exported)
+from revprompt.core.config import read_config_section as _read_config_section
+from revprompt.core.config import truthy as _truthy
 
 DEFAULT_BASE_URL = "https://api.dataforseo.com"
 ENDPOINT = "/v3/on_page/content_parsing/live"
 LOGIN_ENV = "DATAFORSEO_LOGIN"
 PASSWORD_ENV = "DATAFORSEO_PASSWORD"
 BASE_URL_ENV = "REVPROMPT_DATAFORSEO_BASE_URL"
-CONFIG_ENV = "REVPROMPT_CONFIG"
 OK = 20000
-
-
-class Secret:
-    """A string that never shows itself in repr/str, so a stray log line or traceback cannot leak it."""
-
-    def __init__(self, value: str):
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-
-def config_path() -> Path:
-    override = os.environ.get(CONFIG_ENV)
-    if override:
-        return Path(override).expanduser()
-    from platformdirs import user_config_dir
-
-    return Path(user_config_dir("revprompt")) / "config.toml"
 
 
 def read_config_section(path: Path | None = None) -> dict:
     """The `[dataforseo]` table of the config file; {} when there is no file."""
-    path = path or config_path()
-    if not path.exists():
-        return {}
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        # The parser's message can quote the offending line, which may hold the password: name the file only.
-        raise UserError(f"cannot read config file {path} ({type(exc).__name__}); fix its TOML syntax") from None
-    section = data.get("dataforseo", {})
-    if not isinstance(section, dict):
-        raise UserError(f"config file {path}: [dataforseo] must be a table")
-    return section
-
-
-def _truthy(value) -> bool:
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in {"1", "true", "yes", "on"}
+    return _read_config_section("dataforseo", path)
 
 
 @dataclass

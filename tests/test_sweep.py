@@ -58,3 +58,16 @@ def test_fast_sweep_stops_at_stop_tokens(gemma_tokenizer, tiny_model):
     lengths = {len(c.token_ids) for c in b.candidates}
     assert min(lengths) < 7  # some stopped early (the stop token scored as EOS) ...
     assert all(c.token_ids[-1] == gemma_tokenizer.eos_token_id for c in b.candidates)
+
+
+def test_sweep_many_equals_one_at_a_time(gemma_tokenizer, tiny_model):
+    """Documents decoded together (a forest in one forward) get exactly what each gets alone."""
+    from conftest import make_tiny_gemma
+
+    for model in (tiny_model, make_tiny_gemma(seed=4, sliding_window=8)):
+        engine = Engine(model, gemma_tokenizer, max_new_tokens=6, batch_docs=3)
+        texts = TEXTS + [TEXTS[0][:30]]  # different lengths; a second batch of one
+        together = dict(engine.sweep_many(texts))
+        assert sorted(together) == list(range(len(texts)))
+        for i, text in enumerate(texts):
+            _same(engine.sweep(text), together[i])

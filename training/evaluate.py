@@ -213,6 +213,24 @@ def _append(path: Path, row: dict) -> None:
 # --------------------------------------------------------------------------------------------------------
 # The evaluation
 # --------------------------------------------------------------------------------------------------------
+def _sweeps(engine, texts: list[str]):
+    """Results in order; batched (several documents per forward) when the engine can. The per-document
+    truncation warning is silenced: the report counts truncated responses instead."""
+    from revprompt.core.engine import InputTruncatedWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InputTruncatedWarning)
+        if hasattr(engine, "sweep_many"):
+            for _, result in engine.sweep_many(texts):
+                yield result
+        else:
+            for text in texts:
+                t0 = time.perf_counter()
+                result = engine.sweep(text)
+                result.seconds = time.perf_counter() - t0
+                yield result
+
+
 def evaluate(
     engine,
     pairs: Sequence,
@@ -232,7 +250,6 @@ def evaluate(
     `details`: a JSONL file; rows already there are reused (resume), new rows are appended as they finish.
     `on_result(row)` is called for each newly scored pair. The report covers all selected pairs.
     """
-    from revprompt.core.engine import InputTruncatedWarning
     from revprompt.core.progress import BatchProgress
 
     pairs = list(pairs)[:limit] if limit else list(pairs)
@@ -264,12 +281,9 @@ def evaluate(
         bar = BatchProgress(label="evaluating", enabled=progress)
         bar.start(len(todo), skipped=len(done))
         try:
-            for index, key, pair in todo:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", InputTruncatedWarning)
-                    t0 = time.perf_counter()
-                    result = engine.sweep(pair.response)
-                    seconds = time.perf_counter() - t0
+            results = _sweeps(engine, [pair.response for _, _, pair in todo])
+            for (index, key, pair), result in zip(todo, results):
+                seconds = result.seconds
                 candidates = result.candidates[:top]
                 scored = score_pair(pair.prompt, pair.response, [c.prompt for c in candidates], embedder)
                 row = {
