@@ -50,7 +50,9 @@ def main() -> None:
 
     from revprompt.core.engine import Engine
 
-    fast = Engine.load(args.model, dtype=args.dtype, max_new_tokens=args.max_new_tokens, method="fast")
+    # The whole ~N-token text is decoded (not cut to the model's trained window), as the issue measures.
+    fast = Engine.load(args.model, dtype=args.dtype, max_new_tokens=args.max_new_tokens, method="fast",
+                       max_input_tokens=args.tokens + 8)
     ref = Engine(fast.model, fast.tokenizer, max_new_tokens=args.max_new_tokens, method="reference")
     texts = texts_of_about(fast.tokenizer, args.docs, args.tokens)
     print(f"model={fast.model_name} dtype={args.dtype} docs={len(texts)} tokens/doc={args.tokens} "

@@ -20,8 +20,9 @@ from .store import DEFAULT_DB
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON (one object per document).")
 @click.option("--top", "top_n", default=10, show_default=True, help="How many ranked candidates to keep per text.")
 @click.option("--max-new-tokens", default=64, show_default=True, help="Longest prompt the decoder may write.")
-@click.option("--max-input-tokens", default=2048, show_default=True,
-              help="Longer inputs are truncated (with a warning) to this many tokens.")
+@click.option("--max-input-tokens", type=int, default=None,
+              help="Longer inputs are truncated (with a warning) to this many tokens. Default: the length the "
+                   "model was trained on (192 for the shipped adapter), else 2048.")
 @click.option("--source", "source_name", default=None, help="Force a source plugin (see `revprompt plugins`).")
 @click.option("--urls", "urls_file", type=click.Path(dir_okay=False), default=None, help="A file with one URL per line.")
 @click.option("--crawl", "crawl_url", default=None, help="Crawl a site from this URL (same host, robots.txt obeyed).")

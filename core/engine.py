@@ -36,7 +36,7 @@ class Engine:
         tokenizer,
         configs: Sequence[DecodeConfig] = DEFAULT_SWEEP,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-        max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS,
+        max_input_tokens: int | None = DEFAULT_MAX_INPUT_TOKENS,
         top_n: int = DEFAULT_TOP_N,
         model_name: str = "custom",
         method: str = "fast",
@@ -54,11 +54,15 @@ class Engine:
         self.stop_ids = stop_token_ids(tokenizer)
 
     @classmethod
-    def load(cls, model: str | None = None, dtype: str = "float32", **kwargs) -> "Engine":
+    def load(cls, model: str | None = None, dtype: str = "float32", max_input_tokens: int | None = None,
+             **kwargs) -> "Engine":
+        """The engine on a named model. Without max_input_tokens, responses are cut to the length the model
+        was trained on (recorded with a trained adapter), else to DEFAULT_MAX_INPUT_TOKENS."""
         from . import model as model_loader
 
         hf_model, tokenizer, spec = model_loader.load(model, dtype=dtype)
-        return cls(hf_model, tokenizer, model_name=spec.name, **kwargs)
+        window = max_input_tokens or spec.trained_response_tokens or DEFAULT_MAX_INPUT_TOKENS
+        return cls(hf_model, tokenizer, model_name=spec.name, max_input_tokens=window, **kwargs)
 
     def describe(self) -> dict:
         return {
@@ -76,7 +80,8 @@ class Engine:
         prefix = encode_prefix(self.tokenizer, text, self.max_input_tokens)
         if prefix.truncated:
             warnings.warn(
-                f"input is longer than the model window; only its first {self.max_input_tokens} tokens are used",
+                f"input is longer than the model window; only its first {self.max_input_tokens} tokens are used "
+                "(--max-input-tokens to change)",
                 InputTruncatedWarning,
                 stacklevel=3,
             )

@@ -124,6 +124,23 @@ class ModelSpec:
 
     name: str  # what the user asked for, for the runs table
     path: Path
+    # The response length the model was fine-tuned on (training writes it to revprompt.json): inputs are
+    # cut to it by default, since the model has never seen a longer response before the separator.
+    trained_response_tokens: int | None = None
+
+
+TRAINING_INFO = "revprompt.json"
+
+
+def _trained_response_tokens(path: Path) -> int | None:
+    info = path / TRAINING_INFO
+    if not info.exists():
+        return None
+    try:
+        value = json.loads(info.read_text()).get("max_response_tokens")
+    except ValueError:
+        return None
+    return int(value) if value else None
 
 
 def default_model_name() -> str:
@@ -144,13 +161,13 @@ def resolve(name: str | None = None) -> ModelSpec:
     if name == "shipped":
         if not _is_adapter(SHIPPED_ADAPTER):
             raise UserError("this build ships no trained adapter; use --model base", 1)
-        return ModelSpec("shipped", merged_adapter_dir(SHIPPED_ADAPTER))
+        return ModelSpec("shipped", merged_adapter_dir(SHIPPED_ADAPTER), _trained_response_tokens(SHIPPED_ADAPTER))
     path = Path(name).expanduser()
     if path.exists():
         if _is_adapter(path):
-            return ModelSpec(str(path), merged_adapter_dir(path))
+            return ModelSpec(str(path), merged_adapter_dir(path), _trained_response_tokens(path))
         if _is_model_dir(path):
-            return ModelSpec(str(path), path)
+            return ModelSpec(str(path), path, _trained_response_tokens(path))
         raise UserError(f"{path} is neither a model directory (config.json) nor a PEFT adapter (adapter_config.json)")
     return ModelSpec(name, _hub_snapshot(name))
 

@@ -78,12 +78,19 @@ def test_datagen_then_train_end_to_end(capsys, gemini_env, fake, tmp_path, tiny_
     n_train = len(read_pairs([data / "train.jsonl"]))
     assert n_train >= 10
     code, out, err = run_cli(capsys, "train", data / "train.jsonl", "-o", tmp_path / "run", "--base", model_dir,
-                             "--max-steps", "3", "--batch-size", "2", "--grad-accum", "1", "--lora-r", "4")
+                             "--max-steps", "3", "--batch-size", "2", "--grad-accum", "1", "--lora-r", "4",
+                             "--max-response-tokens", "32")
     assert code == 0, err
     summary = json.loads(out)
     assert summary["steps"] == 3 and summary["examples_seen"] == 6
     assert (tmp_path / "run" / "adapter" / "adapter_config.json").exists()
     # The trained adapter loads as a model for analysis.
+    from revprompt.core.engine import Engine
     from revprompt.core.model import resolve
 
-    assert (resolve(str(tmp_path / "run" / "adapter")).path / "model.safetensors").exists()
+    spec = resolve(str(tmp_path / "run" / "adapter"))
+    assert (spec.path / "model.safetensors").exists()
+    # Inputs are cut to the response length the adapter was trained on, unless the user says otherwise.
+    assert spec.trained_response_tokens == 32
+    assert Engine.load(str(tmp_path / "run" / "adapter")).max_input_tokens == 32
+    assert Engine.load(str(tmp_path / "run" / "adapter"), max_input_tokens=100).max_input_tokens == 100

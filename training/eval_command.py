@@ -6,7 +6,6 @@ import json
 
 import click
 
-DEFAULT_MAX_INPUT_TOKENS = 2048  # the engine's default (not imported: that would load torch for `--help`)
 
 METRIC_LABELS = {
     "cosine": ("cosine (MiniLM)", "{:.3f}"),
@@ -27,8 +26,8 @@ METRIC_LABELS = {
 @click.option("--top", "top_n", type=click.IntRange(min=1), default=10, show_default=True,
               help="Ranked candidates kept per response; best-of is over these.")
 @click.option("--max-new-tokens", default=64, show_default=True, help="Longest prompt the decoder may write.")
-@click.option("--max-input-tokens", default=DEFAULT_MAX_INPUT_TOKENS, show_default=True,
-              help="Longer responses are truncated to this many tokens.")
+@click.option("--max-input-tokens", type=int, default=None,
+              help="Longer responses are truncated to this many tokens (default: the model's trained length).")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True)
 def eval_command(pairs_file, model, limit, as_json, details_file, top_n, max_new_tokens, max_input_tokens, dtype):
     """Run the engine on each response in PAIRS and score its prompts against the true ones.

@@ -179,6 +179,9 @@ def train(cfg: TrainConfig, model=None, tokenizer=None, pairs=None) -> dict:
     final = out / ("adapter" if cfg.method == "lora" else "model")
     model.save_pretrained(final)
     tokenizer.save_pretrained(final)
+    (final / "revprompt.json").write_text(json.dumps(
+        {"format": "{response}\\n###\\n{prompt}<eos>", "max_response_tokens": cfg.max_response_tokens,
+         "max_seq_len": cfg.max_seq_len, "base_model": cfg.base_model, "method": cfg.method}, indent=2))
     record = {
         "config": asdict(cfg),
         "examples_available": len(examples),
