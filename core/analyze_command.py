@@ -19,7 +19,7 @@ from .store import DEFAULT_DB
               help="'base', a local model or PEFT adapter directory, or a Hugging Face id. Default: the shipped model.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON (one object per document).")
 @click.option("--top", "top_n", default=10, show_default=True, help="How many ranked candidates to keep per text.")
-@click.option("--max-new-tokens", default=64, show_default=True, help="Longest prompt the decoder may write.")
+@click.option("--max-new-tokens", default=48, show_default=True, help="Longest prompt the decoder may write.")
 @click.option("--max-input-tokens", type=int, default=None,
               help="Longer inputs are truncated (with a warning) to this many tokens. Default: the length the "
                    "model was trained on (192 for the shipped adapter), else 2048.")

@@ -25,7 +25,7 @@ METRIC_LABELS = {
               help="Write one JSONL row per pair as it finishes; re-running with the same file resumes.")
 @click.option("--top", "top_n", type=click.IntRange(min=1), default=10, show_default=True,
               help="Ranked candidates kept per response; best-of is over these.")
-@click.option("--max-new-tokens", default=64, show_default=True, help="Longest prompt the decoder may write.")
+@click.option("--max-new-tokens", default=48, show_default=True, help="Longest prompt the decoder may write.")
 @click.option("--max-input-tokens", type=int, default=None,
               help="Longer responses are truncated to this many tokens (default: the model's trained length).")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True)
