@@ -7,10 +7,15 @@ What the plain decoder (core/decoding.py) does 24 times over, this does once:
   live node needs the hidden state of each of its top-k candidate tokens; configurations that differ only
   in penalty_alpha, or in top_k (a smaller k's candidates are a prefix of a larger k's), need the same
   candidate forwards, so each distinct (node, candidate token) is evaluated exactly once.
+* A candidate that loses to the node's most probable token whatever its degeneration penalty turns out to
+  be (a bound from the probabilities alone, `_needed`) is not run at all: on the confident steps of a
+  trained model that is most candidates of the small-penalty configurations.
 * All candidate tokens of all nodes go through the model in ONE forward per step, as a single sequence
-  appended to the shared cache. A 4D attention mask lets each candidate see only the response, the path of
-  its own node and itself ("tree attention"), and position ids give each its true depth. Sliding-window
-  layers get the same mask restricted to their window, so the result equals separate decoding.
+  appended to the shared cache. A visibility mask lets each candidate see only its response, the path of
+  its own node and itself ("tree attention", core/tree_attention.py: one small attention per document, so
+  documents batched together don't pay for each other's keys), and position ids give each its true depth.
+  Sliding-window layers get the same mask restricted to their window, so the result equals separate
+  decoding.
 * Only the transformer body runs per candidate; the 262K-word LM head runs only on the candidates that some
   configuration selects (the next step's distribution), which is most of the saving on a small model.
 * Cache entries of candidates nobody selected are dropped after each step, so attention stays the size of
@@ -26,6 +31,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .scoring import PromptScore, _finish
+from .tree_attention import DocBlocks, using_tree_attention
 from .types import DecodeConfig
 
 
@@ -48,6 +54,28 @@ class SweepOutput:
     scores: dict[tuple[int, ...], PromptScore]  # keyed by body + [eos], as Engine._rank expects
 
 
+# Margin for float rounding in the bound below: a candidate is skipped only when it loses by more than this.
+_PRUNE_MARGIN = 1e-4
+
+
+def _needed(probs: torch.Tensor, configs: list[DecodeConfig]) -> torch.Tensor:
+    """Rank positions (ascending) of the candidates some configuration could still pick.
+
+    Candidate j's score is (1 - a) p_j - a d_j with the degeneration d_j (a max cosine) in [-1, 1], so it
+    loses to the most probable candidate whatever the hidden states are once (1 - a)(p_0 - p_j) > 2a. Such
+    candidates need no forward: skipping them cannot change any choice, and at small penalty_alpha on a
+    confident step that is most of them.
+    """
+    k = probs.shape[0]
+    ranks = torch.arange(k, device=probs.device)
+    gap = probs[0] - probs
+    needed = ranks == 0
+    for config in configs:
+        a = config.penalty_alpha
+        needed |= (ranks < config.top_k) & ((1.0 - a) * gap <= 2.0 * a + _PRUNE_MARGIN)
+    return needed.nonzero().squeeze(1)
+
+
 def _lm_logprobs(causal_lm, hidden: torch.Tensor) -> torch.Tensor:
     logits = causal_lm.lm_head(hidden)
     softcap = getattr(causal_lm.config, "final_logit_softcapping", None)
@@ -56,19 +84,25 @@ def _lm_logprobs(causal_lm, hidden: torch.Tensor) -> torch.Tensor:
     return torch.log_softmax(logits.float(), dim=-1)
 
 
-def _tree_masks(config, key_positions: torch.Tensor, visible: torch.Tensor, query_positions: torch.Tensor, dtype):
-    """Additive masks (1, 1, Q, K) for full and sliding layers from a (Q, K) visibility matrix."""
-    neg = torch.finfo(dtype).min
-    full = torch.zeros(visible.shape, dtype=dtype).masked_fill(~visible, neg)
-    masks = {"full_attention": full[None, None]}
+def _doc_blocks(config, visible, slot_owner, key_positions, query_positions, row_doc, n_docs):
+    """Per-document attention blocks for full and sliding-window layers from the (Q, K) visibility matrix."""
     window = getattr(config, "sliding_window", None)
-    if window:
-        in_window = key_positions[None, :] > (query_positions[:, None] - window)
-        sliding = torch.zeros(visible.shape, dtype=dtype).masked_fill(~(visible & in_window), neg)
-        masks["sliding_attention"] = sliding[None, None]
-    else:
-        masks["sliding_attention"] = masks["full_attention"]
-    return masks
+    full, sliding = DocBlocks([], [], []), DocBlocks([], [], [])
+    for d in range(n_docs):
+        rows = (row_doc == d).nonzero().squeeze(1)
+        if rows.numel() == 0:
+            continue
+        keys = (slot_owner == d).nonzero().squeeze(1)
+        seen = visible.index_select(0, rows).index_select(1, keys)
+        for blocks in (full, sliding):
+            blocks.rows.append(rows)
+            blocks.keys.append(keys)
+        full.visible.append(seen)
+        if window:
+            in_window = key_positions[keys][None, :] > (query_positions[rows][:, None] - window)
+            seen = seen & in_window
+        sliding.visible.append(seen)
+    return {"full_attention": full, "sliding_attention": sliding}
 
 
 @torch.no_grad()
@@ -94,7 +128,6 @@ def fast_sweep_many(
 
     body = model.model  # transformer body (final norm included), no LM head
     device = next(model.parameters()).device
-    dtype = next(model.parameters()).dtype
     n_docs = len(prefixes)
     # Each response is encoded on its own, then the caches are laid end to end. A plain cache (no
     # sliding-window eviction) is used: the masks, not the cache, implement the window.
@@ -110,9 +143,11 @@ def fast_sweep_many(
         for layer, extra in zip(cache.layers, other.layers):
             layer.keys = torch.cat([layer.keys, extra.keys], dim=2)
             layer.values = torch.cat([layer.values, extra.values], dim=2)
-    # Per cache slot: its position id, and which document's response it belongs to (-1: a generated token).
+    # Per cache slot: its position id, which document's response it belongs to (-1: a generated token), and
+    # which document it belongs to at all.
     key_positions = torch.cat([torch.arange(len(p), device=device) for p in prefixes])
     slot_doc = torch.cat([torch.full((len(p),), d, device=device) for d, p in enumerate(prefixes)])
+    slot_owner = slot_doc.clone()
     hidden_size = contexts[0].shape[-1]
     live = [
         _Node(list(configs), [], [], contexts[d].new_zeros((0, hidden_size)), roots[d], doc=d) for d in range(n_docs)
@@ -124,18 +159,23 @@ def fast_sweep_many(
         if not live:
             break
         # 1. Candidate tokens per node: the top max-k of the node's distribution serves every config in it.
-        cand_ids, cand_probs = [], []
+        #    Only candidates that could still win for some config are run through the model (_needed).
+        cand_ids, cand_probs, cand_pos = [], [], []
         for node in live:
             k = max(c.top_k for c in node.configs)
             lp, ids = node.logprobs.topk(k)
-            cand_ids.append(ids)
-            cand_probs.append(lp.exp())
+            probs = lp.exp()
+            pos = _needed(probs, node.configs)
+            cand_pos.append(pos)
+            cand_ids.append(ids[pos])
+            cand_probs.append(probs)
         flat_ids = torch.cat(cand_ids)
         n_rows = flat_ids.shape[0]
         n_keys = key_positions.shape[0]
         # 2. One forward for all candidates: each sees its document's response, its node's path, and itself.
         visible = torch.zeros((n_rows, n_keys + n_rows), dtype=torch.bool, device=device)
         query_positions = torch.empty((n_rows,), dtype=torch.long, device=device)
+        row_doc = torch.empty((n_rows,), dtype=torch.long, device=device)
         row = 0
         for node, ids in zip(live, cand_ids):
             k = ids.shape[0]
@@ -143,28 +183,32 @@ def fast_sweep_many(
             if node.slots:
                 visible[row : row + k, torch.tensor(node.slots, device=device)] = True
             query_positions[row : row + k] = len(prefixes[node.doc]) + step
+            row_doc[row : row + k] = node.doc
             row += k
         visible[:, n_keys:] = torch.eye(n_rows, dtype=torch.bool, device=device)
-        all_positions = torch.cat([key_positions, query_positions])
-        masks = _tree_masks(model.config, all_positions, visible, query_positions, dtype)
-        hidden = body(
-            input_ids=flat_ids[None], position_ids=query_positions[None], attention_mask=masks, cache=cache,
-            use_cache=True,
-        ).last_hidden_state[0]  # (R, H)
+        blocks = _doc_blocks(model.config, visible, torch.cat([slot_owner, row_doc]),
+                             torch.cat([key_positions, query_positions]), query_positions, row_doc, n_docs)
+        with using_tree_attention(model):
+            hidden = body(
+                input_ids=flat_ids[None], position_ids=query_positions[None], attention_mask=blocks, cache=cache,
+                use_cache=True,
+            ).last_hidden_state[0]  # (R, H)
         hidden_unit = torch.nn.functional.normalize(hidden.float(), dim=-1)
 
         # 3. Each config picks its token; configs that pick the same token from the same node stay together.
         children: dict[tuple[int, int], list[DecodeConfig]] = {}
         row = 0
-        for n_idx, (node, ids, probs) in enumerate(zip(live, cand_ids, cand_probs)):
+        for n_idx, (node, ids, probs, pos) in enumerate(zip(live, cand_ids, cand_probs, cand_pos)):
             k = ids.shape[0]
             ctx = contexts[node.doc]
             if node.slots:
                 ctx = torch.cat([ctx, torch.nn.functional.normalize(node.hidden.float(), dim=-1)])
             degeneration = (hidden_unit[row : row + k] @ ctx.T).max(dim=-1).values
+            needed_probs = probs[pos]
             for config in node.configs:
-                kk = config.top_k
-                score = (1.0 - config.penalty_alpha) * probs[:kk] - config.penalty_alpha * degeneration[:kk]
+                # Candidates are in rank order, so a config's top_k are the first ones whose rank < top_k.
+                kk = int((pos < config.top_k).sum())
+                score = (1.0 - config.penalty_alpha) * needed_probs[:kk] - config.penalty_alpha * degeneration[:kk]
                 choice = int(score.argmax())
                 children.setdefault((n_idx, row + choice), []).append(config)
             row += k
@@ -206,6 +250,7 @@ def fast_sweep_many(
         # 5. Drop cache entries no live node uses: unchosen candidates, finished branches, finished documents.
         key_positions = torch.cat([key_positions, query_positions])
         slot_doc = torch.cat([slot_doc, torch.full((n_rows,), -1, device=device)])
+        slot_owner = torch.cat([slot_owner, row_doc])
         live_docs = torch.tensor(sorted({node.doc for node in next_live}), dtype=torch.long, device=device)
         keep_mask = torch.isin(slot_doc, live_docs)
         path_slots = sorted({s for node in next_live for s in node.slots})
@@ -219,6 +264,7 @@ def fast_sweep_many(
             layer.values = layer.values.index_select(2, keep_index)
         key_positions = key_positions.index_select(0, keep_index)
         slot_doc = slot_doc.index_select(0, keep_index)
+        slot_owner = slot_owner.index_select(0, keep_index)
         for node in next_live:
             node.slots = remap[torch.tensor(node.slots, dtype=torch.long, device=device)].tolist()
         live = next_live

@@ -71,3 +71,62 @@ def test_sweep_many_equals_one_at_a_time(gemma_tokenizer, tiny_model):
         assert sorted(together) == list(range(len(texts)))
         for i, text in enumerate(texts):
             _same(engine.sweep(text), together[i])
+
+
+def test_skipped_candidates_could_never_win():
+    """The bound behind candidate skipping: whatever the degeneration values in [-1, 1], every config's
+    pick among all its top_k candidates is among the ones `_needed` keeps (and it is the same pick)."""
+    import torch
+
+    from revprompt.core.sweep import _needed
+
+    gen = torch.Generator().manual_seed(0)
+    skipped = 0
+    for trial in range(300):
+        temperature = [0.2, 1.0, 3.0][trial % 3]  # confident to flat distributions
+        probs = torch.softmax(torch.randn(40, generator=gen) / temperature, dim=0).sort(descending=True).values[:15]
+        configs = [DecodeConfig(k, a) for k in (2, 4, 6, 15) for a in (0.0, 0.1, 0.2, 0.3, 0.6)]
+        configs = [configs[i] for i in torch.randperm(len(configs), generator=gen)[:4].tolist()]
+        kept = set(_needed(probs, configs).tolist())
+        skipped += 15 - len(kept)
+        for _ in range(10):
+            degeneration = torch.rand(15, generator=gen) * 2 - 1
+            degeneration[torch.randint(0, 15, (3,), generator=gen)] = torch.tensor([-1.0, 1.0, -1.0])
+            for c in configs:
+                scores = (1 - c.penalty_alpha) * probs[: c.top_k] - c.penalty_alpha * degeneration[: c.top_k]
+                assert int(scores.argmax()) in kept
+    assert skipped > 300  # the bound does prune on confident steps, or this test proves nothing
+
+
+def test_fast_equals_reference_when_candidates_are_skipped(gemma_tokenizer, monkeypatch):
+    """On a confident model the fast sweep skips many candidate forwards and still matches the reference."""
+    import torch
+
+    from conftest import make_tiny_gemma
+    from revprompt.core import sweep
+
+    model = make_tiny_gemma(seed=6)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(2.0)  # sharp next-token distributions, like a trained model's
+    rows = []
+    hook = model.model.register_forward_pre_hook(
+        lambda module, args, kwargs: rows.append(kwargs["input_ids"].shape[1]), with_kwargs=True
+    )
+    # Small penalties (where the bound prunes) next to a large one (where it must keep every candidate).
+    configs = [DecodeConfig(k, a) for k in (2, 6, 15) for a in (0.1, 0.2)] + [DecodeConfig(6, 0.6)]
+    ref = Engine(model, gemma_tokenizer, configs=configs, max_new_tokens=8, method="reference")
+    fast = Engine(model, gemma_tokenizer, configs=configs, max_new_tokens=8, method="fast")
+    for text in TEXTS[:2]:
+        expected = ref.sweep(text)
+        rows.clear()
+        got = fast.sweep(text)
+        pruned_rows = sum(rows)
+        _same(expected, got)
+        with monkeypatch.context() as m:
+            m.setattr(sweep, "_needed", lambda probs, configs: torch.arange(probs.shape[0]))
+            rows.clear()
+            _same(expected, fast.sweep(text))
+            all_rows = sum(rows)
+        assert pruned_rows < all_rows
+        assert len(got.candidates) > 1
+    hook.remove()

@@ -1,0 +1,49 @@
+"""Packed oneDNN linears: the same numbers as nn.Linear, and the plain path wherever packing can't apply."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from revprompt.core import cpu_linear
+
+pytestmark = pytest.mark.skipif(not cpu_linear.available(), reason="this torch has no oneDNN")
+
+
+def _model():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(64, 300), torch.nn.GELU(), torch.nn.Linear(300, 48, bias=False))
+
+
+def test_packed_linears_match_plain_ones():
+    model = _model()
+    x = torch.randn(2, 7, 64)
+    with torch.no_grad():
+        expected = model(x)
+        assert cpu_linear.pack_linears(model) == 2
+        assert cpu_linear.pack_linears(model) == 0  # already switched
+        got = model(x)
+    assert model[0]._revprompt_packed is not None  # the packed path ran
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert list(model.state_dict()) == ["0.weight", "0.bias", "2.weight"]
+
+
+def test_weight_changed_in_place_is_repacked():
+    model = _model()
+    cpu_linear.pack_linears(model)
+    x = torch.randn(5, 64)
+    with torch.no_grad():
+        before = model(x)
+        model[2].weight.mul_(2.0)
+        after = model(x)
+    torch.testing.assert_close(after, before * 2.0, rtol=1e-5, atol=1e-5)
+
+
+def test_autograd_and_other_dtypes_use_the_plain_linear():
+    model = _model()
+    cpu_linear.pack_linears(model)
+    x = torch.randn(3, 64)
+    model(x).sum().backward()  # training through a packed model still works
+    assert model[0].weight.grad is not None
+    bf16 = _model().to(torch.bfloat16)
+    assert cpu_linear.pack_linears(bf16) == 0
