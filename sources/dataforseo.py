@@ -34,7 +34,7 @@ import requests
 from revprompt.core.errors import UserError
 from revprompt.core.types import Document, utcnow
 
-from .fetch import USER_AGENT, is_http_url, normalize_url
+from .fetch import USER_AGENT, ThreadSessions, is_http_url, normalize_url
 from .web import read_url_list
 from revprompt.core.config import Secret, config_path  # noqa: F401  (re-exported)
 from revprompt.core.config import read_config_section as _read_config_section
@@ -141,18 +141,15 @@ def content_to_markdown(page_content: dict | None, page_as_markdown: str | None 
 class DataForSEOClient:
     def __init__(self, settings: DataForSEOSettings):
         self.settings = settings
-        self._local = threading.local()
+        self._sessions = ThreadSessions(self._configure)
+
+    def _configure(self, session: requests.Session) -> None:
+        session.headers["User-Agent"] = USER_AGENT
+        session.auth = (self.settings.login, self.settings.password.reveal())
 
     @property
     def session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.trust_env = False
-            session.headers["User-Agent"] = USER_AGENT
-            session.auth = (self.settings.login, self.settings.password.reveal())
-            self._local.session = session
-        return session
+        return self._sessions.get()
 
     def content_parsing(self, url: str) -> dict:
         """The task of one live content-parsing call (its `result` holds the page), or DataForSEOError."""

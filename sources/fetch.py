@@ -204,24 +204,39 @@ def _is_read_timeout(exc: BaseException) -> bool:
     return False
 
 
+class ThreadSessions:
+    """One requests.Session per thread (Sessions are not thread-safe), made by `configure` on first use.
+    Every session ignores the environment: no surprise proxies or .netrc credentials."""
+
+    def __init__(self, configure):
+        self._configure = configure
+        self._local = threading.local()
+
+    def get(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.trust_env = False
+            self._configure(session)
+            self._local.session = session
+        return session
+
+
 class Fetcher:
     """GETs with the project's rules. Thread-safe: each thread gets its own requests.Session."""
 
     def __init__(self, settings: FetchSettings | None = None):
         self.settings = settings or FetchSettings()
-        self._local = threading.local()
+        self._sessions = ThreadSessions(self._configure)
+
+    def _configure(self, session: requests.Session) -> None:
+        session.headers["User-Agent"] = self.settings.user_agent
+        session.headers["Accept"] = "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.5"
+        session.max_redirects = self.settings.max_redirects
 
     @property
     def session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.headers["User-Agent"] = self.settings.user_agent
-            session.headers["Accept"] = "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.5"
-            session.max_redirects = self.settings.max_redirects
-            session.trust_env = False  # no surprise proxies or .netrc credentials
-            self._local.session = session
-        return session
+        return self._sessions.get()
 
     def get(self, url: str) -> Response:
         """The body of `url` (any content type), or FetchError. HTTP errors (>= 400) are FetchErrors."""
