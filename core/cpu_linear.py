@@ -16,6 +16,7 @@ import types
 
 import torch
 
+_UNSUPPORTED = "unsupported"
 _PACK_ROWS_HINT = 16  # the row count oneDNN tunes the layout for; decoding steps have a few to a few hundred
 
 
@@ -34,7 +35,13 @@ def _packed_forward(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.linear(x, weight, self.bias)
     key = (weight.data_ptr(), weight._version)
     if self._revprompt_packed_key != key:
-        self._revprompt_packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), _PACK_ROWS_HINT)
+        if self._revprompt_packed_key == _UNSUPPORTED:
+            return torch.nn.functional.linear(x, weight, self.bias)
+        try:
+            self._revprompt_packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), _PACK_ROWS_HINT)
+        except RuntimeError:  # a oneDNN build without this path (some non-x86 wheels): stay on the plain one
+            self._revprompt_packed_key = _UNSUPPORTED
+            return torch.nn.functional.linear(x, weight, self.bias)
         self._revprompt_packed_key = key
     bias = None if self.bias is None else self.bias.detach()
     return torch.ops.mkldnn._linear_pointwise(x.contiguous(), self._revprompt_packed, bias, "none", [None], "")

@@ -47,3 +47,24 @@ def test_autograd_and_other_dtypes_use_the_plain_linear():
     assert model[0].weight.grad is not None
     bf16 = _model().to(torch.bfloat16)
     assert cpu_linear.pack_linears(bf16) == 0
+
+
+def test_a_failing_pack_falls_back_for_good(monkeypatch):
+    model = _model()
+    cpu_linear.pack_linears(model)
+    calls = []
+
+    def broken(weight, rows):
+        calls.append(rows)
+        raise RuntimeError("no oneDNN reorder here")
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_reorder_linear_weight", broken)
+    x = torch.randn(4, 64)
+    with torch.no_grad():
+        got = model(x)
+        again = model(x)
+    plain = torch.nn.Sequential(*[m for m in _model()])
+    with torch.no_grad():
+        torch.testing.assert_close(got, plain(x))
+    torch.testing.assert_close(again, got)
+    assert len(calls) == 2  # once per layer, not once per call
