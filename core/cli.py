@@ -73,19 +73,23 @@ def db_option(read_only: bool = False):
 @click.option("--json", "as_json", is_flag=True, help="Print rows as JSON objects.")
 @click.option("--max-width", default=60, show_default=True, help="Truncate wide cells in the table view.")
 def sql_command(query, db, as_json, max_width):
-    """Run a read-only SQL QUERY against the results database and print a table.
+    """Run one read-only SQL QUERY against the results database and print a table.
 
     \b
     Tables: runs, documents, candidates, candidate_tokens, plus one per analysis plugin.
     Examples:
       revprompt sql "SELECT count(*) FROM candidates"
       revprompt sql "SELECT d.uri, c.prompt, c.perplexity FROM candidates c JOIN documents d USING (doc_id) WHERE c.rank = 1"
-    """
-    from .output import print_rows
-    from .store import open_read_only
 
-    with open_read_only(db) as store:
-        columns, rows = store.query(query)
+    The query runs in a sandbox: one SELECT, EXPLAIN, PRAGMA or CALL statement over the results file only (no
+    other files, ATTACH, COPY, INSTALL or SET).
+    """
+    from . import sandbox
+    from .output import print_rows
+    from .store import open_sandbox
+
+    with open_sandbox(db) as store:
+        columns, rows = sandbox.query(store, query)
     print_rows(columns, rows, as_json=as_json, max_width=max_width)
 
 

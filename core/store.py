@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 
 from .errors import UserError
+from .sandbox import error_line
 from .types import Document, SweepResult, utcnow
 
 DEFAULT_DB = "revprompt.duckdb"
@@ -291,7 +292,7 @@ class Store:
         try:
             cur = self.con.execute(sql, params or [])
         except duckdb.Error as exc:
-            raise UserError(f"query failed: {str(exc).splitlines()[0]}") from None
+            raise UserError(error_line(exc)) from None
         if cur.description is None:
             return [], []
         return [d[0] for d in cur.description], cur.fetchall()
@@ -314,3 +315,10 @@ class Store:
 
 def open_read_only(path: str | Path) -> Store:
     return Store(path, read_only=True)
+
+
+def open_sandbox(path: str | Path, write_to: str | Path | None = None) -> Store:
+    """Read-only and locked down for SQL a person typed (`revprompt sql`, `export`, the TUI): see core/sandbox.py."""
+    from . import sandbox
+
+    return sandbox.open_sandbox(path, write_to=write_to)

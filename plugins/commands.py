@@ -87,7 +87,7 @@ def plugins_command(as_json):
 # -- export -------------------------------------------------------------------------------------------------
 @click.command("export")
 @click.option("--table", "table", metavar="NAME", help="Export this whole table.")
-@click.option("--query", "query", metavar="SQL", help="Export the result of this (read-only) query.")
+@click.option("--query", "query", metavar="SQL", help="Export the result of this query (one SELECT statement).")
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "jsonl"], case_sensitive=False),
               help="Output format (default: from the file name's extension).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="File to write.")
@@ -100,11 +100,12 @@ def export_command(table, query, fmt, output, db):
       revprompt export --table candidates -o candidates.parquet
       revprompt export --query "SELECT d.uri, k.phrase, k.weight FROM key_phrases k JOIN documents d USING (doc_id)" --format csv -o phrases.csv
     """
-    from revprompt.core.store import open_read_only
+    from revprompt.core.store import open_sandbox
 
     from .export import export
 
-    with open_read_only(db) as store:
+    # The sandbox (core/sandbox.py) may write this one file and read nothing but the database.
+    with open_sandbox(db, write_to=output) as store:
         n = export(store, output, fmt=fmt, table=table, query=query)
     click.echo(f"wrote {n} row{'s' if n != 1 else ''} to {output}", err=True)
 

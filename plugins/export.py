@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from revprompt.core.errors import UserError
+from revprompt.core.sandbox import QUERY_STATEMENTS, one_statement, writable_path
 
 if TYPE_CHECKING:
     from revprompt.core.store import Store
@@ -46,10 +47,9 @@ def _select_for(store: "Store", table: str | None, query: str | None) -> str:
         if table not in tables:
             raise UserError(f"no table {table!r} in {store.path}; tables: {', '.join(tables) or '(none)'}")
         return 'SELECT * FROM "{}"'.format(table.replace('"', '""'))
-    sql = query.strip().rstrip(";").strip()
-    if not sql:
-        raise UserError("the query is empty")
-    return sql
+    # One plain SELECT, split by DuckDB's parser: it is wrapped in `COPY (...) TO`, where a `;` or a
+    # non-query would otherwise run a statement of its own.
+    return one_statement(store.con, query, allowed=QUERY_STATEMENTS)
 
 
 def export(
@@ -58,10 +58,11 @@ def export(
     """Write `table` or the result of `query` to `output`; returns the number of rows written.
 
     JSON columns are written as text in Parquet and CSV (readers such as polars would otherwise see bytes)
-    and as nested objects in JSON Lines."""
+    and as nested objects in JSON Lines. `revprompt export` passes a store from `open_sandbox(db, write_to=output)`,
+    so the query can read only the database and write only `output`."""
     fmt = format_for(output, fmt)
     sql = _select_for(store, table, query)
-    output = Path(output)
+    output = writable_path(output)  # the very spelling the sandbox's allowed_paths holds
     if not output.parent.exists():
         raise UserError(f"folder {str(output.parent)!r} does not exist")
     if output.is_dir():

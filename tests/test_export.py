@@ -85,7 +85,7 @@ def test_json_columns_export_as_text_or_objects(filled_db, tmp_path):
     [
         (["--table", "nope"], "no table 'nope'"),
         (["--query", "SELECT * FROM nope"], "query failed"),
-        (["--query", "DELETE FROM documents"], "query failed"),
+        (["--query", "DELETE FROM documents"], "refused (read-only): DELETE"),
         (["--table", "runs", "--query", "SELECT 1"], "exactly one of"),
         ([], "exactly one of"),
     ],

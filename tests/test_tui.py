@@ -547,10 +547,10 @@ def test_read_only_guard_refuses_writes(results_db):
     db = ResultsDB(results_db)
     try:
         for sql in ("INSERT INTO runs (run_id) VALUES ('x')", "ATTACH 'other.duckdb'", "COPY runs TO 'x.csv'",
-                    "CREATE TABLE t (a INT)"):
+                    "CREATE TABLE t (a INT)", "SELECT 1 AS a; SELECT 2 AS b"):
             with pytest.raises(UserError, match="read-only"):
                 db.query(sql)
-        cols, rows, total = db.query("SELECT 1 AS a; SELECT 2 AS b")
+        cols, rows, total = db.query("SELECT 2 AS b;")
         assert cols == ["b"] and rows == [(2,)] and total == 1
     finally:
         db.close()

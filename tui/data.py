@@ -1,9 +1,11 @@
 """What the TUI reads from (and, for pasted text, writes to) a results database.
 
 Connection modes: DuckDB lets one process hold a file read-write, and inside one process a read-only and a
-read-write connection to the same file conflict. So the app holds exactly one `Store` at a time: a read-only
-one while browsing (other processes may read the file meanwhile, and the SQL screen cannot change it), swapped
-for a read-write one only for the instant a pasted result is saved (`ResultsDB.writable()`), then back.
+read-write connection to the same file conflict. So the app holds exactly one `Store` at a time: a read-only,
+sandboxed one while browsing (other processes may read the file meanwhile, and the SQL screen can neither change
+it nor reach any other file: core/sandbox.py), swapped for a read-write one only for the instant a pasted result
+is saved (`ResultsDB.writable()`), then back. Closing the sandboxed connection ends its locked settings, which is
+why the swap closes it first.
 """
 
 from __future__ import annotations
@@ -20,15 +22,13 @@ from pathlib import Path
 
 import duckdb
 
+from revprompt.core import sandbox
 from revprompt.core.errors import UserError
-from revprompt.core.store import Store
+from revprompt.core.store import Store, open_sandbox
 from revprompt.core.types import Document, SweepResult, utcnow
 
 NO_KEY_PHRASES = "no key phrases yet (run analysis plugins)"
 NO_INTENT = "no intent clusters yet (run analysis plugins)"
-
-# Statement types the SQL screen runs; everything else (INSERT, ATTACH, COPY, ...) is refused up front.
-READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA", "CALL"}
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
 STOPWORDS = frozenset(
@@ -105,7 +105,7 @@ class ResultsDB:
 
     def __init__(self, path: str | Path):
         self.path = str(path)
-        self.store = Store(self.path, read_only=True)
+        self.store = open_sandbox(self.path)
         if not self.has_table("runs") or not self.has_table("documents"):
             self.close()
             raise UserError(f"{self.path} holds no revprompt results (no runs table); run `revprompt analyze` first")
@@ -123,7 +123,7 @@ class ResultsDB:
             with Store(self.path) as store:
                 yield store
         finally:
-            self.store = Store(self.path, read_only=True)
+            self.store = open_sandbox(self.path)
 
     # -- generic ----------------------------------------------------------------------------------------
     def rows(self, sql: str, params: Sequence | None = None) -> list[dict]:
@@ -140,29 +140,13 @@ class ResultsDB:
         return _table_columns(self.store, table)
 
     def query(self, sql: str, limit: int = 1000) -> tuple[list[str], list[tuple], int]:
-        """Run read-only SQL (one or more statements; the last one's rows are returned, at most `limit`).
+        """Run the SQL screen's one read-only statement; its rows are returned, at most `limit`.
 
-        Returns (columns, rows, total row count). Anything but a query is refused with a UserError, on top of
-        the connection itself being read-only.
+        Returns (columns, rows, total row count). The same sandbox as `revprompt sql` (core/sandbox.py): one
+        SELECT-like statement, refused with a one-line UserError otherwise, on a read-only, locked-down connection.
         """
-        sql = sql.strip().rstrip(";").strip()
-        if not sql:
-            raise UserError("type a query first")
-        try:
-            statements = duckdb.extract_statements(sql)
-        except duckdb.Error as exc:
-            raise UserError(f"query failed: {str(exc).splitlines()[0]}") from None
-        for statement in statements:
-            kind = statement.type.name
-            if kind not in READ_ONLY_STATEMENTS:
-                raise UserError(f"read-only: {kind} statements are not allowed here")
-        cur = None
-        try:
-            for statement in statements:
-                cur = self.store.con.execute(statement.query)
-        except duckdb.Error as exc:
-            raise UserError(f"query failed: {str(exc).splitlines()[0]}") from None
-        if cur is None or cur.description is None:
+        cur = sandbox.execute(self.store.con, sql)
+        if cur.description is None:
             return [], [], 0
         columns = [d[0] for d in cur.description]
         rows = cur.fetchmany(limit)

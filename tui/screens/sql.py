@@ -1,4 +1,4 @@
-"""Read-only SQL over the results database, results in a table."""
+"""Read-only SQL over the results database, results in a table (sandboxed: core/sandbox.py via ResultsDB.query)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ class SQLScreen(BackScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield TextArea(self.initial_query, id="sql-editor", show_line_numbers=False, soft_wrap=True)
-        yield Static("ctrl+r runs the query; the database is opened read-only.", id="sql-status", classes="info")
+        yield Static("ctrl+r runs one query; the database is read-only and no other file can be read.",
+                     id="sql-status", classes="info")
         yield DataTable(id="sql-results", zebra_stripes=True)
         yield Footer()
 
