@@ -10,6 +10,10 @@ a resumed crawl walks the same site without re-fetching or re-analysing what is 
 Every URL the crawl decides to visit ends as one row: a page, a failure ("HTTP 404", "too many redirects",
 ...) or a URL robots.txt disallows, stored with status 'failed' and error "disallowed by robots.txt" (so
 `--retry-failed` checks robots.txt again). All of them count towards --max-pages.
+
+Redirects keep to the crawl's scope: the start URL may land on another host (`example.com` -> `www.`), which
+then joins the crawl; any other page that redirects off those hosts becomes a failed row ("redirect leaves the
+crawled site ..."), and a redirect target is checked against its own host's robots.txt before it is fetched.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from revprompt.core.types import Document
 
 from .extract import extract_links
 from .fetch import fetch_page, is_http_url, normalize_url
-from .robots import fetch_robots
+from .robots import RobotsCache
 from .web import PageLoader
 
 log = logging.getLogger("revprompt.sources.crawl")
@@ -38,7 +42,6 @@ DEFAULT_CRAWL_DELAY = 0.5  # seconds between requests when robots.txt sets no Cr
 MAX_CRAWL_DELAY = 60.0
 MAX_STORED_LINKS = 1000
 MAX_FRONTIER = 100_000
-DISALLOWED = "disallowed by robots.txt"
 
 
 class _Pacer:
@@ -95,7 +98,8 @@ class CrawlSource(PageLoader):
         fetcher = self.fetcher(options)
 
         start = normalize_url(target)
-        robots = fetch_robots(start, fetcher)
+        robots_cache = RobotsCache(fetcher)
+        robots = robots_cache.for_url(start)
         delay = options.get("crawl_delay")
         if delay is None:
             delay = robots.crawl_delay()
@@ -119,9 +123,22 @@ class CrawlSource(PageLoader):
                     seen.add(url)
                     frontier.append((url, depth))
 
+        def redirect_guard(from_start: bool):
+            """Vets each redirect of one page before it is followed: in scope, and allowed by its host's robots."""
+            def guard(target: str) -> str | None:
+                try:
+                    target = normalize_url(target)
+                except ValueError:
+                    return None  # requests refuses it itself: "invalid URL"
+                if not from_start and _host(target) not in hosts:
+                    return f"redirect leaves the crawled site, not followed ({target})"
+                refusal = robots_cache.refusal(target)
+                return f"{refusal} (redirected to {target})" if refusal else None
+            return guard
+
         def fetch(url: str, depth: int) -> tuple[Document, list[str]]:
             pacer.wait()
-            page = fetch_page(url, fetcher, self.name)
+            page = fetch_page(url, fetcher, self.name, guard=redirect_guard(url == start))
             links: list[str] = []
             if page.html is not None:
                 try:
@@ -156,9 +173,9 @@ class CrawlSource(PageLoader):
                     if rows + len(in_flight) >= max_pages:
                         frontier.clear()
                         break
-                    if not robots.allowed(url):
+                    reason = robots_cache.refusal(url)  # the rules of the URL's own host
+                    if reason:
                         rows += 1
-                        reason = robots.blocked or DISALLOWED
                         yield Document(uri=url, source=self.name, meta={"depth": depth}).failed(reason)
                         continue
                     in_flight[pool.submit(fetch, url, depth)] = (url, depth)

@@ -4,20 +4,27 @@ size cap, content-type and charset rules that every URL-based source shares.
 Every failure becomes a `FetchError` with a short message meant for the `documents.error` column
 ("HTTP 404", "too many redirects (more than 5)", "page larger than 5 MB", "not a text/HTML page (image/png)",
 "timed out after 20s waiting for the server"): callers turn it into a failed row, never a traceback.
+
+Redirects are checked before they are followed: never from the web into a loopback or private address
+(netguard.py), and, where a caller passes a `guard` (a crawl keeping to its site), never where it refuses.
 """
 
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 import threading
 import time
 from dataclasses import dataclass, field
-from urllib.parse import urldefrag, urlsplit, urlunsplit
+from typing import Callable
+from urllib.parse import urldefrag, urljoin, urlsplit, urlunsplit
 
 import requests
 
 from revprompt.core.types import Document, utcnow
+
+from .netguard import address_kind, redirect_refusal
 
 USER_AGENT = "revprompt/0.1 (+https://github.com/revprompt; prompt analysis)"
 MB = 1024 * 1024
@@ -77,6 +84,7 @@ class Response:
     charset: str | None  # declared in Content-Type, if any
     body: bytes
     headers: dict = field(default_factory=dict)
+    truncated: bool = False  # only the first max_bytes were read (Fetcher.get(truncate=True))
 
     def text(self) -> str:
         return decode_body(self.body, self.charset, html=self.media_type in HTML_TYPES or not self.media_type)
@@ -238,24 +246,29 @@ class Fetcher:
     def session(self) -> requests.Session:
         return self._sessions.get()
 
-    def get(self, url: str) -> Response:
-        """The body of `url` (any content type), or FetchError. HTTP errors (>= 400) are FetchErrors."""
+    def get(self, url: str, guard: Guard | None = None, truncate: bool = False) -> Response:
+        """The body of `url` (any content type), or FetchError. HTTP errors (>= 400) are FetchErrors.
+
+        `guard(target)` is asked before each redirect is followed; a reason it returns is the FetchError.
+        `truncate` keeps the first max_bytes of a larger body (robots.txt) instead of failing.
+        """
         s = self.settings
         attempt = 0
         while True:
             try:
-                return self._get_once(url)
+                return self._get_once(url, guard, truncate)
             except _Retryable as exc:
                 attempt += 1
                 if attempt > s.retries:
                     raise exc.error from None
                 time.sleep(exc.wait if exc.wait is not None else s.retry_backoff * attempt)
 
-    def _get_once(self, url: str) -> Response:
+    def _get_once(self, url: str, guard: Guard | None, truncate: bool) -> Response:
         s = self.settings
         started = time.monotonic()
         try:
-            resp = self.session.get(url, timeout=(s.connect_timeout, s.read_timeout), stream=True, allow_redirects=True)
+            resp = self.session.get(url, timeout=(s.connect_timeout, s.read_timeout), stream=True, allow_redirects=True,
+                                    hooks={"response": _redirect_check(url, guard)})
         except requests.exceptions.TooManyRedirects:
             raise FetchError(f"too many redirects (more than {s.max_redirects})") from None
         except requests.exceptions.ConnectTimeout:
@@ -288,14 +301,18 @@ class Fetcher:
             declared = resp.headers.get("Content-Length")
             limit = s.max_bytes
             too_big = f"page larger than {_size(limit)}"
-            if declared and declared.isdigit() and int(declared) > limit:
+            if declared and declared.isdigit() and int(declared) > limit and not truncate:
                 raise FetchError(too_big, resp.status_code, media_type or None, resp.url)
-            chunks, size = [], 0
+            chunks, size, truncated = [], 0, False
             try:
                 for chunk in resp.iter_content(64 * 1024):
+                    if size + len(chunk) > limit:
+                        if not truncate:
+                            raise FetchError(too_big, resp.status_code, media_type or None, resp.url)
+                        chunks.append(chunk[: limit - size])
+                        truncated = True
+                        break
                     size += len(chunk)
-                    if size > limit:
-                        raise FetchError(too_big, resp.status_code, media_type or None, resp.url)
                     chunks.append(chunk)
                     if time.monotonic() - started > s.total_timeout:
                         raise FetchError(f"timed out after {s.total_timeout:g}s reading the page",
@@ -307,7 +324,34 @@ class Fetcher:
                 raise FetchError(f"download failed: {_short_reason(exc)}", resp.status_code,
                                  media_type or None, resp.url) from None
             return Response(url=url, final_url=resp.url, status=resp.status_code, media_type=media_type,
-                            charset=charset, body=b"".join(chunks), headers=dict(resp.headers))
+                            charset=charset, body=b"".join(chunks), headers=dict(resp.headers), truncated=truncated)
+
+
+#: asked before a redirect is followed: the target URL in, a refusal ("redirect leaves the site ...") or None out
+Guard = Callable[[str], "str | None"]
+
+
+def _redirect_check(asked: str, guard: Guard | None):
+    """A requests response hook: it sees each redirect answer before requests follows it, so a refused target
+    is never connected to. The refusal is a FetchError carrying the redirecting answer's status and URL."""
+    asked_kind = functools.cache(lambda: address_kind(urlsplit(asked).hostname))
+
+    def hook(resp: requests.Response, **_kwargs):
+        if not resp.is_redirect:
+            return resp
+        location = resp.headers.get("Location", "")
+        try:
+            location = location.encode("latin1").decode("utf-8")  # as requests reads it
+        except UnicodeError:
+            pass
+        target = urljoin(resp.url, location)
+        reason = redirect_refusal(target, asked_kind) or (guard(target) if guard else None)
+        if reason:
+            resp.close()
+            raise FetchError(reason, resp.status_code, None, resp.url)
+        return resp
+
+    return hook
 
 
 class _Retryable(Exception):
@@ -353,8 +397,9 @@ def page_kind(media_type: str, body: bytes) -> str | None:
     return None
 
 
-def fetch_page(url: str, fetcher: Fetcher, source: str = "url") -> FetchedPage:
-    """Fetch one page and extract its main content as markdown. Failures come back as a failed Document."""
+def fetch_page(url: str, fetcher: Fetcher, source: str = "url", guard: Guard | None = None) -> FetchedPage:
+    """Fetch one page and extract its main content as markdown. Failures come back as a failed Document.
+    `guard` vets redirects (see Fetcher.get)."""
     from revprompt.core.errors import UserError
 
     from .extract import extract_page
@@ -362,7 +407,7 @@ def fetch_page(url: str, fetcher: Fetcher, source: str = "url") -> FetchedPage:
 
     doc = Document(uri=url, source=source, fetched_at=utcnow())
     try:
-        resp = fetcher.get(url)
+        resp = fetcher.get(url, guard=guard)
     except FetchError as exc:
         doc.http_status, doc.content_type = exc.http_status, exc.content_type
         if exc.final_url and exc.final_url != url:
