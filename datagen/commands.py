@@ -27,7 +27,7 @@ def datagen_group():
     """Build (prompt, response) training pairs: generate them with Gemini, or import existing sets.
 
     \b
-    The usual pipeline (API key from GEMINI_API_KEY or ~/.config/revprompt/config.toml):
+    The usual pipeline (API key from GOOGLE_API_KEY, else GEMINI_API_KEY, else ~/.config/revprompt/config.toml):
       revprompt datagen prompts --per-category 2000      # stage 1: 10,000 prompts in 5 categories
       revprompt datagen responses                        # stage 2: Gemini answers each prompt
       revprompt datagen import alpaca.json sharegpt.json # optional: add existing pairs
@@ -78,7 +78,35 @@ def _gemini_options(func):
 def _settings(model, base_url, vertexai, timeout):
     from .settings import GeminiSettings
 
-    return GeminiSettings.resolve(model=model, base_url=base_url, vertexai=vertexai, timeout_s=timeout)
+    settings = GeminiSettings.resolve(model=model, base_url=base_url, vertexai=vertexai, timeout_s=timeout)
+    if settings.key_note:
+        click.echo(f"note: {settings.key_note}", err=True)
+    return settings
+
+
+def _thinking_note(model, budget=None, level=None) -> None:
+    """Say when the model cannot take the thinking asked for (e.g. 2.5 Pro cannot turn it off) and what is sent."""
+    from .thinking import plan_thinking
+
+    note = plan_thinking(model, budget, level).note
+    if note:
+        click.echo(f"note: {note}", err=True)
+
+
+def _price(model, price_in, price_out, batch: bool = False):
+    from .estimate import BATCH_PRICE_FACTOR, price_for
+
+    price = price_for(model, price_in, price_out)
+    if price is not None and batch:
+        price = (price[0] * BATCH_PRICE_FACTOR, price[1] * BATCH_PRICE_FACTOR)
+    return price
+
+
+def _echo_spent(counters, model, price_in, price_out, batch: bool = False) -> None:
+    from .estimate import price_for, spent_line
+
+    click.echo(spent_line(counters.input_tokens, counters.output_tokens, counters.wasted_tokens, model,
+                          price_for(model, price_in, price_out), batch))
 
 
 def _confirm_estimate(estimate, yes: bool, estimate_only: bool) -> bool:
@@ -153,11 +181,11 @@ def prompts_command(per_category, categories, batch_size, temperature, topics_fi
       revprompt datagen prompts --per-category 2000 --yes
       revprompt datagen prompts -n 500 -c typical_prompt -c detailed_prompt --concurrency 20
     """
-    from .estimate import price_for
     from .gemini import Backoff
     from .stage_prompts import PromptOptions, estimate, generate_prompts
 
     settings = _settings(model, base_url, vertexai, timeout)
+    _thinking_note(settings.model)
     opts = PromptOptions(
         per_category=per_category,
         categories=list(categories) or list(BY_KEY),
@@ -173,7 +201,7 @@ def prompts_command(per_category, categories, batch_size, temperature, topics_fi
         opts.topics = topics
     store, tables = _open_tables(db)
     with store:
-        est = estimate(tables, opts, settings.model, price_for(settings.model, price_in, price_out))
+        est = estimate(tables, opts, settings.model, _price(settings.model, price_in, price_out))
         if not _confirm_estimate(est, yes, estimate_only):
             if est.calls == 0 and not estimate_only:
                 click.echo("nothing to do: every category already has its prompts")
@@ -186,6 +214,7 @@ def prompts_command(per_category, categories, batch_size, temperature, topics_fi
         f"retries: {c.rate_limited} rate-limited, {c.server_errors} server errors, {c.network_errors} network, "
         f"{c.rejected} rejected answers"
     )
+    _echo_spent(c, settings.model, price_in, price_out)
     click.echo("per category: " + ", ".join(f"{k} {n}/{per_category}" for k, n in report.counts.items()))
     if report.batches_failed:
         raise UserError(
@@ -199,17 +228,25 @@ def prompts_command(per_category, categories, batch_size, temperature, topics_fi
 @click.option("-c", "--category", "categories", multiple=True, type=CATEGORY_CHOICE,
               help="Only prompts of these categories (repeatable).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Answer at most this many prompts this run.")
-@click.option("--thinking-budget", default=0, show_default=True, type=click.IntRange(-1),
-              help="Thinking tokens per answer: 0 off, -1 the model decides.")
+@click.option("--thinking-budget", default=None, type=click.IntRange(-1),
+              help="Thinking tokens per answer (Gemini 2.5): 0 off, -1 the model decides [default: as little as "
+                   "the model allows: off on Flash, 128 on 2.5 Pro, the lowest level on Gemini 3].")
+@click.option("--thinking-level", default=None, type=click.Choice(["minimal", "low", "medium", "high"],
+              case_sensitive=False), help="Thinking level, for Gemini 3 models (they take no budget).")
+@click.option("--batch", "use_batch", is_flag=True,
+              help="Use the Gemini Batch API: half price, answers within hours. Resumable: a re-run picks up "
+                   "the submitted jobs.")
+@click.option("--poll", "poll_s", default=30.0, show_default=True, type=click.FloatRange(0.01),
+              help="Seconds between checks on a --batch job.")
 @click.option("--max-output-tokens", default=2048, show_default=True, type=click.IntRange(1),
               help="Longest answer in tokens (training caps sequences at 2,048).")
 @click.option("--temperature", default=None, type=click.FloatRange(0, 2), help="[default: the model's]")
 @click.option("--retry-failed", is_flag=True, help="Ask again for prompts that failed for good (e.g. blocked).")
 @_gemini_options
 @_gemini_errors
-def responses_command(categories, limit, thinking_budget, max_output_tokens, temperature, retry_failed, model,
-                      base_url, vertexai, concurrency, max_attempts, backoff, timeout, price_in, price_out,
-                      estimate_only, yes, no_progress, db):
+def responses_command(categories, limit, thinking_budget, thinking_level, use_batch, poll_s, max_output_tokens,
+                      temperature, retry_failed, model, base_url, vertexai, concurrency, max_attempts, backoff,
+                      timeout, price_in, price_out, estimate_only, yes, no_progress, db):
     """Stage 2: have Gemini answer every stored prompt that has no answer yet.
 
     Answers are stored as pairs in datagen_pairs, committed every second, so a killed run loses at most the
@@ -217,21 +254,34 @@ def responses_command(categories, limit, thinking_budget, max_output_tokens, tem
     than STOP) are kept but left out of `datagen export` unless --include-incomplete.
 
     \b
+    Thinking is kept as low as the model allows unless asked for: off on 2.5 Flash/Flash-Lite, a 128-token
+    budget on 2.5 Pro (it cannot turn thinking off), the lowest --thinking-level on Gemini 3.
+
+    With --batch the prompts go to the Gemini Batch API as jobs (half price; answers within hours). The job
+    names are stored in datagen_batch_jobs as soon as they exist, so an interrupted run is resumed by running
+    the same command: it collects the earlier jobs instead of submitting them again.
+
+    \b
     Examples:
       revprompt datagen responses --estimate
       revprompt datagen responses --yes --concurrency 50
       revprompt datagen responses -c detailed_prompt --limit 100 --thinking-budget 512
+      revprompt datagen responses --model gemini-3-flash-preview --thinking-level low
+      revprompt datagen responses --batch --yes
     """
-    from .estimate import price_for
     from .gemini import Backoff
     from .stage_responses import ResponseOptions, estimate, generate_responses
 
     settings = _settings(model, base_url, vertexai, timeout)
+    _thinking_note(settings.model, thinking_budget, thinking_level)
     opts = ResponseOptions(
         categories=list(categories),
         limit=limit,
         concurrency=concurrency,
         thinking_budget=thinking_budget,
+        thinking_level=thinking_level,
+        batch=use_batch,
+        poll_s=poll_s,
         max_output_tokens=max_output_tokens,
         temperature=temperature,
         retry_failed=retry_failed,
@@ -239,8 +289,11 @@ def responses_command(categories, limit, thinking_budget, max_output_tokens, tem
     )
     store, tables = _open_tables(db)
     with store:
-        est = estimate(tables, opts, settings.model, price_for(settings.model, price_in, price_out))
-        if not _confirm_estimate(est, yes, estimate_only):
+        est = estimate(tables, opts, settings.model, _price(settings.model, price_in, price_out, use_batch))
+        open_jobs = tables.open_batch_jobs("responses") if use_batch else []
+        if open_jobs:
+            click.echo(f"{len(open_jobs)} batch job(s) of an earlier run are still to be collected", err=True)
+        if not _confirm_estimate(est, yes, estimate_only) and (estimate_only or not open_jobs):
             if est.calls == 0 and not estimate_only:
                 click.echo("nothing to do: every prompt has an answer (run `datagen prompts` first?)")
             return
@@ -252,6 +305,7 @@ def responses_command(categories, limit, thinking_budget, max_output_tokens, tem
         f"{c.server_errors} server errors, {c.network_errors} network, {c.rejected} rejected answers; "
         f"{report.still_pending} prompts still unanswered"
     )
+    _echo_spent(c, settings.model, price_in, price_out, use_batch)
     if report.failed:
         raise UserError(
             f"{report.failed} prompts failed after retries (see datagen_errors); re-run the same command to retry them",

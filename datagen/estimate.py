@@ -111,3 +111,21 @@ def _size(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} GB"
+
+
+# The Batch API bills half the interactive price for the same tokens.
+BATCH_PRICE_FACTOR = 0.5
+
+
+def spent_line(input_tokens: int, output_tokens: int, wasted_tokens: int, model: str,
+               price: tuple[float, float] | None, batch: bool = False) -> str:
+    """What a finished run used and cost: every answer that came back counts, the rejected ones too."""
+    line = f"tokens used: {input_tokens:,} input / {output_tokens:,} output"
+    if wasted_tokens:
+        line += f" ({wasted_tokens:,} of them on rejected or blocked answers)"
+    if price is None:
+        return line + f"; cost unknown (no list price for {model}; pass --price-in/--price-out)"
+    cost = (input_tokens * price[0] + output_tokens * price[1]) / 1e6
+    if batch:
+        cost *= BATCH_PRICE_FACTOR
+    return line + f"; cost ${cost:,.4f} at list prices" + (" (batch: half price)" if batch else "")

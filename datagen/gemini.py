@@ -91,7 +91,16 @@ class Backoff:
 class CallResult(Generic[T]):
     value: T
     attempts: int
-    usage: Usage
+    usage: Usage  # summed over all attempts, the rejected ones included: what this item cost
+
+
+def add_usage(a: Usage, b: Usage) -> Usage:
+    """Two usages summed; None stays None only when both are None (the API did not say)."""
+
+    def plus(x, y):
+        return None if x is None and y is None else (x or 0) + (y or 0)
+
+    return Usage(plus(a.input_tokens, b.input_tokens), plus(a.output_tokens, b.output_tokens))
 
 
 @dataclass
@@ -104,6 +113,16 @@ class CallCounters:
     server_errors: int = 0
     network_errors: int = 0
     rejected: int = 0
+    # Tokens of every answer that came back, used or not: a rejected or blocked answer is billed all the same.
+    input_tokens: int = 0
+    output_tokens: int = 0
+    wasted_tokens: int = 0  # input + output of the answers that were rejected or blocked
+
+    def add_usage(self, usage: Usage, wasted: bool = False) -> None:
+        self.input_tokens += usage.input_tokens or 0
+        self.output_tokens += usage.output_tokens or 0
+        if wasted:
+            self.wasted_tokens += (usage.input_tokens or 0) + (usage.output_tokens or 0)
 
 
 ProblemHook = Callable[[CallProblem, bool], None]  # (problem, will_retry)
@@ -127,13 +146,22 @@ class GeminiCaller:
     ) -> CallResult[T]:
         """Call until `parse` accepts an answer; raise PermanentFailure, RetriesExhausted or FatalError."""
         attempts = self.backoff.max_attempts
+        spent = Usage()
         for attempt in range(1, attempts + 1):
             self.counters.calls += 1
             try:
                 response = await self.client.aio.models.generate_content(
                     model=self.settings.model, contents=contents, config=config
                 )
-                return CallResult(parse(response), attempt, usage_of(response))
+                usage = usage_of(response)
+                spent = add_usage(spent, usage)
+                try:
+                    value = parse(response)
+                except CallProblem:
+                    self.counters.add_usage(usage, wasted=True)
+                    raise
+                self.counters.add_usage(usage)
+                return CallResult(value, attempt, spent)
             except CallProblem as problem:
                 outcome = problem
             except asyncio.CancelledError:

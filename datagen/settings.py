@@ -1,7 +1,8 @@
 """Where Gemini settings come from: command-line options, then environment, then the config file.
 
 The API key is deliberately not a command-line option (it would end up in shell history and `ps`); it comes
-from GEMINI_API_KEY / GOOGLE_API_KEY or the `[gemini]` table of the config file:
+from GOOGLE_API_KEY, then GEMINI_API_KEY (the google-genai SDK's own order, so revprompt and any other tool built
+on the SDK use the same key when both are set), or the `[gemini]` table of the config file:
 
     # ~/.config/revprompt/config.toml  (or the file REVPROMPT_CONFIG names)
     [gemini]
@@ -26,7 +27,8 @@ from revprompt.core.config import truthy as _truthy
 
 DEFAULT_MODEL = "gemini-2.5-flash"
 BASE_URL_ENV = "REVPROMPT_GEMINI_BASE_URL"
-API_KEY_ENVS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+# The SDK's precedence (google.genai._api_client.get_env_api_key): GOOGLE_API_KEY wins over GEMINI_API_KEY.
+API_KEY_ENVS = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
 
 
 def read_config_section(path: Path | None = None) -> dict:
@@ -45,6 +47,8 @@ class GeminiSettings:
     location: str | None = None
     base_url: str | None = None
     timeout_s: float = 300.0
+    api_key_source: str | None = None  # where the key came from: an environment variable's name or "config file"
+    key_note: str | None = None  # set when several keys were found: says which one is used
 
     @classmethod
     def resolve(
@@ -58,7 +62,14 @@ class GeminiSettings:
         """Options win over the environment, which wins over the config file."""
         conf = read_config_section(config_file)
         env = os.environ
-        key = next((env[name] for name in API_KEY_ENVS if env.get(name)), None) or conf.get("api_key")
+        found = [name for name in API_KEY_ENVS if env.get(name, "").strip()]
+        key, source, note = None, None, None
+        if found:
+            key, source = env[found[0]], found[0]
+            if len(found) > 1:
+                note = f"both {' and '.join(found)} are set; using {found[0]}, as the google-genai SDK does"
+        elif conf.get("api_key"):
+            key, source = conf["api_key"], "config file"
         if vertexai is None:
             raw = env.get("GOOGLE_GENAI_USE_VERTEXAI", conf.get("vertexai", False))
             vertexai = _truthy(raw)
@@ -70,6 +81,8 @@ class GeminiSettings:
             location=env.get("GOOGLE_CLOUD_LOCATION") or conf.get("location"),
             base_url=base_url or env.get(BASE_URL_ENV) or conf.get("base_url"),
             timeout_s=float(timeout_s if timeout_s is not None else conf.get("timeout_s", 300.0)),
+            api_key_source=source,
+            key_note=note,
         )
         settings.check()
         return settings
@@ -83,7 +96,7 @@ class GeminiSettings:
                 )
         elif not self.api_key:
             raise UserError(
-                f"no Gemini API key: set GEMINI_API_KEY (or GOOGLE_API_KEY), or put api_key under [gemini] in "
+                f"no Gemini API key: set GOOGLE_API_KEY or GEMINI_API_KEY, or put api_key under [gemini] in "
                 f"{config_path()}"
             )
 
@@ -102,7 +115,7 @@ class GeminiSettings:
             "project": self.project,
             "location": self.location,
             "base_url": self.base_url,
-            "api_key": "set" if self.api_key else "unset",
+            "api_key": f"set ({self.api_key_source})" if self.api_key else "unset",
         }
 
     def make_client(self):

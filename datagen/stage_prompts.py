@@ -21,6 +21,7 @@ from .gemini import parse_prompt_list
 from .pool import RunProgress, run_pool
 from .settings import GeminiSettings
 from .tables import DatagenTables
+from .thinking import plan_thinking
 
 log = logging.getLogger("revprompt.datagen")
 
@@ -102,7 +103,7 @@ def estimate(tables: DatagenTables, opts: PromptOptions, model: str, price) -> E
     return estimate_prompt_stage(((b.size, b.category.avg_tokens) for b in jobs), model, price)
 
 
-def generation_config(temperature: float):
+def generation_config(temperature: float, model: str):
     from google.genai import types
 
     return types.GenerateContentConfig(
@@ -110,8 +111,8 @@ def generation_config(temperature: float):
         temperature=temperature,
         response_mime_type="application/json",
         response_schema=RESPONSE_SCHEMA,
-        # Writing lists of prompts needs no reasoning; thinking tokens would only add cost and latency.
-        thinking_config=types.ThinkingConfig(thinking_budget=0),
+        # Writing lists of prompts needs no reasoning: as little thinking as the model allows (off where it can).
+        thinking_config=plan_thinking(model).config(),
     )
 
 
@@ -140,7 +141,7 @@ async def _run(
     client = settings.make_client()
     caller = GeminiCaller(client, settings, backoff)
     report.counters = caller.counters
-    config = generation_config(opts.temperature)
+    config = generation_config(opts.temperature, settings.model)
     try:
         for _ in range(MAX_TOPUP_ROUNDS + 1):
             topup = not _any_missing_base(tables, opts)

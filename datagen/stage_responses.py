@@ -18,6 +18,7 @@ from .gemini import Backoff, CallCounters, CallProblem, GeminiCaller, PermanentF
 from .pool import RunProgress, run_pool
 from .settings import GeminiSettings
 from .tables import DatagenTables, PendingPrompt
+from .thinking import plan_thinking
 
 log = logging.getLogger("revprompt.datagen")
 
@@ -30,12 +31,15 @@ class ResponseOptions:
     categories: Sequence[str] = ()
     limit: int | None = None
     concurrency: int = 100
-    # 0 turns thinking off (cheaper, and closer to the plain answers the model is trained on); -1 lets it decide.
-    thinking_budget: int = 0
+    # None: as little thinking as the model allows (see thinking.py); -1 lets it decide; Gemini 3 takes a level.
+    thinking_budget: int | None = None
+    thinking_level: str | None = None
     max_output_tokens: int | None = 2048
     temperature: float | None = None
     retry_failed: bool = False
     show_progress: bool = True
+    batch: bool = False  # through the Batch API (half price, answered within hours): see batch.py
+    poll_s: float = 30.0
 
 
 @dataclass
@@ -53,18 +57,20 @@ def pending(tables: DatagenTables, opts: ResponseOptions) -> list[PendingPrompt]
 
 
 def estimate(tables: DatagenTables, opts: ResponseOptions, model: str, price) -> Estimate:
+    thinking = plan_thinking(model, opts.thinking_budget, opts.thinking_level)
     return estimate_response_stage(
-        (len(p.prompt) for p in pending(tables, opts)), model, price, opts.max_output_tokens, opts.thinking_budget
+        (len(p.prompt) for p in pending(tables, opts)), model, price, opts.max_output_tokens,
+        thinking.estimated_tokens,
     )
 
 
-def generation_config(opts: ResponseOptions):
+def generation_config(opts: ResponseOptions, model: str):
     from google.genai import types
 
     return types.GenerateContentConfig(
         temperature=opts.temperature,
         max_output_tokens=opts.max_output_tokens,
-        thinking_config=types.ThinkingConfig(thinking_budget=opts.thinking_budget),
+        thinking_config=plan_thinking(model, opts.thinking_budget, opts.thinking_level).config(),
     )
 
 
@@ -75,9 +81,12 @@ def generate_responses(
     report.already_answered = tables.store.con.execute(
         "SELECT count(*) FROM datagen_pairs WHERE prompt_id IS NOT NULL"
     ).fetchone()[0]
-    jobs = pending(tables, opts)
-    if jobs:
-        asyncio.run(_run(tables, settings, opts, backoff or Backoff(), jobs, report))
+    if opts.batch:
+        asyncio.run(_run_batch(tables, settings, opts, backoff or Backoff(), report))
+    else:
+        jobs = pending(tables, opts)
+        if jobs:
+            asyncio.run(_run(tables, settings, opts, backoff or Backoff(), jobs, report))
     report.still_pending = tables.pending_count(opts.categories or None, retry_failed=False)
     return report
 
@@ -116,7 +125,7 @@ async def _run(
     client = settings.make_client()
     caller = GeminiCaller(client, settings, backoff)
     report.counters = caller.counters
-    config = generation_config(opts)
+    config = generation_config(opts, settings.model)
     buffer = AnswerBuffer(tables)
     flusher = asyncio.create_task(buffer.flush_periodically())
     try:
@@ -161,3 +170,86 @@ async def _answer(
     buffer.add((prompt, text, settings.model, finish_reason, result.usage))
     report.answered += 1
     return True
+
+
+# Rounds of --batch: a round re-asks only what the one before got back rejected or with an error.
+MAX_BATCH_ROUNDS = 3
+
+
+async def _run_batch(
+    tables: DatagenTables, settings: GeminiSettings, opts: ResponseOptions, backoff: Backoff,
+    report: ResponseStageReport,
+) -> None:
+    """Stage 2 through the Batch API: jobs from an earlier run first, then new jobs for what is still missing."""
+    from .batch import BatchRequest, BatchRunner
+    from .gemini import Rejected, usage_of
+
+    client = settings.make_client()
+    counters = report.counters
+    runner = BatchRunner(client, tables, settings, "responses", counters, backoff, opts.poll_s, _notify)
+    config = generation_config(opts, settings.model)
+    buffer = AnswerBuffer(tables)
+    failed: set[int] = set()
+    retry: set[int] = set()
+
+    def handle(key: str, model: str, item) -> None:
+        prompt_id = int(key.removeprefix("p"))
+        prompt = tables.prompts_by_id([prompt_id]).get(prompt_id)
+        if prompt is None:
+            return
+        if item is None:  # its job failed, expired or was cancelled: left for a re-run, not asked again now
+            failed.add(prompt_id)
+            return
+        if item.error is not None or item.response is None:
+            code = getattr(item.error, "code", None)
+            detail = settings.redact(getattr(item.error, "message", None) or "no response")
+            tables.log_error("responses", f"batch_{code or 'error'}", detail, prompt.category, prompt_id=prompt_id)
+            failed.add(prompt_id)
+            retry.add(prompt_id)
+            return
+        usage = usage_of(item.response)
+        try:
+            text, finish_reason = parse_answer(item.response)
+        except PermanentFailure as exc:
+            counters.add_usage(usage, wasted=True)
+            tables.log_error("responses", exc.kind, exc.detail, prompt.category, prompt_id=prompt_id, permanent=True)
+            report.failed_for_good += 1
+            failed.discard(prompt_id)
+            return
+        except Rejected as exc:
+            counters.add_usage(usage, wasted=True)
+            counters.rejected += 1
+            log.warning("rejected answer to prompt %d: %s", prompt_id, exc.detail)
+            tables.log_error("responses", exc.kind, exc.detail, prompt.category, prompt_id=prompt_id)
+            failed.add(prompt_id)
+            retry.add(prompt_id)
+            return
+        counters.add_usage(usage)
+        buffer.add((prompt, text, model, finish_reason, usage))
+        failed.discard(prompt_id)
+        report.answered += 1
+
+    try:
+        open_keys = runner.open_keys()
+        todo = [p for p in pending(tables, opts) if f"p{p.prompt_id}" not in open_keys]
+        for _ in range(MAX_BATCH_ROUNDS):
+            if not todo and not runner.open_keys():
+                break
+            retry.clear()
+            await runner.run([BatchRequest(f"p{p.prompt_id}", p.prompt, config) for p in todo], handle,
+                             buffer.flush)
+            # Only what came back unusable is asked again, never more than the run was asked for (--limit).
+            todo = [p for p in tables.prompts_by_id(sorted(retry)).values()
+                    if not tables.has_answer(p.prompt_id)]
+            if todo:
+                counters.retries += len(todo)
+    finally:
+        buffer.flush()
+        await client.aio.aclose()
+    report.failed = len(failed)
+
+
+def _notify(message: str) -> None:
+    import click
+
+    click.echo(message, err=True)

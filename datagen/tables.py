@@ -4,6 +4,7 @@
     datagen_prompts   stage-1 prompts, unique by normalised text (prompt_key)
     datagen_pairs     (prompt, response) pairs: stage-2 answers (prompt_id set) and imported pairs alike
     datagen_errors    rejected outputs and failed calls: what went wrong, never the rejected text itself
+    datagen_batch_jobs  --batch jobs submitted to the Gemini Batch API: a re-run polls the unfinished ones
 
 A stage-1 batch row and its prompts are written in one transaction, and each stage-2 answer in its own, so
 a killed run leaves either all of a call's results or none: a re-run redoes exactly the missing calls.
@@ -73,6 +74,17 @@ DDL = [
         batch_no INTEGER,
         prompt_id BIGINT,
         permanent BOOLEAN NOT NULL DEFAULT FALSE
+    )""",
+    # One row per Batch API job, written as soon as the job exists, so a killed or interrupted run is picked up
+    # by the next one instead of paying for the same requests twice. `keys` lists the job's requests in order.
+    """CREATE TABLE IF NOT EXISTS datagen_batch_jobs (
+        name VARCHAR PRIMARY KEY,
+        stage VARCHAR NOT NULL,
+        model VARCHAR,
+        keys JSON NOT NULL,
+        state VARCHAR,
+        created_at TIMESTAMP NOT NULL,
+        finished_at TIMESTAMP
     )""",
 ]
 
@@ -172,6 +184,19 @@ class DatagenTables:
             sql += f" LIMIT {int(limit)}"
         return [PendingPrompt(*row) for row in self.con.execute(sql, params).fetchall()]
 
+    def has_answer(self, prompt_id: int) -> bool:
+        row = self.con.execute("SELECT count(*) FROM datagen_pairs WHERE prompt_id = ?", [prompt_id]).fetchone()
+        return bool(row[0])
+
+    def prompts_by_id(self, prompt_ids: Sequence[int]) -> dict[int, PendingPrompt]:
+        if not prompt_ids:
+            return {}
+        rows = self.con.execute(
+            f"SELECT prompt_id, prompt, category FROM datagen_prompts WHERE prompt_id IN "
+            f"({', '.join('?' * len(prompt_ids))})", list(prompt_ids)
+        ).fetchall()
+        return {row[0]: PendingPrompt(*row) for row in rows}
+
     def pending_count(self, categories: Sequence[str] | None = None, retry_failed: bool = False) -> int:
         where, params = self._pending_where(categories, retry_failed)
         return self.con.execute(f"SELECT count(*) FROM datagen_prompts p WHERE {where}", params).fetchone()[0]
@@ -248,6 +273,26 @@ class DatagenTables:
             "INSERT INTO datagen_errors (logged_at, stage, kind, detail, category, batch_no, prompt_id, permanent) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [utcnow(), stage, kind, detail[:500], category, batch_no, prompt_id, permanent],
+        )
+
+    # -- batch jobs -------------------------------------------------------------------------------------
+    def add_batch_job(self, name: str, stage: str, model: str, keys: Sequence[str]) -> None:
+        self.con.execute(
+            "INSERT INTO datagen_batch_jobs (name, stage, model, keys, state, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [name, stage, model, json.dumps(list(keys)), "submitted", utcnow()],
+        )
+
+    def open_batch_jobs(self, stage: str) -> list[tuple[str, str, list[str]]]:
+        """(name, model, keys) of the jobs of `stage` whose results are not stored yet, oldest first."""
+        rows = self.con.execute(
+            "SELECT name, model, keys FROM datagen_batch_jobs WHERE stage = ? AND finished_at IS NULL "
+            "ORDER BY created_at, name", [stage]
+        ).fetchall()
+        return [(name, model, json.loads(keys)) for name, model, keys in rows]
+
+    def finish_batch_job(self, name: str, state: str) -> None:
+        self.con.execute(
+            "UPDATE datagen_batch_jobs SET state = ?, finished_at = ? WHERE name = ?", [state, utcnow(), name]
         )
 
     # -- export and status ------------------------------------------------------------------------------

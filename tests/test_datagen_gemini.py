@@ -85,6 +85,40 @@ def test_unusable_json_is_rejected_logged_and_never_stored(capsys, caplog, gemin
     assert "rejected simple_prompt batch 0" in caplog.text
 
 
+def test_both_keys_set_the_request_carries_google_api_key_and_says_so(capsys, gemini_env, monkeypatch, fake,
+                                                                      tmp_path):
+    monkeypatch.setenv("GOOGLE_API_KEY", "google-key-77")
+    code, out, err = prompts(capsys, fake, tmp_path / "d.duckdb", "-n", "2", "-c", "simple_prompt")
+    assert code == 0, err
+    assert fake.requests[0]["headers"]["x-goog-api-key"] == "google-key-77"
+    assert "using GOOGLE_API_KEY" in err
+    assert "google-key-77" not in out + err and API_KEY not in out + err
+
+
+def test_rejected_answers_count_in_the_tokens_and_the_dollar_total(capsys, gemini_env, fake, tmp_path):
+    db = tmp_path / "d.duckdb"
+    fake.faults.append("malformed")  # billed like any answer, then thrown away
+    code, out, err = prompts(capsys, fake, db, "-n", "10", "-c", "simple_prompt")
+    assert code == 0, err
+    assert len(fake.requests) == 2
+    # The fake bills 11 input tokens per call and len(text)//4 output tokens.
+    malformed_out = len('{"prompts": ["' + MALFORMED_MARKER + ' one", "two') // 4
+    ((stored_in, stored_out),) = query(db, "SELECT input_tokens, output_tokens FROM datagen_batches")
+    assert stored_in == 22  # both attempts: the batch row says what the batch cost
+    good_out = stored_out - malformed_out
+    assert good_out > 0
+    assert f"tokens used: 22 input / {stored_out} output ({11 + malformed_out} of them on rejected" in out
+    cost = (22 * 0.30 + stored_out * 2.50) / 1e6
+    assert f"cost ${cost:,.4f}" in out
+
+    # Stage 2 too, where a rejected (empty) answer and a blocked one are billed as well.
+    fake.faults.extend(["empty", "blocked"])
+    code, out, err = responses(capsys, fake, db, "--concurrency", "1", "--limit", "2")
+    assert code == 0, err
+    # empty: 11 in + 1 out, blocked: 4 in (its usageMetadata), then the one good answer: 11 in.
+    assert "tokens used: 26 input / " in out and "(16 of them on rejected or blocked answers)" in out
+
+
 def test_duplicates_are_dropped_and_topups_fill_the_gap(capsys, caplog, gemini_env, fake, tmp_path):
     db = tmp_path / "d.duckdb"
     fake.prompt_mode = "repeat"  # every batch returns the same ten prompts

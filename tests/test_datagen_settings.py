@@ -25,6 +25,17 @@ def test_google_api_key_also_works(gemini_env, monkeypatch):
     assert GeminiSettings.resolve().api_key.reveal() == "other-key"
 
 
+def test_google_api_key_wins_over_gemini_api_key_as_in_the_sdk(gemini_env, monkeypatch):
+    # google.genai._api_client.get_env_api_key: GOOGLE_API_KEY first. A different order would make revprompt
+    # bill another project than every other tool on the same machine.
+    monkeypatch.setenv("GOOGLE_API_KEY", "google-key")
+    settings = GeminiSettings.resolve()
+    assert settings.api_key.reveal() == "google-key"
+    assert settings.api_key_source == "GOOGLE_API_KEY"
+    assert "GOOGLE_API_KEY" in settings.key_note and "google-key" not in settings.key_note
+    assert settings.describe()["api_key"] == "set (GOOGLE_API_KEY)"
+
+
 def test_config_file_supplies_key_model_and_base_url(gemini_env, monkeypatch, tmp_path):
     monkeypatch.delenv("GEMINI_API_KEY")
     conf = tmp_path / "config.toml"
