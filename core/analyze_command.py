@@ -8,6 +8,9 @@ import warnings
 
 import click
 
+from revprompt.sources import dataforseo_cli
+from revprompt.sources.dataforseo_cli import dataforseo_options
+
 from .errors import UserError
 from .store import DEFAULT_DB
 
@@ -34,7 +37,7 @@ from .store import DEFAULT_DB
 @click.option("--concurrency", type=click.IntRange(1, 32), default=4, show_default=True,
               help="Pages fetched at the same time.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=20.0, show_default=True,
-              help="Seconds to wait for a web server before a page counts as failed.")
+              help="Seconds a page may take in all (connecting, waiting, downloading) before it counts as failed.")
 @click.option("--resume", "resume_run_id", default=None, help="Continue an earlier run by its run_id.")
 @click.option("--retry-failed", is_flag=True, help="On resume, retry documents that failed instead of skipping them.")
 @click.option("--no-plugins", is_flag=True, help="Skip the analysis plugins (key phrases, word frequencies, intent).")
@@ -43,9 +46,10 @@ from .store import DEFAULT_DB
 @click.option("--batch-docs", default=4, show_default=True,
               help="Documents decoded together in one batched sweep (faster per document; more lost if killed).")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True)
+@dataforseo_options
 def analyze_command(targets, db, model, as_json, top_n, max_new_tokens, max_input_tokens, source_name, urls_file,
                     crawl_url, max_pages, max_depth, crawl_delay, concurrency, timeout, resume_run_id, retry_failed,
-                    no_plugins, method, dtype, batch_docs):
+                    no_plugins, method, dtype, batch_docs, **dataforseo):
     """Propose the prompts that most plausibly produced each TARGET.
 
     \b
@@ -63,6 +67,7 @@ def analyze_command(targets, db, model, as_json, top_n, max_new_tokens, max_inpu
       revprompt analyze --urls urls.txt
       revprompt analyze --crawl https://example.com --max-pages 50
       revprompt analyze --source dataforseo https://example.com/page
+      revprompt analyze --serp "best running shoes" --location "United Kingdom" --estimate
     """
     from .batch import BatchRunner
     from .engine import Engine, InputTruncatedWarning
@@ -77,11 +82,16 @@ def analyze_command(targets, db, model, as_json, top_n, max_new_tokens, max_inpu
     if crawl_url:
         targets.append(crawl_url)
         source_name = source_name or "crawl"
+    options: dict = {}
+    source_name = dataforseo_cli.prepare(dataforseo, targets, source_name, options)
     if not targets:
         raise UserError("nothing to analyse: give text, a file, '-', a URL, --urls FILE or --crawl URL "
                         "(see `revprompt analyze --help`)")
-    options = {"max_pages": max_pages, "max_depth": max_depth, "retry_failed": retry_failed,
-               "crawl_delay": crawl_delay, "concurrency": concurrency, "timeout": timeout}
+    options.update({"max_pages": max_pages, "max_depth": max_depth, "retry_failed": retry_failed,
+                    "crawl_delay": crawl_delay, "concurrency": concurrency, "timeout": timeout})
+    if dataforseo.get("estimate_only"):
+        click.echo(dataforseo_cli.estimate(dataforseo, targets, source_name, options), err=True)
+        return
     engine_description = {"model": model or "default", "top_n": top_n, "max_new_tokens": max_new_tokens,
                           "max_input_tokens": max_input_tokens, "method": method, "dtype": dtype}
 
@@ -101,7 +111,11 @@ def analyze_command(targets, db, model, as_json, top_n, max_new_tokens, max_inpu
             progress = BatchProgress(enabled=not as_json or sys.stderr.isatty())
             runner.progress = progress
             command = "analyze " + " ".join(t if len(t) < 200 else t[:200] + "..." for t in targets)
-            summary = runner.run(command, targets, source_name, resume_run_id)
+            summary = None
+            try:
+                summary = runner.run(command, targets, source_name, resume_run_id)
+            finally:
+                dataforseo_cli.finish(store, summary.run_id if summary else None, options)
     # One target that made one document (a text, a file, a page) prints its candidates; anything else is a batch.
     single = len(targets) == 1 and not (urls_file or crawl_url) and len(summary.results) + summary.skipped <= 1
     for w in caught:
@@ -139,6 +153,10 @@ def _report(summary, as_json: bool, single: bool) -> None:
         # Unreadable local input is a usage error (2); a page that failed to fetch is a runtime one (1).
         local = doc.source in ("file", "text", "stdin")
         raise UserError(doc.error if local else f"{doc.uri}: {doc.error}", 2 if local else 1)
+    if summary.failed and not summary.done and not summary.skipped:
+        # Nothing worked: a script or CI job running the batch must see it (the rows are stored all the same).
+        raise UserError(f"all {summary.failed} documents of run {summary.run_id} failed; see their errors with "
+                        f"revprompt sql \"SELECT uri, error FROM documents WHERE run_id = '{summary.run_id}'\"", 1)
 
 
 MAX_TABLE_ROWS = 50  # a site batch can hold thousands of pages: the table shows the first ones

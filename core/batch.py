@@ -28,7 +28,10 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import duckdb
+
 from .errors import UserError
+from .storable import redact_text, safe_text, stored_uri
 from .store import Store
 from .types import Document, SweepResult
 
@@ -145,7 +148,30 @@ class BatchRunner:
         return self.store.create_run(command, self.engine_description.get("model", "?"), self.engine_description, key), False
 
     def run(self, command: str, targets: list[str], source_name: str | None = None, resume_run_id: str | None = None) -> BatchSummary:
+        self.check_targets(targets, source_name)
         run_id, resumed = self.open_run(command, targets, source_name, resume_run_id)
+        try:
+            return self._run(run_id, resumed, targets, source_name)
+        except KeyboardInterrupt:
+            raise  # still 'running': re-running the command resumes it
+        except BaseException:
+            # A usage error or a crash half-way must not leave the run looking alive in `runs`; its stored
+            # documents stay, and re-running the command still resumes it (any status but 'finished' does).
+            try:
+                self.store.finish_run(run_id, "failed")
+            except Exception:  # the store itself may be what broke
+                log.debug("could not mark run %s failed", run_id, exc_info=True)
+            raise
+
+    def check_targets(self, targets: list[str], source_name: str | None) -> None:
+        """Refuse a target that cannot be what the user meant (a missing file, a broken URL) before a run is
+        opened: a typo costs one line, not a stored run. Sources opt in with `check(target, options)`."""
+        for target in targets:
+            check = getattr(pick_source(target, self.options, source_name), "check", None)
+            if check is not None:
+                check(target, self.options)
+
+    def _run(self, run_id: str, resumed: bool, targets: list[str], source_name: str | None) -> BatchSummary:
         summary = BatchSummary(run_id=run_id, resumed=resumed)
         finished = self.store.finished_uris(run_id, include_failed=not self.options.get("retry_failed"))
         options = {
@@ -190,7 +216,7 @@ class BatchRunner:
             else:
                 items = list(items)
                 for item in items:
-                    uri = _uri(item)
+                    uri = stored_uri(_uri(item))
                     if uri not in finished and uri not in listed:
                         listed.add(uri)
                         if total is not None:
@@ -204,7 +230,7 @@ class BatchRunner:
         for entry in plan:
             try:
                 for item in entry.items:
-                    uri = _uri(item)
+                    uri = stored_uri(_uri(item))  # how the store spells it: what `finished` holds
                     if uri in seen:
                         continue  # the same page reached twice (two sitemaps, a list with repeats) is analysed once
                     seen.add(uri)
@@ -262,6 +288,7 @@ class BatchRunner:
         each as soon as its group is done; failed loads are saved at once."""
         group: list[Document] = []
         for doc in docs:
+            _make_storable(doc)
             if doc.status == "failed":
                 self._save(run_id, doc, None, summary)
                 continue
@@ -305,7 +332,15 @@ class BatchRunner:
             from revprompt.plugins.runner import analyze_document
 
             plugin_rows = lambda d=doc, r=result: analyze_document(self.analyzers, d, r, run_id)  # noqa: E731
-        doc_id = self.store.save_document(run_id, doc, result, plugin_rows)
+        try:
+            doc_id = self.store.save_document(run_id, doc, result, plugin_rows)
+        except duckdb.Error as exc:
+            # Whatever the store refuses about this document costs its row its content, not the batch (which
+            # would otherwise stop at the same document on every re-run).
+            log.debug("storing %s failed", doc.uri, exc_info=True)
+            doc.text, doc.title, doc.description, doc.meta, result = "", None, None, {}, None
+            doc.failed("cannot store the document: " + (str(exc).strip().splitlines() or [type(exc).__name__])[0])
+            doc_id = self.store.save_document(run_id, doc, None, None)
         summary.results.append((doc, result, doc_id))
         if doc.status == "done":
             summary.done += 1
@@ -326,7 +361,8 @@ class BatchRunner:
     def _stored_meta(self, run_id: str, uri: str) -> dict | None:
         """A stored document's meta (a crawled page's links, its final URL): a resumed crawl reads it
         instead of fetching the page again."""
-        _, rows = self.store.query("SELECT meta FROM documents WHERE run_id = ? AND uri = ?", [run_id, uri])
+        _, rows = self.store.query("SELECT meta FROM documents WHERE run_id = ? AND uri = ?",
+                                   [run_id, stored_uri(uri)])
         if not rows or not rows[0][0]:
             return None
         try:
@@ -338,3 +374,13 @@ class BatchRunner:
 
 def _uri(item: str | Document) -> str:
     return item.uri if isinstance(item, Document) else item
+
+
+def _make_storable(doc: Document) -> None:
+    """Clean a loaded document before the model and the store see it: lone surrogates escaped (the tokenizer
+    and DuckDB both refuse them), credentials out of its URI and error (they are shown and stored)."""
+    doc.uri = stored_uri(doc.uri)
+    doc.text = safe_text(doc.text)
+    doc.title = safe_text(doc.title)
+    doc.description = safe_text(doc.description)
+    doc.error = safe_text(redact_text(doc.error))

@@ -17,6 +17,7 @@ import duckdb
 
 from .errors import UserError
 from .sandbox import error_line
+from .storable import redact_text, redact_url, safe_text, safe_value, stored_uri
 from .types import Document, SweepResult, utcnow
 
 DEFAULT_DB = "revprompt.duckdb"
@@ -124,6 +125,7 @@ class Store:
         return int(row[0] or 0)
 
     def migrate(self) -> None:
+        self._refuse_foreign_database()
         self.con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMP)")
         current = self.schema_version()
         if current > SCHEMA_VERSION:
@@ -135,6 +137,18 @@ class Store:
                 for statement in MIGRATIONS[version]:
                     self.con.execute(statement)
                 self.con.execute("INSERT INTO schema_version VALUES (?, ?)", [version + 1, utcnow()])
+
+    def _refuse_foreign_database(self) -> None:
+        """Someone else's DuckDB file (a `--db` typo, a shared analytics file) must not get revprompt's tables
+        added to it: one with tables of its own and none of ours is refused before anything is written."""
+        tables = {r[0] for r in self.con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()"
+        ).fetchall()}
+        if tables and not tables & {"schema_version", "runs", "documents"}:
+            self.con.close()
+            shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+            raise UserError(f"{self.path} is a DuckDB database, but not revprompt's (it holds {shown}); "
+                            "give --db a new file or one revprompt made")
 
     def ensure_tables(self, ddl: Iterable[str]) -> None:
         """Create a plugin's tables (idempotent `CREATE TABLE IF NOT EXISTS ...` statements)."""
@@ -167,7 +181,8 @@ class Store:
         self.con.execute(
             "INSERT INTO runs (run_id, created_at, command, target_key, model, config, status) "
             "VALUES (?, ?, ?, ?, ?, ?, 'running')",
-            [run_id, utcnow(), command, target_key, model, json.dumps(config or {})],
+            [run_id, utcnow(), safe_text(redact_text(command)), target_key, safe_text(model),
+             json.dumps(safe_value(config or {}))],
         )
         return run_id
 
@@ -192,6 +207,18 @@ class Store:
     def finish_run(self, run_id: str, status: str = "finished") -> None:
         self.con.execute("UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?", [status, utcnow(), run_id])
 
+    def add_run_cost(self, run_id: str, api: str, usd: float) -> float:
+        """Add what a paid API (DataForSEO) charged to the run's `config.cost_usd.<api>`; the new total.
+        A resumed run adds to what its earlier sessions spent."""
+        run = self.get_run(run_id)
+        if run is None:
+            return 0.0
+        costs = run.config.get("cost_usd") if isinstance(run.config.get("cost_usd"), dict) else {}
+        costs[api] = round(float(costs.get(api) or 0.0) + float(usd), 6)
+        self.con.execute("UPDATE runs SET config = ? WHERE run_id = ?",
+                         [json.dumps({**run.config, "cost_usd": costs}), run_id])
+        return costs[api]
+
     def finished_uris(self, run_id: str, include_failed: bool = True) -> set[str]:
         statuses = ("done", "failed") if include_failed else ("done",)
         rows = self.con.execute(
@@ -213,9 +240,13 @@ class Store:
         A document already stored for this run under the same URI is replaced (a retried failure), so a
         resumed run never duplicates. `plugin_rows` may be a callable: it runs after the candidates are
         inserted (so each Candidate has its candidate_id) and inside the same transaction. Returns the doc_id.
+
+        Text goes in as `storable.py` allows: lone surrogates escaped, no password in the URI (DuckDB refuses
+        the first, and the second has no business in a results file).
         """
+        uri = stored_uri(doc.uri)
         with self.transaction() as con:
-            old = con.execute("SELECT doc_id FROM documents WHERE run_id = ? AND uri = ?", [run_id, doc.uri]).fetchall()
+            old = con.execute("SELECT doc_id FROM documents WHERE run_id = ? AND uri = ?", [run_id, uri]).fetchall()
             for (old_id,) in old:
                 self._delete_document(old_id)
             doc_id = con.execute(
@@ -223,10 +254,11 @@ class Store:
                        content_type, fetched_at, analyzed_at, n_input_tokens, truncated, seconds, meta)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING doc_id""",
                 [
-                    run_id, doc.uri, doc.source, doc.title, doc.description, doc.text, doc.status, doc.error,
-                    doc.http_status, doc.content_type, doc.fetched_at, utcnow() if result else None,
+                    run_id, uri, safe_text(doc.source), safe_text(doc.title), safe_text(doc.description),
+                    safe_text(doc.text), doc.status, safe_text(redact_text(doc.error)), doc.http_status,
+                    safe_text(doc.content_type), doc.fetched_at, utcnow() if result else None,
                     result.n_input_tokens if result else None, result.truncated if result else None,
-                    result.seconds if result else None, json.dumps(doc.meta or {}, default=str),
+                    result.seconds if result else None, json.dumps(_stored_meta(doc.meta), default=str),
                 ],
             ).fetchone()[0]
             if result is not None:
@@ -311,6 +343,18 @@ class Store:
             "SELECT * FROM candidate_tokens WHERE candidate_id = ? ORDER BY position", [candidate_id]
         )
         return [dict(zip(cols, r)) for r in rows]
+
+
+def _stored_meta(meta: dict | None) -> dict:
+    """A document's meta as stored: storable text, and a URL value (a redirect's final URL) without credentials.
+
+    A crawled page's `links` stay as they are: a resumed crawl follows them, and needs their credentials.
+    """
+    meta = safe_value(meta or {})
+    for key, value in list(meta.items()):
+        if isinstance(value, str) and "://" in value:
+            meta[key] = redact_url(value)
+    return meta
 
 
 def open_read_only(path: str | Path) -> Store:

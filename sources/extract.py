@@ -14,11 +14,29 @@ class Page:
 
 
 def extract_page(html: str, url: str | None = None) -> Page:
-    import trafilatura
+    """The page's main content as markdown, with its <title> and meta description.
 
+    The HTML is parsed once (lxml, linear time) and that tree serves the title, the description, trafilatura's
+    metadata and its extraction. No regular expression runs over the whole page: a lazy `<title>(.*?)</title>`
+    search is quadratic on a page of repeated unclosed tags (8 s for 140 KB, hours for 5 MB).
+    """
+    import trafilatura
+    from trafilatura.utils import load_html
+
+    try:
+        tree = load_html(html)
+    except Exception:  # hopeless markup: markdownify below still gets its text
+        tree = None
+    # The <title> element is what search engines show (and what SEO work means by "title"); trafilatura's
+    # guess (often the first <h1>) stands in when a page has none.
+    html_title = html_description = None
+    if tree is not None:
+        html_title = _clean(_first_text(tree, "//head/title | //title"))
+        html_description = _clean(_first_text(tree, "//meta[translate(@name, 'DESCRIPTION', 'description')"
+                                                    "='description']/@content"))
     title = description = None
     try:
-        meta = trafilatura.extract_metadata(html, default_url=url)
+        meta = trafilatura.extract_metadata(tree if tree is not None else html, default_url=url)
         if meta is not None:
             title, description = meta.title, meta.description
     except Exception:  # metadata is a nicety; a malformed head must not lose the page
@@ -26,25 +44,42 @@ def extract_page(html: str, url: str | None = None) -> Page:
     markdown = None
     try:
         markdown = trafilatura.extract(
-            html, url=url, output_format="markdown", include_comments=False, include_tables=True, favor_recall=True
+            tree if tree is not None else html, url=url, output_format="markdown", include_comments=False,
+            include_tables=True, favor_recall=True,
         )
     except Exception:
         markdown = None
     if not markdown or not markdown.strip():
-        from markdownify import markdownify
+        markdown = _markdownify(html)
+    return Page(markdown=markdown, title=html_title or _clean(title),
+                description=_clean(description) or html_description)
 
-        body = re.sub(r"(?is)<(script|style|noscript)[^>]*>.*?</\1>", "", html)
+
+def _first_text(tree, xpath: str) -> str | None:
+    for hit in tree.xpath(xpath)[:1]:
+        return hit if isinstance(hit, str) else hit.text_content()
+    return None
+
+
+def _markdownify(html: str) -> str:
+    """Everything but scripts and styles as markdown: the fallback when trafilatura finds no main content.
+    Scripts go through lxml (not a regex, which backtracks on unclosed tags); markup nested too deep for
+    markdownify's recursion yields the plain text instead."""
+    import lxml.html
+    from markdownify import markdownify
+
+    try:
+        tree = lxml.html.fromstring(html)
+        for el in tree.xpath("//script | //style | //noscript"):
+            el.drop_tree()
+        body = lxml.html.tostring(tree, encoding="unicode")
+    except Exception:  # empty or hopeless markup
+        return ""
+    try:
         markdown = markdownify(body, heading_style="ATX")
-        markdown = re.sub(r"\n{3,}", "\n\n", markdown).strip()
-    # The <title> element is what search engines show (and what SEO work means by "title"); trafilatura's
-    # guess (often the first <h1>) stands in when a page has none.
-    m = re.search(r"(?is)<title[^>]*>(.*?)</title>", html)
-    html_title = _clean(m.group(1)) if m else None
-    title = html_title or _clean(title)
-    if not description:
-        m = re.search(r"""(?is)<meta\s+[^>]*name\s*=\s*["']description["'][^>]*content\s*=\s*["']([^"']*)["']""", html)
-        description = _clean(m.group(1)) if m else None
-    return Page(markdown=markdown, title=title, description=_clean(description))
+    except RecursionError:
+        markdown = tree.text_content()
+    return re.sub(r"\n{3,}", "\n\n", markdown).strip()
 
 
 def _clean(value: str | None) -> str | None:

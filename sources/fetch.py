@@ -24,6 +24,7 @@ import requests
 
 from revprompt.core.types import Document, utcnow
 
+from .deadline import Deadline, EnvSession
 from .netguard import address_kind, redirect_refusal
 
 USER_AGENT = "revprompt/0.1 (+https://github.com/revprompt; prompt analysis)"
@@ -43,7 +44,7 @@ class FetchSettings:
     user_agent: str = USER_AGENT
     connect_timeout: float = 10.0
     read_timeout: float = 20.0
-    total_timeout: float = 60.0  # a server that drips bytes slowly cannot hold a worker forever
+    total_timeout: float = 60.0  # wall clock for one try, whatever the server does (see deadline.py)
     max_redirects: int = 5
     max_bytes: int = 5 * MB
     retries: int = 1  # extra tries for connection errors and 429/502/503/504
@@ -53,10 +54,11 @@ class FetchSettings:
     def from_options(cls, options: dict | None) -> "FetchSettings":
         options = options or {}
         settings = cls()
-        if options.get("timeout") is not None:  # one knob for people: the read timeout, connect capped by it
-            settings.read_timeout = float(options["timeout"])
+        if options.get("timeout") is not None:
+            # One knob for people (`--timeout`): the most a page may take, connecting, waiting and reading
+            # included; a server that drips bytes is cut off then, not when its next chunk arrives.
+            settings.read_timeout = settings.total_timeout = float(options["timeout"])
             settings.connect_timeout = min(settings.connect_timeout, settings.read_timeout)
-            settings.total_timeout = max(settings.read_timeout * 3, settings.read_timeout + 1)
         for key in ("user_agent", "connect_timeout", "read_timeout", "total_timeout", "max_redirects", "max_bytes",
                     "retries", "retry_backoff"):
             if options.get(key) is not None:
@@ -92,10 +94,27 @@ class Response:
 
 # -- URLs -----------------------------------------------------------------------------------------------
 def is_http_url(target: str) -> bool:
+    return url_problem(target) is None
+
+
+def url_problem(target: str) -> str | None:
+    """Why `target` is not a URL revprompt can fetch, as a row's error, or None when it is one.
+
+    'malformed URL (...)' for an http(s) URL that urllib cannot even split (`http://[::1/`): such a line in a
+    URL list or a sitemap used to be a traceback; now it is a failed row like any other.
+    """
     if not isinstance(target, str) or any(c.isspace() for c in target.strip()) or len(target) > 4096:
-        return False
-    parts = urlsplit(target.strip())
-    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+        return "not an http(s) URL"
+    try:
+        parts = urlsplit(target.strip())
+        if parts.scheme.lower() not in ("http", "https"):
+            return "not an http(s) URL"
+        if not parts.hostname:
+            return "malformed URL (no host)"
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number or out of range
+    except ValueError as exc:
+        return f"malformed URL ({exc})"
+    return None
 
 
 def normalize_url(url: str) -> str:
@@ -214,7 +233,8 @@ def _is_read_timeout(exc: BaseException) -> bool:
 
 class ThreadSessions:
     """One requests.Session per thread (Sessions are not thread-safe), made by `configure` on first use.
-    Every session ignores the environment: no surprise proxies or .netrc credentials."""
+    Sessions read proxies and the CA bundle from the environment as requests does, never .netrc credentials,
+    and their connections obey a fetch's wall-clock `Deadline` (deadline.py)."""
 
     def __init__(self, configure):
         self._configure = configure
@@ -223,8 +243,7 @@ class ThreadSessions:
     def get(self) -> requests.Session:
         session = getattr(self._local, "session", None)
         if session is None:
-            session = requests.Session()
-            session.trust_env = False
+            session = EnvSession()
             self._configure(session)
             self._local.session = session
         return session
@@ -264,6 +283,25 @@ class Fetcher:
                 time.sleep(exc.wait if exc.wait is not None else s.retry_backoff * attempt)
 
     def _get_once(self, url: str, guard: Guard | None, truncate: bool) -> Response:
+        """One try, cut off after `total_timeout` seconds of wall clock whatever the server does."""
+        s = self.settings
+        with Deadline(s.total_timeout) as deadline:
+            try:
+                resp = self._request(url, guard, truncate)
+            except (FetchError, _Retryable, requests.exceptions.RequestException, OSError) as exc:
+                if not deadline.expired:
+                    raise
+                error = exc.error if isinstance(exc, _Retryable) else exc
+                status = getattr(error, "http_status", None)
+                what = "reading the page" if status is not None else "waiting for the server"
+                raise FetchError(f"timed out after {s.total_timeout:g}s {what}", status,
+                                 getattr(error, "content_type", None), getattr(error, "final_url", None)) from None
+            if deadline.expired:  # a body without Content-Length ends "cleanly" when its socket is shut: it is cut
+                raise FetchError(f"timed out after {s.total_timeout:g}s reading the page", resp.status,
+                                 resp.media_type or None, resp.final_url)
+            return resp
+
+    def _request(self, url: str, guard: Guard | None, truncate: bool) -> Response:
         s = self.settings
         started = time.monotonic()
         try:

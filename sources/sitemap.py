@@ -17,7 +17,7 @@ from urllib.parse import urljoin, urlsplit
 from revprompt.core.errors import UserError
 from revprompt.core.types import Document
 
-from .fetch import MB, FetchError, Fetcher, is_http_url, normalize_url, site_root
+from .fetch import MB, FetchError, Fetcher, is_http_url, normalize_url, site_root, url_problem
 from .robots import fetch_robots
 from .web import PageLoader
 
@@ -53,7 +53,7 @@ def parse_sitemap(body: bytes, base_url: str) -> tuple[str, list[str]]:
     if not head.startswith(b"<"):
         # A plain-text sitemap: one URL per line (sitemaps.org allows it).
         text = head.decode("utf-8", errors="replace")
-        urls = [line.strip() for line in text.splitlines() if is_http_url(line.strip())]
+        urls = [line.strip() for line in text.splitlines() if _is_url_entry(line.strip())]
         if not urls:
             raise SitemapError("not a sitemap (no XML, no URLs)")
         return "urlset", urls
@@ -76,11 +76,21 @@ def parse_sitemap(body: bytes, base_url: str) -> tuple[str, list[str]]:
             continue
         for child in el:
             if isinstance(child.tag, str) and etree.QName(child).localname.lower() == "loc" and child.text:
-                loc = urljoin(base_url, child.text.strip())
-                if is_http_url(loc):
+                loc = child.text.strip()
+                try:
+                    loc = urljoin(base_url, loc)
+                except ValueError:
+                    pass  # malformed: kept, so that it becomes a failed row with its reason
+                if _is_url_entry(loc):
                     urls.append(loc)
                 break
     return kind, urls
+
+
+def _is_url_entry(loc: str) -> bool:
+    """An http(s) URL, well-formed or not: a malformed one is listed (and fails as a row), anything else
+    (a relative path that did not join, a mailto:) is not an entry."""
+    return is_http_url(loc) or url_problem(loc).startswith("malformed")
 
 
 class SitemapSource(PageLoader):
@@ -127,9 +137,16 @@ class SitemapSource(PageLoader):
                     items.append(Document(uri=url, source=self.name).failed(
                         f"sitemap: index nested more than {MAX_INDEX_DEPTH} deep"))
                     continue
-                queue.extend((normalize_url(u), depth + 1) for u in urls)
+                for u in urls:
+                    if url_problem(u):
+                        items.append(Document(uri=u[:2000], source=self.name).failed(f"sitemap: {url_problem(u)}"))
+                    else:
+                        queue.append((normalize_url(u), depth + 1))
                 continue
             for u in urls:
+                if url_problem(u):
+                    items.append(Document(uri=u[:2000], source=self.name).failed(url_problem(u)))
+                    continue
                 u = normalize_url(u)
                 if u not in pages:
                     pages.add(u)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
+import logging
+import os
 import sys
 from pathlib import Path
 
@@ -12,6 +15,11 @@ from revprompt.core.types import Document, utcnow
 TEXT_EXTENSIONS = {".txt", ".md", ".markdown", ".text", ".rst"}
 HTML_EXTENSIONS = {".html", ".htm", ".xhtml"}
 MAX_FILE_BYTES = 20 * 1024 * 1024
+# A single word ending like this was meant as a file: a missing one is a typo to report, not text to analyse.
+FILE_LIKE_EXTENSIONS = TEXT_EXTENSIONS | HTML_EXTENSIONS | {".xml", ".gz", ".json", ".csv", ".pdf", ".doc", ".docx"}
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+log = logging.getLogger("revprompt.sources.text")
 
 
 def text_uri(text: str) -> str:
@@ -28,13 +36,17 @@ def check_text(text: str, what: str) -> str:
 
 
 def decode_bytes(data: bytes, what: str) -> str:
+    """Text of a file or stdin: a byte-order mark says the encoding (UTF-16 is what Windows editors and
+    PowerShell write, and its every other byte is NUL, so the BOM is read before the binary check), else UTF-8,
+    else cp1252."""
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            text = data.decode(codec, errors="replace")
+            if "\x00" in text[:8192]:
+                break  # a BOM in front of binary data
+            return text
     if b"\x00" in data[:8192]:
         raise UserError(f"{what} looks binary (contains NUL bytes); give revprompt text, markdown or HTML")
-    for encoding in ("utf-8", "utf-16") if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ("utf-8",):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            pass
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -50,6 +62,12 @@ class TextSource:
     def claims(self, target: str, options: dict) -> bool:
         return True  # the last resort: anything that is not a file, URL or other target is text
 
+    def check(self, target: str, options: dict) -> None:
+        """Refuse a single word that was meant as a file or a URL: a typo must not be analysed as text."""
+        problem = not_text_reason(target)
+        if problem:
+            raise UserError(problem)
+
     def discover(self, target: str, options: dict):
         if target == "-":
             data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
@@ -63,6 +81,31 @@ class TextSource:
         raise UserError(f"{uri} cannot be re-read: pasted text is stored with its document")
 
 
+def not_text_reason(target: str) -> str | None:
+    """Why `target`, which no other source claimed, cannot be text meant for analysis, or None.
+
+    Only a single word is judged (text with spaces is always text): with '://' it was meant as a URL
+    ('htp://x', 'ftp://...', 'http://[::1/'); with a '/' or a file extension (.md, .txt, .html, ...) as a file
+    that does not exist (a file that exists is claimed by the file source before this is asked).
+    """
+    from .fetch import url_problem
+
+    word = target.strip()
+    if target == "-" or not word or any(c.isspace() for c in word):
+        return None
+    if "://" in word:
+        problem = url_problem(word)
+        if problem is None:
+            return None
+        prefix = "malformed URL ("
+        why = ("malformed: " + problem[len(prefix):-1] if problem.startswith(prefix)
+               else "revprompt fetches http:// and https:// URLs")
+        return f"not a URL: {word} ({why})"
+    if "/" in word or "\\" in word or word.startswith("~") or Path(word).suffix.lower() in FILE_LIKE_EXTENSIONS:
+        return f"no such file: {word}"
+    return None
+
+
 def html_to_markdown(html: str) -> tuple[str, str | None, str | None]:
     """(markdown, title, description) of an HTML page: trafilatura's main content, markdownify as fallback."""
     from .extract import extract_page
@@ -71,23 +114,47 @@ def html_to_markdown(html: str) -> tuple[str, str | None, str | None]:
     return page.markdown, page.title, page.description
 
 
+def folder_files(folder: Path) -> list[str]:
+    """The .txt/.md/.html files under `folder`, resolved, in path order.
+
+    Symbolic links are followed only where they stay inside the folder: a link to ~/.ssh or /etc in a folder
+    someone hands over must not have those files analysed and stored. Linked folders are not descended into.
+    """
+    root = folder.resolve()
+    found: list[tuple[str, str]] = []
+    for dirpath, _dirs, names in os.walk(folder, followlinks=False):
+        for name in names:
+            p = Path(dirpath) / name
+            if p.suffix.lower() not in TEXT_EXTENSIONS | HTML_EXTENSIONS:
+                continue
+            try:
+                real = p.resolve(strict=True)
+            except (OSError, RuntimeError):  # a broken or looping link
+                continue
+            if real != root and root not in real.parents:
+                log.warning("skipping %s: a link to %s, outside %s", p, real, root)
+                continue
+            if real.is_file():
+                found.append((str(p), str(real)))
+    return [real for _, real in sorted(found)]
+
+
 class FileSource:
     name = "file"
     description = "Local .txt/.md/.html files, or a folder of them"
 
     def claims(self, target: str, options: dict) -> bool:
-        return target != "-" and "\n" not in target and len(target) < 4096 and Path(target).expanduser().exists()
+        # An empty target is not the current folder (Path("") means "."): it is empty text.
+        return (target != "-" and bool(target.strip()) and "\n" not in target and len(target) < 4096
+                and Path(target).expanduser().exists())
 
     def discover(self, target: str, options: dict):
         path = Path(target).expanduser()
         if path.is_dir():
-            files = sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_EXTENSIONS | HTML_EXTENSIONS
-            )
+            files = folder_files(path)
             if not files:
                 raise UserError(f"{path} holds no .txt, .md or .html files")
-            for p in files:
-                yield str(p.resolve())
+            yield from files
         else:
             yield str(path.resolve())
 

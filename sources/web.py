@@ -9,7 +9,7 @@ from pathlib import Path
 from revprompt.core.errors import UserError
 from revprompt.core.types import Document
 
-from .fetch import FetchSettings, Fetcher, fetch_page, is_http_url, normalize_url
+from .fetch import FetchSettings, Fetcher, fetch_page, is_http_url, normalize_url, url_problem
 
 
 class PageLoader:
@@ -41,8 +41,9 @@ class UrlSource(PageLoader):
         return is_http_url(target)
 
     def discover(self, target: str, options: dict):
-        if not is_http_url(target):
-            raise UserError(f"not an http(s) URL: {target!r}")
+        problem = url_problem(target)
+        if problem:
+            raise UserError(f"{problem}: {target!r}")
         yield normalize_url(target)
 
 
@@ -63,10 +64,11 @@ def read_url_list(target: str, source: str) -> list[str | Document]:
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        if is_http_url(line):
+        problem = url_problem(line)
+        if problem is None:
             items.append(normalize_url(line))
         else:
-            items.append(Document(uri=line[:2000], source=source).failed("not an http(s) URL"))
+            items.append(Document(uri=line[:2000], source=source).failed(problem))
     if not items:
         raise UserError(f"{target} lists no URLs (one http(s) URL per line; '#' starts a comment)")
     return items
