@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 
 from . import cpu_linear, decoding, scoring
+from .junk import degenerate
 from .prompt_format import encode_prefix, encode_prompt, stop_token_ids
 from .types import DEFAULT_SWEEP, Candidate, DecodeConfig, SweepResult
 
@@ -41,6 +42,7 @@ class Engine:
         model_name: str = "custom",
         method: str = "fast",
         batch_docs: int = 4,
+        drop_degenerate: bool = True,
     ):
         self.model = model
         self.tokenizer = tokenizer
@@ -51,6 +53,8 @@ class Engine:
         self.model_name = model_name
         self.method = method
         self.batch_docs = batch_docs
+        # Template markers and phrases repeated over and over are never the answer, but perplexity likes them.
+        self.drop_degenerate = drop_degenerate
         self.stop_ids = stop_token_ids(tokenizer)
         # Decoding multiplies a few rows by each weight per step; on a CPU, packed weights do that far faster.
         cpu_linear.pack_linears(model)
@@ -74,6 +78,7 @@ class Engine:
             "max_input_tokens": self.max_input_tokens,
             "top_n": self.top_n,
             "method": self.method,
+            "drop_degenerate": self.drop_degenerate,
         }
 
     # -- one text ---------------------------------------------------------------------------------------
@@ -100,8 +105,8 @@ class Engine:
             out = fast_sweep(self.model, prefix.ids, self.configs, self.max_new_tokens, self.stop_ids,
                              self.tokenizer.eos_token_id)
             sequences, known_scores = out.sequences, out.scores
-        candidates = self._rank(prefix.ids, sequences, known_scores)
-        return SweepResult(candidates, len(prefix.ids), prefix.truncated, time.perf_counter() - start)
+        candidates, dropped = self._rank(prefix.ids, sequences, known_scores)
+        return SweepResult(candidates, len(prefix.ids), prefix.truncated, time.perf_counter() - start, dropped)
 
     def sweep_many(self, texts: Iterable[str], batch_docs: int | None = None) -> Iterator[tuple[int, SweepResult]]:
         """Sweep many texts, yielding (index, result) in order as each batch finishes.
@@ -125,8 +130,8 @@ class Engine:
                                    self.stop_ids, self.tokenizer.eos_token_id)
             share = (time.perf_counter() - start) / len(chunk)  # wall time, split evenly
             for (i, _), enc, out in zip(chunk, encoded, outs):
-                candidates = self._rank(enc.ids, out.sequences, out.scores)
-                yield i, SweepResult(candidates, len(enc.ids), enc.truncated, share)
+                candidates, dropped = self._rank(enc.ids, out.sequences, out.scores)
+                yield i, SweepResult(candidates, len(enc.ids), enc.truncated, share, dropped)
 
         for item in enumerate(texts):
             pending.append(item)
@@ -159,12 +164,16 @@ class Engine:
 
         The fast sweep hands in the scores it read off its own decoding; the reference scores teacher-forced.
         """
-        keyed = []
+        keyed, junk = [], []
         for ids, configs in sequences.items():
             body = [t for t in ids if t not in self.stop_ids]
-            if not self.tokenizer.decode(body, skip_special_tokens=True).strip():
+            text = self.tokenizer.decode(body, skip_special_tokens=True).strip()
+            if not text:
                 continue  # an empty prompt is no candidate
-            keyed.append((body + [self.tokenizer.eos_token_id], configs))
+            (junk if self.drop_degenerate and degenerate(text) else keyed).append(
+                (body + [self.tokenizer.eos_token_id], configs))
+        if not keyed:  # every candidate is degenerate: show them rather than nothing
+            keyed, junk = junk, []
         # Sequences that differ only in their stop token score the same way: merge them.
         merged: dict[tuple[int, ...], list[DecodeConfig]] = {}
         for ids, configs in keyed:
@@ -179,7 +188,7 @@ class Engine:
         candidates = candidates[: self.top_n]
         for rank, cand in enumerate(candidates, start=1):
             cand.rank = rank
-        return candidates
+        return candidates, len({tuple(ids) for ids, _ in junk})
 
     def _candidate(self, score: scoring.PromptScore, configs: list[DecodeConfig]) -> Candidate:
         body = [t for t in score.token_ids]

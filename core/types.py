@@ -62,6 +62,7 @@ class SweepResult:
     n_input_tokens: int
     truncated: bool
     seconds: float = 0.0
+    dropped: int = 0  # distinct candidates dropped as degenerate (template markers, repeats) before ranking
 
 
 def utcnow() -> datetime:

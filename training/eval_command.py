@@ -16,7 +16,10 @@ METRIC_LABELS = {
 
 
 @click.command("eval")
-@click.argument("pairs_file", metavar="PAIRS")
+@click.argument("pairs_file", metavar="[PAIRS]", required=False)
+@click.option("--pages", "pages_index", type=click.Path(dir_okay=False), default=None,
+              help="Web-page yardstick instead: an index JSONL of saved pages (file, title), "
+                   "e.g. ../shared/data/web/index.jsonl.")
 @click.option("--model", default=None, envvar="REVPROMPT_MODEL",
               help="'base', a local model or PEFT adapter directory, or a Hugging Face id. Default: the shipped model.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate only the first N pairs.")
@@ -29,7 +32,7 @@ METRIC_LABELS = {
 @click.option("--max-input-tokens", type=int, default=None,
               help="Longer responses are truncated to this many tokens (default: the model's trained length).")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True)
-def eval_command(pairs_file, model, limit, as_json, details_file, top_n, max_new_tokens, max_input_tokens, dtype):
+def eval_command(pairs_file, pages_index, model, limit, as_json, details_file, top_n, max_new_tokens, max_input_tokens, dtype):
     """Run the engine on each response in PAIRS and score its prompts against the true ones.
 
     \b
@@ -43,17 +46,42 @@ def eval_command(pairs_file, model, limit, as_json, details_file, top_n, max_new
       revprompt eval ../shared/data/dev/dev100.jsonl --model runs/my-adapter/adapter
       revprompt eval dev600.jsonl --limit 50 --json
       revprompt eval dev600.jsonl --details runs/eval-dev600.jsonl   (re-run the same command to resume)
+
+    \b
+    With --pages, real web pages stand in for pairs: for each page's top-1 candidate it reports the junk rate
+    (template markers, repeats, URLs or code fences the page lacks, programming languages the page never
+    names, long verbatim copies, fewer than 3 or more than 60 words) with counts per reason, and, with the
+    title heading removed from the page, the MiniLM cosine of top-1 to the title against the first sentence's.
+      revprompt eval --pages ../shared/data/web/index.jsonl --details runs/web.jsonl
     """
     from revprompt.core.engine import Engine
+    from revprompt.core.errors import UserError
+
+    if bool(pairs_file) == bool(pages_index):
+        raise click.UsageError("give either PAIRS or --pages INDEX")
+
+    def make_engine():
+        return Engine.load(model, dtype=dtype, top_n=top_n, max_new_tokens=max_new_tokens,
+                           max_input_tokens=max_input_tokens)
+
+    if pages_index:
+        from .web_eval import evaluate_pages, read_pages
+
+        try:
+            pages = read_pages(pages_index, limit=limit)
+        except UserError as exc:
+            raise click.ClickException(str(exc)) from None
+        summary = evaluate_pages(make_engine, pages, details=details_file).summary()
+        if as_json:
+            click.echo(json.dumps(summary, indent=2))
+        else:
+            print_web_summary(summary)
+        return
 
     from .data import read_pairs
     from .evaluate import evaluate
 
     pairs = read_pairs([pairs_file])
-
-    def make_engine():
-        return Engine.load(model, dtype=dtype, top_n=top_n, max_new_tokens=max_new_tokens,
-                           max_input_tokens=max_input_tokens)
 
     report = evaluate(make_engine, pairs, limit=limit, progress=True, top=top_n, details=details_file)
     summary = report.summary()
@@ -83,3 +111,24 @@ def print_summary(summary: dict) -> None:
     Console().print(table)
     if summary.get("truncated"):
         Console(stderr=True).print(f"[dim]{summary['truncated']} responses were truncated to the input window[/dim]")
+
+
+def print_web_summary(summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    n = summary["pages"]
+    table = Table(title=f"{summary['model']}: {n} web pages, top-1 candidate")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    if n:
+        table.add_row("junk rate", f"{summary['junk_rate']:.1%} ({summary['junk_pages']} pages)")
+        for reason, count in summary["junk_by_reason"].items():
+            if count:
+                table.add_row(f"  {reason}", str(count))
+        table.add_row("title cosine, top-1", f"{summary['title_cosine_top1']:.3f}")
+        table.add_row("title cosine, first sentence", f"{summary['title_cosine_first_sentence']:.3f}")
+        table.add_row("margin", f"{summary['title_cosine_margin']:+.3f}")
+        table.add_row("degenerate candidates dropped / page", f"{summary['dropped_degenerate_per_page']:.2f}")
+    console.print(table)

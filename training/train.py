@@ -39,10 +39,15 @@ class TrainConfig:
     max_prompt_tokens: int = 256
     lora_r: int = 16
     lora_alpha: int = 32
-    lora_dropout: float = 0.05
+    lora_dropout: float = 0.0  # one pass over the data needs no dropout; its masks cost a tenth of a CPU step
     lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    freeze_layers: int = 0  # the lowest N decoder layers get no LoRA, so no backward pass runs through them
+    schedule: str = "wsd"  # "wsd": warmup, stable, decay to 0 over the last decay_fraction; "cosine": old default
+    decay_fraction: float = 0.2
+    init_adapter: str | None = None  # continue training this LoRA adapter (a segment after an earlier one)
+    skip_examples: int = 0  # skip the first N pairs of the seeded shuffle: a later segment sees new pairs
     gradient_checkpointing: bool = False
-    bf16: bool | None = None  # None: bf16 on CUDA with bf16 support, fp32 elsewhere
+    bf16: bool | None = None  # None: bf16 where the hardware computes it natively (CUDA, AVX512-BF16/AMX CPUs)
     save_every: int = 50  # optimiser steps between checkpoints
     seed: int = 0
     resume: bool = True
@@ -53,14 +58,35 @@ def _device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX-BF16 in /proc/cpuinfo: there a bf16 step is faster; on plain AVX2 it is slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def _use_bf16(cfg: TrainConfig, device: torch.device) -> bool:
     if cfg.bf16 is not None:
         return cfg.bf16
-    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return cpu_has_native_bf16()
 
 
-def load_model_and_tokenizer(cfg: TrainConfig, model=None, tokenizer=None):
-    """The base to fine-tune, wrapped in LoRA unless full fine-tuning. Tests pass a tiny model in."""
+def _num_layers(model) -> int:
+    config = getattr(model, "config", None)
+    config = getattr(config, "text_config", None) or config
+    return int(config.num_hidden_layers)
+
+
+def load_model_and_tokenizer(cfg: TrainConfig, model=None, tokenizer=None, bf16_base: bool = False):
+    """The base to fine-tune, wrapped in LoRA unless full fine-tuning. Tests pass a tiny model in.
+
+    `bf16_base`: keep the frozen base weights in bf16 (LoRA's own weights stay fp32). Under bf16 autocast
+    this saves casting every weight again on every forward, a tenth of a CPU step.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if model is None:
@@ -69,13 +95,28 @@ def load_model_and_tokenizer(cfg: TrainConfig, model=None, tokenizer=None):
         spec = resolve(cfg.base_model)
         model = AutoModelForCausalLM.from_pretrained(str(spec.path), dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(str(spec.path))
-    if cfg.method == "lora":
+    if bf16_base and cfg.method == "lora":
+        model.to(torch.bfloat16)
+    n_layers = _num_layers(model)
+    if not 0 <= cfg.freeze_layers < n_layers:
+        raise ValueError(f"freeze_layers must be between 0 and {n_layers - 1}")
+    if cfg.method == "lora" and cfg.init_adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, cfg.init_adapter, is_trainable=True)
+    elif cfg.method == "lora":
         from peft import LoraConfig, get_peft_model
 
+        layers = list(range(cfg.freeze_layers, n_layers)) if cfg.freeze_layers else None
         lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                          target_modules=cfg.lora_targets, task_type="CAUSAL_LM")
+                          target_modules=cfg.lora_targets, layers_to_transform=layers, task_type="CAUSAL_LM")
         model = get_peft_model(model, lora)
-    elif cfg.method != "full":
+    elif cfg.method == "full":
+        # Frozen embeddings and lower layers: autograd records nothing until the first trainable layer.
+        model.get_input_embeddings().weight.requires_grad_(False)
+        for i, layer in enumerate(model.model.layers):
+            layer.requires_grad_(i >= cfg.freeze_layers)
+    else:
         raise ValueError(f"unknown training method {cfg.method!r}")
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -102,9 +143,16 @@ def prompt_loss(model, batch: dict) -> torch.Tensor:
 
 
 def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
-    """Linear warmup, then cosine decay to 10% of the peak."""
+    """Linear warmup, then either warmup-stable-decay (flat at the peak, then linear to zero over the last
+    `decay_fraction` of the steps: every segment ends decayed, whatever its length) or cosine to 10%."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "wsd":
+        decay_steps = max(1, round(total * cfg.decay_fraction))
+        decay_start = total - decay_steps
+        if step < decay_start:
+            return cfg.lr
+        return cfg.lr * max(0.0, (total - step) / (decay_steps + 1))
     progress = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
@@ -120,8 +168,13 @@ def train(cfg: TrainConfig, model=None, tokenizer=None, pairs=None) -> dict:
     ckpt_dir = out / "checkpoint"
 
     # -- data -------------------------------------------------------------------------------------------
-    model, tokenizer = load_model_and_tokenizer(cfg, model, tokenizer)
-    pairs = sample_mix(pairs if pairs is not None else read_pairs(cfg.data), cfg.max_examples, cfg.seed)
+    model, tokenizer = load_model_and_tokenizer(cfg, model, tokenizer, bf16_base=bf16)
+    pairs = sample_mix(pairs if pairs is not None else read_pairs(cfg.data), None, cfg.seed)
+    pairs = pairs[cfg.skip_examples :]
+    pairs = pairs[: cfg.max_examples] if cfg.max_examples else pairs
+    if not pairs:
+        raise ValueError(f"no pairs left after skipping the first {cfg.skip_examples}")
+    prior_seen = _prior_examples_seen(cfg.init_adapter)
     examples = tokenize_pairs(tokenizer, pairs, cfg.max_seq_len, cfg.max_response_tokens, cfg.max_prompt_tokens)
     steps_per_epoch = math.ceil(len(examples) / (cfg.batch_size * cfg.grad_accum))
     total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
@@ -132,25 +185,37 @@ def train(cfg: TrainConfig, model=None, tokenizer=None, pairs=None) -> dict:
     params = [p for p in model.parameters() if p.requires_grad]
     fused = device.type == "cuda"
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
-    state = {"step": 0, "examples_seen": 0, "losses": [], "seconds": 0.0}
+    state = {"step": 0, "examples_seen": 0, "losses": [], "lrs": [], "seconds": 0.0, "planned_steps": total_steps,
+             "decaying": False}
     if cfg.resume and (ckpt_dir / "state.json").exists():
-        state = _load_checkpoint(ckpt_dir, model, optimizer, cfg)
+        state = {**state, **_load_checkpoint(ckpt_dir, model, optimizer, cfg)}
 
     # -- loop -------------------------------------------------------------------------------------------
     from tqdm import tqdm
 
-    bar = tqdm(total=total_steps, initial=state["step"], desc="training", unit="step", disable=not cfg.progress,
-               dynamic_ncols=True)
+    bar = tqdm(total=state["planned_steps"], initial=state["step"], desc="training", unit="step",
+               disable=not cfg.progress, dynamic_ncols=True)
     started = time.perf_counter() - state["seconds"]
+    run_started, run_first_step = time.perf_counter(), state["step"]
     stream = _batch_stream(examples, cfg, tokenizer.pad_token_id, skip_batches=state["step"] * cfg.grad_accum)
     window: list[float] = []
     stop_reason = "done"
-    while state["step"] < total_steps:
-        if cfg.max_minutes is not None and time.perf_counter() - started > cfg.max_minutes * 60:
-            stop_reason = "time limit"
+    while state["step"] < state["planned_steps"]:
+        if cfg.max_minutes is not None and time.perf_counter() - started > cfg.max_minutes * 60 + 120:
+            stop_reason = "time limit"  # only when the decay itself overran its estimate by minutes
             break
+        if cfg.max_minutes is not None and not state["decaying"] and state["step"] > run_first_step + 2:
+            # Plan the steps that fit in the time left, so a time-limited segment still ends its decay.
+            per_step = (time.perf_counter() - run_started) / (state["step"] - run_first_step)
+            left = cfg.max_minutes * 60 - (time.perf_counter() - started)
+            state["planned_steps"] = min(total_steps, state["step"] + max(1, int(left / per_step)))
+            bar.total = state["planned_steps"]
+        lr = lr_at(state["step"], state["planned_steps"], cfg)
+        if cfg.schedule == "wsd" and state["step"] >= cfg.warmup_steps and lr < cfg.lr:
+            state["decaying"] = True  # from here the plan is fixed: the decay runs to its end
+        state["lrs"].append(lr)
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(state["step"], total_steps, cfg)
+            group["lr"] = lr
         optimizer.zero_grad(set_to_none=True)
         step_loss = 0.0
         for _ in range(cfg.grad_accum):
@@ -181,13 +246,18 @@ def train(cfg: TrainConfig, model=None, tokenizer=None, pairs=None) -> dict:
     tokenizer.save_pretrained(final)
     (final / "revprompt.json").write_text(json.dumps(
         {"format": "{response}\\n###\\n{prompt}<eos>", "max_response_tokens": cfg.max_response_tokens,
-         "max_seq_len": cfg.max_seq_len, "base_model": cfg.base_model, "method": cfg.method}, indent=2))
+         "max_seq_len": cfg.max_seq_len, "base_model": cfg.base_model, "method": cfg.method,
+         "examples_seen_total": prior_seen + state["examples_seen"]}, indent=2))
     record = {
         "config": asdict(cfg),
         "examples_available": len(examples),
         "examples_seen": state["examples_seen"],
+        "examples_seen_total": prior_seen + state["examples_seen"],
         "steps": state["step"],
         "stop_reason": stop_reason,
+        "lr_first": state["lrs"][0] if state["lrs"] else None,
+        "lr_last": state["lrs"][-1] if state["lrs"] else None,
+        "losses": state["losses"],
         "seconds": round(state["seconds"], 1),
         "examples_per_second": round(state["examples_seen"] / max(state["seconds"], 1e-9), 3),
         "first_losses": state["losses"][:10],
@@ -243,6 +313,17 @@ def _load_checkpoint(path: Path, model, optimizer, cfg: TrainConfig) -> dict:
     optimizer.load_state_dict(saved["optimizer"])
     torch.set_rng_state(saved["rng"])
     return json.loads((path / "state.json").read_text())
+
+
+def _prior_examples_seen(adapter: str | None) -> int:
+    """Pairs the adapter we continue from had already seen (its revprompt.json), so totals accumulate."""
+    if not adapter:
+        return 0
+    meta = Path(adapter) / "revprompt.json"
+    try:
+        return int(json.loads(meta.read_text()).get("examples_seen_total", 0))
+    except (OSError, ValueError):
+        return 0
 
 
 def _mean(xs):

@@ -1,0 +1,130 @@
+"""Which candidate prompts are junk: pure functions over text, shared by the engine and the web yardstick.
+
+Two levels:
+
+- `degenerate(prompt)`: junk whatever the page says (a template or tool-calling marker, a phrase repeated over
+  and over). The engine drops these before ranking: perplexity favours repeats, so they would often win.
+- `junk_reasons(prompt, page)`: also junk *for this page*: a URL or a code fence the page lacks, a programming
+  language the page never names, a long verbatim copy of the page, or a length no prompt has (< 3 or > 60
+  words). The web yardstick (`revprompt eval --pages`) counts top-1 candidates by these reasons.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+TEMPLATE = re.compile(
+    r"toolformer|\{\{|\}\}|<\|[^|>]*\|>|\[/?INST\]|<</?SYS>>|###\s*(instruction|input|response)|<noinput>"
+    r"|\{(input|instruction|prompt|text)\}",
+    re.IGNORECASE,
+)
+URL = re.compile(r"https?://\S+|www\.\w\S+", re.IGNORECASE)
+FENCE = "```"
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+# Programming languages a prompt may name, as a page would spell them. Case-sensitive where the name is also an
+# English word ("Go", "Swift", "Rust"); "C" and "R" alone are left out: too many false alarms.
+LANGUAGES: dict[str, re.Pattern] = {
+    name: re.compile(pattern)
+    for name, pattern in {
+        "Python": r"(?i)\bpython\b",
+        "JavaScript": r"(?i)\bjavascript\b|\bnode\.?js\b",
+        "TypeScript": r"(?i)\btypescript\b",
+        "Java": r"(?i)\bjava\b(?!\s*script)",
+        "C++": r"(?i)(?<!\w)c\+\+(?!\w)|\bcpp\b",
+        "C#": r"(?i)(?<!\w)c#(?!\w)|\bcsharp\b",
+        "Ruby": r"\bRuby\b",
+        "Go": r"\bGo\b(?=\s+(code|program|function|language|module|package)s?\b)|\bgolang\b",
+        "PHP": r"(?i)\bphp\b",
+        "Swift": r"\bSwift\b",
+        "Kotlin": r"(?i)\bkotlin\b",
+        "Rust": r"\bRust\b",
+        "Scala": r"\bScala\b",
+        "Haskell": r"(?i)\bhaskell\b",
+        "Perl": r"\bPerl\b",
+        "MATLAB": r"(?i)\bmatlab\b",
+        "SQL": r"(?i)\bsql\b|\bmysql\b|\bpostgres(ql)?\b",
+        "R": r"\bR (code|script|program|function|language)\b",
+        "Bash": r"(?i)\bbash\b",
+        "PowerShell": r"(?i)\bpowershell\b",
+        "Lua": r"\bLua\b",
+        "Dart": r"\bDart\b",
+        "Elixir": r"\bElixir\b",
+        "VBA": r"\bVBA\b",
+    }.items()
+}
+
+MIN_WORDS, MAX_WORDS = 3, 60
+VERBATIM_RATIO, VERBATIM_MIN_WORDS = 0.6, 12
+REASONS = ("template", "repetition", "url", "code_fence", "language", "verbatim", "too_short", "too_long")
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def _ngrams(tokens: list[str], n: int) -> list[tuple[str, ...]]:
+    return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+
+
+def repeated(prompt: str) -> bool:
+    """A phrase said again and again: the same 1-4 words three times in a row ("toolformer: toolformer:
+    toolformer:", "the the the"), or one phrase, said three times or more, making up half the prompt."""
+    tokens = words(prompt)
+    if len(tokens) < 3:
+        return False
+    for n in (1, 2, 3, 4):
+        for i in range(len(tokens) - 3 * n + 1):
+            gram = tokens[i : i + n]
+            if tokens[i + n : i + 2 * n] == gram and tokens[i + 2 * n : i + 3 * n] == gram:
+                return True
+        counts = Counter(_ngrams(tokens, n))
+        if counts:
+            gram, times = counts.most_common(1)[0]
+            if times >= 3 and times * n * 2 >= len(tokens):
+                return True
+    return False
+
+
+def degenerate(prompt: str) -> str | None:
+    """'template' or 'repetition' when the prompt is junk on any page, else None."""
+    if TEMPLATE.search(prompt):
+        return "template"
+    if repeated(prompt):
+        return "repetition"
+    return None
+
+
+def verbatim_ratio(prompt: str, page: str, n: int = 4) -> float:
+    grams = set(_ngrams(words(prompt), n))
+    if not grams:
+        return 0.0
+    return len(grams & set(_ngrams(words(page), n))) / len(grams)
+
+
+def languages_named(text: str) -> set[str]:
+    return {name for name, pattern in LANGUAGES.items() if pattern.search(text)}
+
+
+def junk_reasons(prompt: str, page: str) -> list[str]:
+    """Every reason the prompt is junk as a guess for `page` (empty: not junk), in REASONS order."""
+    reasons = []
+    if TEMPLATE.search(prompt):
+        reasons.append("template")
+    if repeated(prompt):
+        reasons.append("repetition")
+    if URL.search(prompt) and not any(u.rstrip(".,)") in page for u in URL.findall(prompt)):
+        reasons.append("url")
+    if FENCE in prompt and FENCE not in page:
+        reasons.append("code_fence")
+    if languages_named(prompt) - languages_named(page):
+        reasons.append("language")
+    n = len(words(prompt))
+    if n >= VERBATIM_MIN_WORDS and verbatim_ratio(prompt, page) >= VERBATIM_RATIO:
+        reasons.append("verbatim")
+    if n < MIN_WORDS:
+        reasons.append("too_short")
+    if n > MAX_WORDS:
+        reasons.append("too_long")
+    return reasons

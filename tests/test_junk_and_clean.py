@@ -1,0 +1,73 @@
+"""Junk candidates and training-data cleaning: the rules that keep tool templates and copies out."""
+
+import json
+
+from revprompt.core.junk import degenerate, junk_reasons, languages_named, repeated
+from revprompt.training.clean import CleanConfig, clean_files, clean_pairs
+from revprompt.training.data import Pair
+
+PAGE = "Rust's Vec<T> stores values next to each other in memory. Use push to add elements to a vector."
+
+
+def test_degenerate_catches_templates_and_repeats_only():
+    assert degenerate("toolformer: enabled toolformer access: shell") == "template"
+    assert degenerate("toolformer: toolformer: toolformer: toolformer:") == "template"
+    assert degenerate("Explain {{topic}} to a child") == "template"
+    assert degenerate("the vector the vector the vector the vector") == "repetition"
+    assert degenerate("Explain how vectors store values in Rust") is None
+    assert degenerate("Write a short story about a cat who learns to swim") is None
+    assert not repeated("a b a c")  # too short to call
+    for prompt in ("What is a vector in Rust?", "How do I sort a list in place?", "Name three red fruits please"):
+        assert not repeated(prompt), prompt  # n-grams said once are no repeat, however short the prompt
+    assert repeated("red fruits red fruits red fruits and more")
+    assert not repeated("red fruits red fruits and more")  # twice is emphasis, not a loop
+
+
+def test_junk_reasons_judge_against_the_page():
+    assert junk_reasons("Write a C++ function that adds to a vector", PAGE) == ["language"]
+    assert junk_reasons("How do I add elements to a Rust vector?", PAGE) == []
+    assert "url" in junk_reasons("Summarize https://example.com/vec", PAGE)
+    assert "code_fence" in junk_reasons("Fix this: ```let v = 1;```", PAGE)
+    assert junk_reasons("Vec", PAGE) == ["too_short"]
+    assert "too_long" in junk_reasons(" ".join(["word"] * 30 + ["other"] * 31), PAGE)
+    copy = "Rust's Vec<T> stores values next to each other in memory. Use push to add elements"
+    assert "verbatim" in junk_reasons(copy, PAGE)
+    assert languages_named("Write a Go program") == {"Go"}
+    assert languages_named("Let's go to the park") == set()
+
+
+def _pairs():
+    return [
+        Pair("What is a vector in Rust?", "A vector is a growable array.", "sharegpt"),
+        Pair("what is a VECTOR in rust", "Vectors grow.", "sharegpt"),  # near duplicate of the first
+        Pair("toolformer: enabled. Use the calculator to add 2 and 3", "5", "gpteacher"),
+        Pair("https://example.com/page", "A page.", "sharegpt"),
+        Pair("hi", "Hello! How can I help?", "sharegpt"),
+        Pair(" ".join(["long"] * 70), "Too long.", "sharegpt"),
+        Pair("Rewrite this: the quick brown fox jumps over the lazy dog every single day",
+             "the quick brown fox jumps over the lazy dog every single day, rewritten", "sharegpt"),
+        Pair("Identify the odd one out.\n\nTwitter, Instagram, Telegram", "Telegram", "alpaca52k_davinci003"),
+        Pair("Give three tips for staying healthy.", "Eat well, sleep, move.", "alpaca52k_davinci003"),
+    ]
+
+
+def test_clean_pairs_counts_each_rule():
+    kept, report = clean_pairs(_pairs(), CleanConfig(input_joined_keep=0.0))
+    assert sorted(p.prompt for p in kept) == ["Give three tips for staying healthy.", "What is a vector in Rust?"]
+    dropped = report.to_dict()["dropped"]
+    assert dropped == {"template": 1, "url_only": 1, "too_short": 1, "too_long": 1, "copies_response": 1,
+                       "near_duplicate": 1, "input_joined": 1, "cap": 0}
+    assert report.read == 9 and report.kept == 2
+
+
+def test_clean_files_writes_shuffled_pairs_and_a_recipe(tmp_path):
+    src = tmp_path / "alpaca52k_davinci003.jsonl"
+    src.write_text("".join(json.dumps({"prompt": f"Name {i} kinds of fruit", "response": "Apple, pear."}) + "\n"
+                           for i in range(20)))
+    out = tmp_path / "clean.jsonl"
+    report = clean_files([str(src)], out, CleanConfig(caps={"alpaca52k": 5}))
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 5 == report.kept
+    assert {r["source"] for r in rows} == {"alpaca52k_davinci003"}
+    recipe = json.loads((tmp_path / "clean.jsonl.recipe.json").read_text())
+    assert recipe["dropped"]["cap"] == 15 and recipe["kept"] == 5

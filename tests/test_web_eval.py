@@ -1,0 +1,83 @@
+"""The web-page yardstick and the engine's drop of degenerate candidates."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from revprompt.core.types import DecodeConfig
+from revprompt.training.web_eval import evaluate_pages, read_pages, strip_title
+
+PAGE_HTML = """<!doctype html><html><head><title>Storing Lists of Values with Vectors</title></head><body>
+<nav>Book menu</nav><main><h1>Storing Lists of Values with Vectors</h1>
+<p>The first collection type we'll look at is Vec, also known as a vector. Vectors allow you to store more than
+one value in a single data structure that puts all the values next to each other in memory.</p>
+<p>Vectors can only store values of the same type. They are useful when you have a list of items.</p>
+</main></body></html>"""
+
+
+def test_strip_title_removes_the_heading_that_repeats_the_title():
+    md = "## The `match` Control Flow Construct\n\nRust has a powerful construct called match."
+    assert strip_title(md, "The match Control Flow Construct") == "Rust has a powerful construct called match."
+    assert strip_title("No heading here.", "Other") == "No heading here."
+
+
+@pytest.fixture
+def web_index(tmp_path):
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    (pages / "vec.html").write_text(PAGE_HTML)
+    (pages / "match.html").write_text(PAGE_HTML.replace("Storing Lists of Values with Vectors", "Match"))
+    index = tmp_path / "index.jsonl"
+    index.write_text("".join(json.dumps({"file": f"pages/{n}.html", "title": t}) + "\n"
+                             for n, t in (("vec", "Storing Lists of Values with Vectors"), ("match", "Match"))))
+    return index
+
+
+def test_read_pages_extracts_text_without_the_title(web_index):
+    pages = read_pages(web_index)
+    assert [p.title for p in pages] == ["Storing Lists of Values with Vectors", "Match"]
+    assert "Storing Lists of Values with Vectors" not in pages[0].text
+    assert pages[0].text.startswith("The first collection type")
+
+
+def test_evaluate_pages_with_a_tiny_engine_reports_junk_and_title_cosines(web_index, tiny_engine, tmp_path):
+    details = tmp_path / "web.jsonl"
+    report = evaluate_pages(tiny_engine, read_pages(web_index), details=details, progress=False)
+    summary = report.summary()
+    assert summary["pages"] == 2
+    assert 0.0 <= summary["junk_rate"] <= 1.0
+    assert summary["junk_pages"] == sum(1 for r in report.rows if r["junk_reasons"])
+    assert -1.0 <= summary["title_cosine_top1"] <= 1.0
+    # The baseline is the page's first sentence, scored against the title.
+    assert report.rows[0]["baseline"].startswith("The first collection type")
+    assert summary["title_cosine_first_sentence"] > 0.2
+    # A second run reads the details file and loads no engine.
+    again = evaluate_pages(lambda: pytest.fail("engine loaded"), read_pages(web_index), details=details,
+                           progress=False)
+    assert again.summary() == summary
+
+
+def test_eval_pages_command_errors_are_one_line(tmp_path):
+    from revprompt.core.cli import cli
+
+    runner = CliRunner()
+    result = runner.invoke(cli, ["eval", "--pages", str(tmp_path / "missing.jsonl")])
+    assert result.exit_code != 0 and "no such file" in result.output and "Traceback" not in result.output
+    result = runner.invoke(cli, ["eval"])
+    assert result.exit_code != 0 and "either PAIRS or --pages" in result.output
+
+
+def test_engine_drops_degenerate_candidates_before_ranking(tiny_engine, gemma_tokenizer):
+    eos = gemma_tokenizer.eos_token_id
+    prefix = gemma_tokenizer("A vector stores values.\n###\n")["input_ids"]
+    good = gemma_tokenizer("What is a vector in Rust?", add_special_tokens=False)["input_ids"] + [eos]
+    junk = gemma_tokenizer("toolformer: toolformer: toolformer:", add_special_tokens=False)["input_ids"] + [eos]
+    cfg = DecodeConfig(2, 0.1)
+    candidates, dropped = tiny_engine._rank(prefix, {tuple(good): [cfg], tuple(junk): [cfg]})
+    assert [c.prompt for c in candidates] == ["What is a vector in Rust?"] and dropped == 1
+    # Only junk: shown rather than nothing.
+    candidates, dropped = tiny_engine._rank(prefix, {tuple(junk): [cfg]})
+    assert len(candidates) == 1 and dropped == 0
