@@ -15,6 +15,11 @@ total. A streaming source (`streaming = True`, the crawl) finds its targets whil
 yields ready Documents as it goes, and URIs for what the run already holds. Every document is saved in its
 own transaction right after it is analysed, so a killed run loses at most the documents in flight, and the
 store's UNIQUE (run_id, uri) means nothing is ever stored twice.
+
+Nothing is analysed twice either: each loaded text is hashed (`content_hash`), and a text an earlier document
+of the run already had (the same page under another URL: `?search=...`, `/index.html`, a print view) is stored
+with status 'duplicate' and `duplicate_of` = that document's uri, without a model run. A source may also hand
+over a document already marked 'duplicate' (the crawl does, for a page whose canonical is another page).
 """
 
 from __future__ import annotations
@@ -28,8 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import duckdb
-
+from .analyzers import finish_run, prepare, save_analysed
 from .errors import UserError
 from .storable import redact_text, safe_text, stored_uri
 from .store import Store
@@ -52,6 +56,7 @@ class BatchSummary:
     done: int = 0
     failed: int = 0
     skipped: int = 0
+    duplicates: int = 0  # stored with status 'duplicate': the same text as an earlier document, not analysed
     results: list[tuple[Document, SweepResult | None, int]] = field(default_factory=list)  # (doc, result, doc_id)
     resumed: bool = False
 
@@ -105,8 +110,12 @@ class BatchRunner:
         analyzers: list | None = None,
         options: dict | None = None,
         progress=None,
+        run_level_analysis: bool = True,
     ):
+        """`run_level_analysis=False` skips the analyzers' run-level step (the TUI's one pasted text is no
+        site, and the site intent map would load an embedding model there)."""
         self.store = store
+        self.run_level_analysis = run_level_analysis
         self.engine_factory = engine_factory
         self._engine = None
         self.engine_description = engine_description
@@ -115,10 +124,9 @@ class BatchRunner:
         # object with start(total | None, estimated=bool), skip(uri), advance(doc), finish(), or None
         # (see core/progress.py)
         self.progress = progress
+        self._first_copy: dict[str, str] = {}  # content_hash -> uri of the document analysed for that text
         if self.analyzers:
-            from revprompt.plugins.runner import prepare
-
-            prepare(store, self.analyzers)
+            self.analyzers = prepare(store, self.analyzers)
 
     @property
     def engine(self):
@@ -179,6 +187,7 @@ class BatchRunner:
             "_done": finished,
             "_stored_meta": lambda uri: self._stored_meta(run_id, uri),
         }
+        self._first_copy = self._stored_hashes(run_id)
         plan, total, estimated = self.plan(targets, source_name, options, finished)
         if self.progress:
             self.progress.start(total, estimated=estimated)
@@ -187,9 +196,7 @@ class BatchRunner:
         finally:
             if self.progress:
                 self.progress.finish()
-        if self.analyzers:
-            from revprompt.plugins.runner import finish_run
-
+        if self.analyzers and self.run_level_analysis:
             finish_run(self.store, run_id, self.analyzers)
         self.store.finish_run(run_id)
         return summary
@@ -289,7 +296,9 @@ class BatchRunner:
         group: list[Document] = []
         for doc in docs:
             _make_storable(doc)
-            if doc.status == "failed":
+            if doc.status != "failed":
+                doc.meta["content_hash"] = content_hash(doc.text)
+            if doc.status == "failed" or self._is_copy(doc):
                 self._save(run_id, doc, None, summary)
                 continue
             group.append(doc)
@@ -315,35 +324,28 @@ class BatchRunner:
                 try:
                     start = time.perf_counter()
                     result = self.engine.sweep(doc.text)
-                    result.seconds = time.perf_counter() - start
+                    result.seconds = result.seconds or time.perf_counter() - start  # an engine that timed itself knows best
                 except UserError:
                     raise
                 except Exception as exc:  # one bad document must not stop the batch
                     log.debug("analysis failed for %s", doc.uri, exc_info=True)
                     doc.failed(f"analysis failed: {type(exc).__name__}: {exc}")
                     result = None
+                    if self._first_copy.get(doc.meta.get("content_hash")) == doc.uri:
+                        del self._first_copy[doc.meta["content_hash"]]  # a later copy gets its own try
             if result is not None:
                 doc.status = "done"
             self._save(run_id, doc, result, summary)
 
     def _save(self, run_id: str, doc: Document, result: SweepResult | None, summary: BatchSummary) -> None:
-        plugin_rows = None
-        if result is not None and self.analyzers:
-            from revprompt.plugins.runner import analyze_document
-
-            plugin_rows = lambda d=doc, r=result: analyze_document(self.analyzers, d, r, run_id)  # noqa: E731
-        try:
-            doc_id = self.store.save_document(run_id, doc, result, plugin_rows)
-        except duckdb.Error as exc:
-            # Whatever the store refuses about this document costs its row its content, not the batch (which
-            # would otherwise stop at the same document on every re-run).
-            log.debug("storing %s failed", doc.uri, exc_info=True)
-            doc.text, doc.title, doc.description, doc.meta, result = "", None, None, {}, None
-            doc.failed("cannot store the document: " + (str(exc).strip().splitlines() or [type(exc).__name__])[0])
-            doc_id = self.store.save_document(run_id, doc, None, None)
+        doc_id = save_analysed(self.store, run_id, doc, result, self.analyzers)
+        if doc.status == "failed":
+            result = None  # the store refused the document (see save_analysed): its row keeps the error only
         summary.results.append((doc, result, doc_id))
         if doc.status == "done":
             summary.done += 1
+        elif doc.status == "duplicate":
+            summary.duplicates += 1
         else:
             summary.failed += 1
         if self.progress:
@@ -358,18 +360,48 @@ class BatchRunner:
             log.debug("source %s failed on %s", source.name, uri, exc_info=True)
             return Document(uri=uri, source=source.name).failed(f"{type(exc).__name__}: {exc}")
 
+    def _is_copy(self, doc: Document) -> bool:
+        """Whether `doc` is stored as a duplicate, unanalysed: its source said so (a canonical elsewhere), or
+        an earlier document of the run had the same text. The first document with a text is its original."""
+        if doc.status == "duplicate":
+            return True
+        first = self._first_copy.setdefault(doc.meta["content_hash"], doc.uri)
+        if first == doc.uri:
+            return False
+        doc.status, doc.meta["duplicate_of"] = "duplicate", first
+        return True
+
+    def _stored_hashes(self, run_id: str) -> dict[str, str]:
+        """content_hash -> uri of the first analysed copy, for what the run already holds (a resumed run
+        keeps recognising the copies of pages an earlier session analysed)."""
+        _, rows = self.store.query(
+            "SELECT content_hash, uri FROM documents WHERE run_id = ? AND status = 'done' "
+            "AND content_hash IS NOT NULL ORDER BY doc_id DESC", [run_id])
+        return dict(rows)  # the lowest doc_id wins: it comes last
+
     def _stored_meta(self, run_id: str, uri: str) -> dict | None:
-        """A stored document's meta (a crawled page's links, its final URL): a resumed crawl reads it
-        instead of fetching the page again."""
-        _, rows = self.store.query("SELECT meta FROM documents WHERE run_id = ? AND uri = ?",
-                                   [run_id, stored_uri(uri)])
-        if not rows or not rows[0][0]:
+        """A stored document's meta (a crawled page's links, its final URL, its canonical): a resumed crawl
+        reads it instead of fetching the page again."""
+        _, rows = self.store.query(
+            "SELECT meta, canonical, duplicate_of FROM documents WHERE run_id = ? AND uri = ?",
+            [run_id, stored_uri(uri)])
+        if not rows:
             return None
+        raw, canonical, duplicate_of = rows[0]
         try:
-            meta = json.loads(rows[0][0]) if isinstance(rows[0][0], str) else rows[0][0]
+            meta = (json.loads(raw) if isinstance(raw, str) else raw) or {}
         except ValueError:
+            meta = {}
+        if not isinstance(meta, dict):
             return None
-        return meta if isinstance(meta, dict) else None
+        extra = {k: v for k, v in (("canonical", canonical), ("duplicate_of", duplicate_of)) if v}
+        return {**meta, **extra} or None
+
+
+def content_hash(text: str) -> str:
+    """The identity of a text for finding copies: SHA-256 of its words, so spacing and line breaks that
+    differ between two renderings of one page do not matter."""
+    return hashlib.sha256(" ".join((text or "").split()).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _uri(item: str | Document) -> str:

@@ -46,6 +46,7 @@ class BatchProgress:
         self.stream = stream  # default: sys.stderr at start()
         self.plain = plain  # None: plain lines unless stderr is a terminal
         self.done = self.failed = self.skipped = 0
+        self.duplicates = 0  # stored as copies of another page, not analysed
         self.total: int | None = None
         self.estimated = False
         self._started = 0.0
@@ -93,9 +94,11 @@ class BatchProgress:
     def advance(self, doc) -> None:
         if doc.status == "done":
             self.done += 1
+        elif doc.status == "duplicate":
+            self.duplicates += 1
         else:
             self.failed += 1
-        n = self.done + self.failed
+        n = self.handled
         if self.total is not None and n > self.total:
             self.total = n  # an estimate (a crawl's page limit) can be passed
         if not self.enabled:
@@ -111,14 +114,19 @@ class BatchProgress:
     def finish(self) -> None:
         if self._progress is not None:
             # An estimated total (a crawl that ran out of pages early) ends at what was actually done.
-            self._progress.update(self._task, total=self.done + self.failed)
+            self._progress.update(self._task, total=self.handled)
             self._progress.stop()
             self._progress = None
 
     # -- text -------------------------------------------------------------------------------------------
+    @property
+    def handled(self) -> int:
+        """Documents stored so far in this session: analysed, failed or duplicates."""
+        return self.done + self.failed + self.duplicates
+
     def rate(self) -> float | None:
         elapsed = time.monotonic() - self._started
-        n = self.done + self.failed
+        n = self.handled
         return n / elapsed if elapsed > 0 and n else None
 
     def rate_text(self) -> str:
@@ -129,19 +137,23 @@ class BatchProgress:
         rate = self.rate()
         if rate is None or self.total is None:
             return None
-        return max(0, self.total - self.done - self.failed) / rate
+        return max(0, self.total - self.handled) / rate
 
     def _skipped_text(self) -> str:
         return f" [dim]{self.skipped} already done[/dim]" if self.skipped else ""
 
     def _line(self, doc) -> None:
-        n = self.done + self.failed
+        n = self.handled
         stream = self.stream or sys.stderr
         encoding = getattr(stream, "encoding", None) or "utf-8"
         bound = ("≤" if _can_encode("≤", encoding) else "<=") if self.estimated else ""
         where = f"[{n}/{bound}{self.total}]" if self.total is not None else f"[{n}]"
-        what = f"done {doc.uri}" if doc.status == "done" else f"failed {doc.uri}: {doc.error}"
+        what = (f"done {doc.uri}" if doc.status == "done" else
+                f"duplicate {doc.uri} (of {doc.meta.get('duplicate_of')})" if doc.status == "duplicate" else
+                f"failed {doc.uri}: {doc.error}")
         facts = [f"{self.done} done", f"{self.failed} failed"]
+        if self.duplicates:
+            facts.append(f"{self.duplicates} duplicates")
         if self.skipped:
             facts.append(f"{self.skipped} already done")
         if self.rate_text():

@@ -81,7 +81,17 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX candidates_doc ON candidates(doc_id)",
     ],
+    # 2: one page, one analysis. `canonical` is the page's <link rel="canonical"> (normalised); `content_hash`
+    # a hash of its extracted text; a page whose canonical is another page, or whose text an earlier page of
+    # the run already had, is stored with status 'duplicate' and `duplicate_of` = that page's uri, unanalysed.
+    [
+        "ALTER TABLE documents ADD COLUMN canonical VARCHAR",
+        "ALTER TABLE documents ADD COLUMN content_hash VARCHAR",
+        "ALTER TABLE documents ADD COLUMN duplicate_of VARCHAR",
+    ],
 ]
+# What save_document moves from a Document's meta into columns of their own (see migration 2).
+META_COLUMNS = ("canonical", "content_hash", "duplicate_of")
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -220,7 +230,7 @@ class Store:
         return costs[api]
 
     def finished_uris(self, run_id: str, include_failed: bool = True) -> set[str]:
-        statuses = ("done", "failed") if include_failed else ("done",)
+        statuses = ("done", "duplicate", "failed") if include_failed else ("done", "duplicate")
         rows = self.con.execute(
             f"SELECT uri FROM documents WHERE run_id = ? AND status IN ({','.join('?' * len(statuses))})",
             [run_id, *statuses],
@@ -245,20 +255,24 @@ class Store:
         the first, and the second has no business in a results file).
         """
         uri = stored_uri(doc.uri)
+        meta = dict(doc.meta or {})
+        columns = [safe_text(redact_url(meta.pop(k))) if isinstance(meta.get(k), str) else meta.pop(k, None)
+                   for k in META_COLUMNS]
         with self.transaction() as con:
             old = con.execute("SELECT doc_id FROM documents WHERE run_id = ? AND uri = ?", [run_id, uri]).fetchall()
             for (old_id,) in old:
                 self._delete_document(old_id)
             doc_id = con.execute(
                 """INSERT INTO documents (run_id, uri, source, title, description, text, status, error, http_status,
-                       content_type, fetched_at, analyzed_at, n_input_tokens, truncated, seconds, meta)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING doc_id""",
+                       content_type, fetched_at, analyzed_at, n_input_tokens, truncated, seconds, meta,
+                       canonical, content_hash, duplicate_of)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING doc_id""",
                 [
                     run_id, uri, safe_text(doc.source), safe_text(doc.title), safe_text(doc.description),
                     safe_text(doc.text), doc.status, safe_text(redact_text(doc.error)), doc.http_status,
                     safe_text(doc.content_type), doc.fetched_at, utcnow() if result else None,
                     result.n_input_tokens if result else None, result.truncated if result else None,
-                    result.seconds if result else None, json.dumps(_stored_meta(doc.meta), default=str),
+                    result.seconds if result else None, json.dumps(_stored_meta(meta), default=str), *columns,
                 ],
             ).fetchone()[0]
             if result is not None:

@@ -11,6 +11,13 @@ Every URL the crawl decides to visit ends as one row: a page, a failure ("HTTP 4
 ...) or a URL robots.txt disallows, stored with status 'failed' and error "disallowed by robots.txt" (so
 `--retry-failed` checks robots.txt again). All of them count towards --max-pages.
 
+One page, one analysis: URLs are normalised (urlnorm.py: no fragment, sorted query, no tracking or session
+parameters), and a page whose `<link rel="canonical">` names another page of the crawled site is yielded with
+status 'duplicate' and `duplicate_of` = that canonical URL, which is queued (at the same depth, so a depth limit
+cannot leave it out) and analysed once. A canonical that leads back to a page already set aside that way is
+ignored (two pages naming each other would otherwise both go unanalysed). Identical texts under different
+URLs are the batch's business (core/batch.py).
+
 Redirects keep to the crawl's scope: the start URL may land on another host (`example.com` -> `www.`), which
 then joins the crawl; any other page that redirects off those hosts becomes a failed row ("redirect leaves the
 crawled site ..."), and a redirect target is checked against its own host's robots.txt before it is fetched.
@@ -29,7 +36,7 @@ from revprompt.core.errors import UserError
 from revprompt.core.types import Document
 
 from .extract import extract_links
-from .fetch import fetch_page, is_http_url, normalize_url
+from .fetch import ParamRules, fetch_page, is_http_url, normalize_url
 from .robots import RobotsCache
 from .web import PageLoader
 
@@ -97,7 +104,12 @@ class CrawlSource(PageLoader):
         stored_meta = options.get("_stored_meta")
         fetcher = self.fetcher(options)
 
-        start = normalize_url(target)
+        rules = ParamRules.from_options(options)
+
+        def normalize(url: str) -> str:
+            return normalize_url(url, rules)
+
+        start = normalize(target)
         robots_cache = RobotsCache(fetcher)
         robots = robots_cache.for_url(start)
         delay = options.get("crawl_delay")
@@ -111,6 +123,7 @@ class CrawlSource(PageLoader):
 
         frontier: deque[tuple[str, int]] = deque([(start, 0)])
         seen = {start}
+        canonicalised: set[str] = set()  # pages set aside for their canonical
         # Pages stored by an earlier run of this crawl already count towards the limit.
         rows = len(done)
 
@@ -118,7 +131,7 @@ class CrawlSource(PageLoader):
             if depth > max_depth:
                 return
             for link in links:
-                url = normalize_url(link)
+                url = normalize(link)
                 if url not in seen and _host(url) in hosts and len(frontier) < MAX_FRONTIER:
                     seen.add(url)
                     frontier.append((url, depth))
@@ -127,7 +140,7 @@ class CrawlSource(PageLoader):
             """Vets each redirect of one page before it is followed: in scope, and allowed by its host's robots."""
             def guard(target: str) -> str | None:
                 try:
-                    target = normalize_url(target)
+                    target = normalize(target)
                 except ValueError:
                     return None  # requests refuses it itself: "invalid URL"
                 if not from_start and _host(target) not in hosts:
@@ -147,7 +160,7 @@ class CrawlSource(PageLoader):
                     log.debug("no links read from %s", url, exc_info=True)
             if url == start and page.final_url and _host(page.final_url) not in hosts:
                 hosts.add(_host(page.final_url))  # example.com -> www.example.com: crawl where it lands
-            internal = [u for u in (normalize_url(x) for x in links) if _host(u) in hosts]
+            internal = [u for u in (normalize(x) for x in links) if _host(u) in hosts]
             page.doc.meta["depth"] = depth
             if page.doc.status != "failed":
                 page.doc.meta["links"] = internal[:MAX_STORED_LINKS]
@@ -164,9 +177,13 @@ class CrawlSource(PageLoader):
                         links = [u for u in meta.get("links") or [] if isinstance(u, str)]
                         landed = meta.get("final_url")
                         if isinstance(landed, str):
-                            seen.add(normalize_url(landed))
+                            seen.add(normalize(landed))
                             if url == start:  # where the site landed (www. and the like) is crawled too
                                 hosts.add(_host(landed))
+                        canonical = meta.get("duplicate_of")
+                        if isinstance(canonical, str) and canonical == meta.get("canonical"):
+                            canonicalised.add(url)
+                            enqueue([canonical], depth)
                         enqueue(links, depth + 1)
                         yield url  # stored by an earlier run: the batch counts it as skipped
                         continue
@@ -192,8 +209,34 @@ class CrawlSource(PageLoader):
                         doc, links = Document(uri=url, source=self.name).failed(f"{type(exc).__name__}: {exc}"), []
                     landed = doc.meta.get("final_url")
                     if landed:
-                        seen.add(normalize_url(landed))  # a redirect target is not fetched a second time
+                        seen.add(normalize(landed))  # a redirect target is not fetched a second time
+                    canonical = self._canonical_elsewhere(doc, url, normalize, hosts, canonicalised)
+                    if canonical:
+                        canonicalised.add(url)
+                        doc.status, doc.meta["duplicate_of"] = "duplicate", canonical
+                        if canonical not in seen and len(frontier) < MAX_FRONTIER:
+                            seen.add(canonical)
+                            frontier.appendleft((canonical, depth))  # the page itself, under its own name: next
                     enqueue(links, depth + 1)
                     yield doc
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
+
+    @staticmethod
+    def _canonical_elsewhere(doc: Document, url: str, normalize, hosts: set[str],
+                             canonicalised: set[str]) -> str | None:
+        """The canonical URL a fetched page defers to, or None when the page is to be analysed itself: it
+        names itself (or where it was redirected to), names another site, or names a page set aside already."""
+        canonical = doc.meta.get("canonical")
+        if doc.status == "failed" or not isinstance(canonical, str):
+            return None
+        try:
+            canonical = normalize(canonical)
+        except ValueError:
+            return None
+        doc.meta["canonical"] = canonical
+        landed = doc.meta.get("final_url")
+        itself = {url, normalize(landed) if isinstance(landed, str) else url}
+        if canonical in itself or _host(canonical) not in hosts or canonical in canonicalised:
+            return None
+        return canonical

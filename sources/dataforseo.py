@@ -399,7 +399,7 @@ class DataForSEOSource:
         if is_http_url(target):
             return [normalize_url(target)]
         if target == "-" or Path(target).expanduser().is_file():
-            return read_url_list(target, self.name)
+            return read_url_list(target, self.name, options)
         raise UserError(f"--source dataforseo needs a URL or a file of URLs, not {target!r}")
 
     def load(self, uri: str, options: dict) -> Document:

@@ -5,16 +5,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .chrome import strip_leading_chrome
+
 
 @dataclass
 class Page:
     markdown: str
     title: str | None
     description: str | None
+    canonical: str | None = None  # <link rel="canonical">, absolute (against the page URL and <base href>)
 
 
 def extract_page(html: str, url: str | None = None) -> Page:
-    """The page's main content as markdown, with its <title> and meta description.
+    """The page's main content as markdown, with its <title>, meta description and canonical URL.
 
     The HTML is parsed once (lxml, linear time) and that tree serves the title, the description, trafilatura's
     metadata and its extraction. No regular expression runs over the whole page: a lazy `<title>(.*?)</title>`
@@ -29,8 +32,9 @@ def extract_page(html: str, url: str | None = None) -> Page:
         tree = None
     # The <title> element is what search engines show (and what SEO work means by "title"); trafilatura's
     # guess (often the first <h1>) stands in when a page has none.
-    html_title = html_description = None
+    html_title = html_description = canonical = None
     if tree is not None:
+        canonical = _canonical(tree, url)
         html_title = _clean(_first_text(tree, "//head/title | //title"))
         html_description = _clean(_first_text(tree, "//meta[translate(@name, 'DESCRIPTION', 'description')"
                                                     "='description']/@content"))
@@ -51,8 +55,29 @@ def extract_page(html: str, url: str | None = None) -> Page:
         markdown = None
     if not markdown or not markdown.strip():
         markdown = _markdownify(html)
+    # Navigation and banners above the title heading would be read as the page's topic (chrome.py).
+    markdown = strip_leading_chrome(markdown, html_title or title, tree)
     return Page(markdown=markdown, title=html_title or _clean(title),
-                description=_clean(description) or html_description)
+                description=_clean(description) or html_description, canonical=canonical)
+
+
+def _canonical(tree, url: str | None) -> str | None:
+    """The first `<link rel="canonical" href>` of the page, made absolute; None when it is not an http(s) URL."""
+    from urllib.parse import urljoin, urlsplit
+
+    hrefs = tree.xpath("//link[contains(concat(' ', normalize-space(translate(@rel, 'CANONICAL', 'canonical')), ' '),"
+                       " ' canonical ')]/@href")
+    if not hrefs or not hrefs[0].strip():
+        return None
+    base = url or ""
+    for href in tree.xpath("//base/@href")[:1]:
+        base = urljoin(base, href.strip())
+    try:
+        target = urljoin(base, hrefs[0].strip())
+        parts = urlsplit(target)
+    except ValueError:
+        return None
+    return target if parts.scheme in ("http", "https") and parts.hostname else None
 
 
 def _first_text(tree, xpath: str) -> str | None:

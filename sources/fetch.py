@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
-from urllib.parse import urldefrag, urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 
@@ -26,6 +26,7 @@ from revprompt.core.types import Document, utcnow
 
 from .deadline import Deadline, EnvSession
 from .netguard import address_kind, redirect_refusal
+from .urlnorm import ParamRules, normalize_url  # noqa: F401 - re-exported: sources import it from here
 
 USER_AGENT = "revprompt/0.1 (+https://github.com/revprompt; prompt analysis)"
 MB = 1024 * 1024
@@ -115,26 +116,6 @@ def url_problem(target: str) -> str | None:
     except ValueError as exc:
         return f"malformed URL ({exc})"
     return None
-
-
-def normalize_url(url: str) -> str:
-    """One spelling per page: no fragment, lower-case scheme and host, no default port, '/' for an empty path."""
-    url, _ = urldefrag(url.strip())
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    netloc = host
-    if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
-        netloc = f"{host}:{port}"
-    if parts.username:
-        netloc = f"{parts.username}{':' + parts.password if parts.password else ''}@{netloc}"
-    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
 
 
 def site_root(url: str) -> str:
@@ -467,6 +448,7 @@ def fetch_page(url: str, fetcher: Fetcher, source: str = "url", guard: Guard | N
             html = text
             page = extract_page(html, url=resp.final_url)
             doc.title, doc.description = page.title, page.description
+            _record_canonical(doc, page.canonical or _link_header_canonical(resp))
             text = page.markdown
         doc.text = check_text(text, "the page")
     except UserError:
@@ -474,3 +456,23 @@ def fetch_page(url: str, fetcher: Fetcher, source: str = "url", guard: Guard | N
     except Exception as exc:  # an extractor bug costs this page, not the batch
         return FetchedPage(doc.failed(f"cannot extract the page's text: {type(exc).__name__}"), html, resp.final_url)
     return FetchedPage(doc, html, resp.final_url)
+
+
+def _link_header_canonical(resp: Response) -> str | None:
+    """A canonical sent as an HTTP header (`Link: <https://example.com/a>; rel="canonical"`), absolute."""
+    value = next((v for k, v in resp.headers.items() if k.lower() == "link"), None)
+    if not value:
+        return None
+    for link in requests.utils.parse_header_links(value):
+        if "canonical" in str(link.get("rel", "")).lower().split() and link.get("url"):
+            return urljoin(resp.final_url, link["url"])
+    return None
+
+
+def _record_canonical(doc: Document, canonical: str | None) -> None:
+    """`meta["canonical"]`: the page's canonical URL, normalised; stored in its own column (core/store.py)."""
+    if canonical and url_problem(canonical) is None:
+        try:
+            doc.meta["canonical"] = normalize_url(canonical)
+        except ValueError:
+            pass

@@ -17,7 +17,7 @@ from urllib.parse import urljoin, urlsplit
 from revprompt.core.errors import UserError
 from revprompt.core.types import Document
 
-from .fetch import MB, FetchError, Fetcher, is_http_url, normalize_url, site_root, url_problem
+from .fetch import MB, FetchError, Fetcher, ParamRules, is_http_url, normalize_url, site_root, url_problem
 from .robots import fetch_robots
 from .web import PageLoader
 
@@ -108,6 +108,7 @@ class SitemapSource(PageLoader):
             raise UserError(f"a sitemap must be an http(s) URL, not {target!r}")
         fetcher = Fetcher(replace(self.fetcher(options).settings, max_bytes=MAX_SITEMAP_BYTES))
         start = normalize_url(target)
+        rules = ParamRules.from_options(options)  # for the pages; a sitemap's own URL stays as given
         limit = options.get("max_pages")
         parts = urlsplit(start)
         if parts.path in ("", "/") and not parts.query:
@@ -147,7 +148,7 @@ class SitemapSource(PageLoader):
                 if url_problem(u):
                     items.append(Document(uri=u[:2000], source=self.name).failed(url_problem(u)))
                     continue
-                u = normalize_url(u)
+                u = normalize_url(u, rules)
                 if u not in pages:
                     pages.add(u)
                     items.append(u)

@@ -55,6 +55,13 @@ def decode_bytes(data: bytes, what: str) -> str:
     return text
 
 
+def read_stdin() -> str:
+    """Standard input as text, checked like any text (`revprompt analyze -` reads it before the run opens, so
+    a piped text is keyed by what it says, as a pasted one is)."""
+    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+    return check_text(decode_bytes(data, "standard input"), "standard input")
+
+
 class TextSource:
     name = "text"
     description = "Text given on the command line, or '-' for standard input"
@@ -70,8 +77,7 @@ class TextSource:
 
     def discover(self, target: str, options: dict):
         if target == "-":
-            data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
-            text = check_text(decode_bytes(data, "standard input"), "standard input")
+            text = read_stdin()
             yield Document(uri=text_uri(text), text=text, source="stdin", fetched_at=utcnow())
             return
         text = check_text(target, "the text")

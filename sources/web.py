@@ -9,7 +9,7 @@ from pathlib import Path
 from revprompt.core.errors import UserError
 from revprompt.core.types import Document
 
-from .fetch import FetchSettings, Fetcher, fetch_page, is_http_url, normalize_url, url_problem
+from .fetch import FetchSettings, Fetcher, ParamRules, fetch_page, is_http_url, normalize_url, url_problem
 
 
 class PageLoader:
@@ -44,14 +44,16 @@ class UrlSource(PageLoader):
         problem = url_problem(target)
         if problem:
             raise UserError(f"{problem}: {target!r}")
-        yield normalize_url(target)
+        yield normalize_url(target, ParamRules.from_options(options))
 
 
-def read_url_list(target: str, source: str) -> list[str | Document]:
+def read_url_list(target: str, source: str, options: dict | None = None) -> list[str | Document]:
     """The URLs in a list file (or '-' for stdin): one per line, blank lines and '#' comments ignored.
 
     A line that is not an http(s) URL becomes a failed Document, so it shows up as a row, not a crash.
+    URLs are normalised (urlnorm.py) with the `strip_params`/`keep_params` options.
     """
+    rules = ParamRules.from_options(options)
     try:
         if target == "-":
             raw = sys.stdin.read()
@@ -66,7 +68,7 @@ def read_url_list(target: str, source: str) -> list[str | Document]:
             continue
         problem = url_problem(line)
         if problem is None:
-            items.append(normalize_url(line))
+            items.append(normalize_url(line, rules))
         else:
             items.append(Document(uri=line[:2000], source=source).failed(problem))
     if not items:
@@ -82,4 +84,4 @@ class UrlListSource(PageLoader):
         return False  # a .txt file is text to analyse unless --urls / --source urls says otherwise
 
     def discover(self, target: str, options: dict):
-        return read_url_list(target, self.name)
+        return read_url_list(target, self.name, options)

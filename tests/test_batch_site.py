@@ -107,16 +107,23 @@ def test_url_list_with_faults_gives_one_row_per_url(tmp_path, site, db_path):
         rows = by_path(store, summary.run_id, site)
         run = store.get_run(summary.run_id)
     assert set(rows) == set(paths) | {"not-a-url"}
+    copies = {"/latin1-meta": "/latin1", "/redirect": "/about"}  # the same text as a page listed before them
     for path in GOOD_PAGES + ["/private/secret"]:  # a URL list is what the user asked for: no robots.txt check
+        if path in copies:  # stored, not analysed a second time
+            first = rows[copies[path]]
+            assert (rows[path]["status"], rows[path]["duplicate_of"]) == ("duplicate", first["uri"]), path
+            assert rows[path]["content_hash"] == first["content_hash"] and rows[path]["analyzed_at"] is None
+            continue
         assert rows[path]["status"] == "done", (path, rows[path]["error"])
-        assert rows[path]["text"] and rows[path]["analyzed_at"] is not None
+        assert rows[path]["text"] and rows[path]["analyzed_at"] is not None and rows[path]["duplicate_of"] is None
     for path, error in FAULT_ERRORS.items():
         assert (rows[path]["status"], rows[path]["error"]) == ("failed", error)
     assert rows["not-a-url"]["error"] == "not an http(s) URL"
     assert rows["/about"]["title"] == "About the garden"
     assert rows["/about"]["description"] == "Who runs Loopback Gardens and how to join."
     assert rows["/missing"]["http_status"] == 404 and rows["/image"]["content_type"] == "image/png"
-    assert summary.done == len(GOOD_PAGES) + 1 and summary.failed == len(FAULTS) + 1
+    assert summary.done == len(GOOD_PAGES) + 1 - 2 and summary.duplicates == 2
+    assert summary.failed == len(FAULTS) + 1
     assert run.status == "finished"
 
 

@@ -34,7 +34,9 @@ EXPECTED_FAILURES = {
     "/huge": "page larger than 5 MB",
     "/empty": "no text found on the page",
 }
-PROGRESS_LINE = re.compile(r"^revprompt: \[(\d+)/(\d+)\] (done|failed) (https?://\S+?)(?:: |  \()")
+PROGRESS_LINE = re.compile(r"^revprompt: \[(\d+)/(\d+)\] (done|failed|duplicate) (https?://\S+?)(?:: |  \(| \(of )")
+# The loopback pages whose text is another's, listed after it: stored as duplicates, not analysed again.
+COPIES = {"/latin1-meta": "/latin1", "/redirect": "/about"}
 
 
 class QuickEngine:
@@ -70,12 +72,13 @@ def test_cli_sitemap_batch(site, tmp_path, monkeypatch, capsys):
         assert not exc.code, capsys.readouterr().err
     out = capsys.readouterr()
     assert "Traceback" not in out.err + out.out
-    assert re.search(r"run \w+: 9 done, 8 failed", out.err)
+    assert re.search(r"run \w+: 7 done, 8 failed, 2 duplicates", out.err)
     rows = rows_by_path(db, site)
     assert set(rows) == set(GOOD_PAGES + FAULTS) | {"/sitemaps/missing.xml"}
     assert {p: r["error"] for p, r in rows.items() if r["status"] == "failed"} == {
         **EXPECTED_FAILURES, "/sitemaps/missing.xml": "sitemap: HTTP 404"}
-    assert all(rows[p]["status"] == "done" for p in GOOD_PAGES)
+    assert all(rows[p]["status"] == "done" for p in GOOD_PAGES if p not in COPIES)
+    assert {p: rows[p]["duplicate_of"] for p in COPIES} == {p: site.url(c) for p, c in COPIES.items()}
 
 
 @pytest.fixture(scope="module")
@@ -141,13 +144,16 @@ def test_kill_minus_9_then_rerun_completes_without_duplicates(site, tmp_path, ti
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Traceback" not in done.stderr and "Traceback" not in done.stdout
-    assert re.search(rf"\d+ done, \d+ failed, {len(stored)} already done", done.stderr), done.stderr[-2000:]
+    assert re.search(rf"\d+ done, \d+ failed(, \d+ duplicates [^,]*)?, {len(stored)} already done", done.stderr), \
+        done.stderr[-2000:]
 
     rows = rows_by_path(db, site)
     assert set(rows) == set(paths)  # one row per URL: none missing, none twice
     for path in paths:
         if path in EXPECTED_FAILURES:
             assert (rows[path]["status"], rows[path]["error"]) == ("failed", EXPECTED_FAILURES[path])
+        elif path in COPIES:
+            assert (rows[path]["status"], rows[path]["duplicate_of"]) == ("duplicate", site.url(COPIES[path]))
         else:
             assert rows[path]["status"] == "done", (path, rows[path]["error"])
     with Store(db, read_only=True) as store:
