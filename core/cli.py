@@ -97,6 +97,10 @@ from .analyze_command import analyze_command  # noqa: E402  (defined in its own 
 
 cli.add_command(analyze_command)
 
+from .serve import serve_command  # noqa: E402
+
+cli.add_command(serve_command)
+
 
 def main(argv=None):
     """Entry point: user errors become one line on stderr and an exit code, never a traceback."""

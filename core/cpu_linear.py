@@ -8,6 +8,9 @@ of the machine's speed. Packing the weight once for oneDNN removes that (bench/R
 their parameters and state_dict as they are. The original weights stay: anything the packed path does not
 cover (another device or dtype, or autograd) runs the plain linear, and a weight changed in place is
 re-packed on its next use.
+
+bf16 weights are packed too where oneDNN computes bf16 natively (AVX512-BF16, AMX): the LM head then reads half
+the bytes per step. Where it does not, bf16 stays on the plain path (the auto dtype picks fp32 there anyway).
 """
 
 from __future__ import annotations
@@ -24,12 +27,21 @@ def available() -> bool:
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
+def packable_dtypes() -> tuple[torch.dtype, ...]:
+    """fp32 always; bf16 where oneDNN has a native bf16 kernel (else it would be emulated, and slow)."""
+    try:
+        bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        bf16 = False
+    return (torch.float32, torch.bfloat16) if bf16 else (torch.float32,)
+
+
 def _packed_forward(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
     weight = self.weight
     if (
         x.device.type != "cpu"
-        or x.dtype != torch.float32
-        or weight.dtype != torch.float32
+        or x.dtype != weight.dtype
+        or weight.dtype not in self._revprompt_dtypes
         or (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
     ):
         return torch.nn.functional.linear(x, weight, self.bias)
@@ -48,16 +60,19 @@ def _packed_forward(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
 
 
 def pack_linears(model: torch.nn.Module) -> int:
-    """Route every nn.Linear of a CPU fp32 model through packed oneDNN weights. Returns how many it switched;
-    0 where the model is elsewhere, in another dtype, or oneDNN is missing. Calling it twice is harmless."""
+    """Route every nn.Linear of a CPU fp32 (or, where native, bf16) model through packed oneDNN weights.
+    Returns how many it switched; 0 where the model is elsewhere, in another dtype, or oneDNN is missing.
+    Calling it twice is harmless."""
     if not available():
         return 0
+    dtypes = packable_dtypes()
     switched = 0
     for module in model.modules():
         if not isinstance(module, torch.nn.Linear) or "_revprompt_packed_key" in module.__dict__:
             continue
-        if module.weight.device.type != "cpu" or module.weight.dtype != torch.float32:
+        if module.weight.device.type != "cpu" or module.weight.dtype not in dtypes:
             continue
+        module._revprompt_dtypes = dtypes
         module._revprompt_packed_key = None
         module._revprompt_packed = None
         module.forward = types.MethodType(_packed_forward, module)

@@ -185,14 +185,16 @@ def _hub_snapshot(repo_id: str) -> Path:
         ) from None
 
 
-def load(name: str | None = None, dtype: str = "float32"):
-    """(model, tokenizer, spec) ready for inference on the CPU."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load(name: str | None = None, dtype: str = "auto", device: str = "auto"):
+    """(model, tokenizer, spec) ready for inference: `auto` picks the GPU when present, and bf16 where the
+    hardware computes it natively (core/hardware.py)."""
+    from .hardware import resolve_device, resolve_dtype
 
     spec = resolve(name)
-    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
-    model = AutoModelForCausalLM.from_pretrained(str(spec.path), dtype=torch_dtype)
-    model.eval()
-    tokenizer = AutoTokenizer.from_pretrained(str(spec.path))
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device)
+    from .fast_load import load_model, load_tokenizer
+
+    model = load_model(spec.path, dtype, device)
+    tokenizer = load_tokenizer(spec.path)
     return model, tokenizer, spec

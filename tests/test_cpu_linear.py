@@ -45,8 +45,29 @@ def test_autograd_and_other_dtypes_use_the_plain_linear():
     x = torch.randn(3, 64)
     model(x).sum().backward()  # training through a packed model still works
     assert model[0].weight.grad is not None
-    bf16 = _model().to(torch.bfloat16)
-    assert cpu_linear.pack_linears(bf16) == 0
+    fp16 = _model().to(torch.float16)
+    assert cpu_linear.pack_linears(fp16) == 0
+
+
+@pytest.mark.skipif(torch.bfloat16 not in cpu_linear.packable_dtypes(), reason="no native oneDNN bf16 on this CPU")
+def test_bf16_linears_are_packed_where_native():
+    model = _model().to(torch.bfloat16)
+    x = torch.randn(2, 7, 64, dtype=torch.bfloat16)
+    with torch.no_grad():
+        expected = model(x)
+        assert cpu_linear.pack_linears(model) == 2
+        got = model(x)
+    assert model[0]._revprompt_packed is not None and got.dtype == torch.bfloat16
+    torch.testing.assert_close(got, expected, rtol=2e-2, atol=2e-2)
+    with torch.no_grad():  # a bf16 input into an fp32-packed layer (or the reverse) takes the plain path
+        model.float()
+        torch.testing.assert_close(model(x.float()), expected.float(), rtol=5e-2, atol=5e-2)
+
+
+def test_packable_dtypes_follow_onednn(monkeypatch):
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False, raising=False)
+    assert cpu_linear.packable_dtypes() == (torch.float32,)
+    assert cpu_linear.pack_linears(_model().to(torch.bfloat16)) == 0
 
 
 def test_a_failing_pack_falls_back_for_good(monkeypatch):

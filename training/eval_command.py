@@ -31,7 +31,8 @@ METRIC_LABELS = {
 @click.option("--max-new-tokens", default=48, show_default=True, help="Longest prompt the decoder may write.")
 @click.option("--max-input-tokens", type=int, default=None,
               help="Longer responses are truncated to this many tokens (default: the model's trained length).")
-@click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True)
+@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True,
+              help="auto: bfloat16 where the CPU/GPU computes it natively, else float32.")
 def eval_command(pairs_file, pages_index, model, limit, as_json, details_file, top_n, max_new_tokens, max_input_tokens, dtype):
     """Run the engine on each response in PAIRS and score its prompts against the true ones.
 

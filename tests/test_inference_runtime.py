@@ -1,0 +1,281 @@
+"""Inference runtime (issue 14): the dtype and device chosen by the hardware, the one-line input-window note,
+the fast warm load, bf16 through the packed linears, and the CUDA path (skipped without a GPU)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from revprompt.core import cpu_linear, hardware
+from revprompt.core.errors import UserError
+from revprompt.core.types import DEFAULT_SWEEP, Candidate, DecodeConfig, SweepResult
+
+AVX2_ONLY = "processor\t: 0\nflags\t\t: fpu sse sse2 avx avx2 fma\n"
+SAPPHIRE = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+TEXT = "Sourdough needs flour, water, salt and a lively starter. Mix, fold, rest overnight and bake it hot."
+cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+# -- dtype and device -----------------------------------------------------------------------------------------
+def test_cpu_flags_decide_native_bf16():
+    assert not hardware.cpu_has_native_bf16(AVX2_ONLY)
+    assert hardware.cpu_has_native_bf16(SAPPHIRE)
+    assert hardware.cpu_has_native_bf16("flags : avx512_bf16\n")  # either flag is enough
+    assert not hardware.cpu_has_native_bf16("")  # no /proc/cpuinfo (macOS): fp32, the safe choice
+    assert hardware.describe_cpu(AVX2_ONLY) == "avx2"
+
+
+def test_auto_dtype_follows_the_cpu(monkeypatch):
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda cpuinfo=None: True)
+    assert hardware.resolve_dtype("auto", "cpu") == "bfloat16"
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda cpuinfo=None: False)
+    assert hardware.resolve_dtype("auto", "cpu") == "float32"
+    assert hardware.resolve_dtype("bfloat16", "cpu") == "bfloat16"  # an explicit choice is kept
+    with pytest.raises(UserError):
+        hardware.resolve_dtype("float8", "cpu")
+
+
+def test_device_auto_and_a_missing_gpu(monkeypatch):
+    monkeypatch.setattr(hardware, "cuda_available", lambda: False)
+    assert hardware.resolve_device("auto") == "cpu"
+    with pytest.raises(UserError, match="no CUDA GPU"):
+        hardware.resolve_device("cuda")
+    monkeypatch.setattr(hardware, "cuda_available", lambda: True)
+    assert hardware.resolve_device("auto") == "cuda"
+
+
+def test_model_load_resolves_auto(monkeypatch, tmp_path):
+    """`load(dtype="auto")` hands the loader the dtype the hardware picked, never "auto" itself."""
+    from revprompt.core import fast_load
+    from revprompt.core import model as model_mod
+
+    seen = {}
+    monkeypatch.setattr(model_mod, "resolve", lambda name: model_mod.ModelSpec("x", tmp_path))
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda cpuinfo=None: True)
+    monkeypatch.setattr(hardware, "cuda_available", lambda: False)
+    monkeypatch.setattr(fast_load, "load_model", lambda path, dtype, device: seen.update(d=dtype, v=device))
+    monkeypatch.setattr(fast_load, "load_tokenizer", lambda path: None)
+    model_mod.load(None)
+    assert seen == {"d": "bfloat16", "v": "cpu"}
+
+
+def test_training_uses_the_shared_helper():
+    from revprompt.training import train
+
+    assert train.cpu_has_native_bf16 is hardware.cpu_has_native_bf16
+
+
+# -- the input-window note ------------------------------------------------------------------------------------
+class WindowStub:
+    """Reads texts up to `max_input_tokens` words and warns per text like the real engine."""
+
+    batch_docs = 1
+    model_name = "stub"
+    window_origin = "trained"
+
+    def __init__(self, window=5):
+        self.max_input_tokens = window
+
+    def sweep(self, text: str) -> SweepResult:
+        import warnings
+
+        from revprompt.core.engine import InputTruncatedWarning
+
+        longer = len(text.split()) > self.max_input_tokens
+        if longer:
+            warnings.warn("input is longer than the model window", InputTruncatedWarning)
+        cand = Candidate(prompt="Write about bread", token_ids=[5], tokens=["x"], token_probs=[0.9],
+                         perplexity=1.5, mean_nll=0.4, configs=[DecodeConfig(4, 0.2)], rank=1)
+        return SweepResult([cand], n_input_tokens=min(len(text.split()), self.max_input_tokens), truncated=longer)
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    from revprompt.core.cli import main
+    from revprompt.core.engine import Engine
+
+    monkeypatch.setattr(Engine, "load", classmethod(lambda cls, *a, **k: WindowStub()))
+
+    def run(*args):
+        code = 0
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code or 0
+        out = capsys.readouterr()
+        assert "Traceback" not in out.err + out.out
+        return code, out.out, out.err
+
+    return run
+
+
+def test_batch_says_once_how_much_was_read(cli, tmp_path, db_path):
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"long{i}.md").write_text(f"page {i}: " + TEXT)
+    (folder / "short.md").write_text("Bake bread.")
+    code, _, err = cli("analyze", str(folder), "--db", db_path, "--no-plugins")
+    assert code == 0, err
+    assert "warning" not in err  # no warning per page
+    note = "inputs are read up to 5 tokens (the window the model was trained on); 3 of 4 texts were longer"
+    assert err.count(note) == 1, err
+
+
+def test_single_text_gets_one_line_note(cli, db_path):
+    code, _, err = cli("analyze", TEXT, "--db", db_path, "--no-plugins")
+    assert code == 0, err
+    notes = [line for line in err.splitlines() if "tokens" in line and "read" in line]
+    assert notes == ["revprompt: note: the text is longer than 5 tokens; its first 5 were read (the window the "
+                     "model was trained on; --max-input-tokens to change)"]
+    code, _, err = cli("analyze", "Bake bread.", "--db", db_path, "--no-plugins")
+    assert code == 0 and "read" not in err  # a text inside the window needs no note
+
+
+def test_engine_load_records_where_the_window_came_from(monkeypatch, tiny_model, gemma_tokenizer):
+    from revprompt.core import model as model_mod
+    from revprompt.core.engine import Engine
+
+    spec = model_mod.ModelSpec("tiny", None, trained_response_tokens=192)
+    monkeypatch.setattr(model_mod, "load", lambda name, dtype, device: (tiny_model, gemma_tokenizer, spec))
+    engine = Engine.load("tiny")
+    assert (engine.max_input_tokens, engine.window_origin) == (192, "trained")
+    engine = Engine.load("tiny", max_input_tokens=64)
+    assert (engine.max_input_tokens, engine.window_origin) == (64, "option")
+    assert engine.describe()["dtype"] == "float32" and engine.describe()["device"] == "cpu"
+
+
+# -- fast warm load -------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_model_dir(tmp_path_factory):
+    from conftest import make_tiny_gemma
+
+    path = tmp_path_factory.mktemp("cache") / "merged-tiny"
+    model = make_tiny_gemma(vocab_size=512)
+    model.config.tie_word_embeddings = True  # like the real Gemma: no lm_head in the file
+    model.tie_weights()
+    model.save_pretrained(path)
+    return path
+
+
+def test_fast_load_equals_from_pretrained_without_progress_bars(small_model_dir, monkeypatch, capfd):
+    from transformers import AutoModelForCausalLM
+
+    from revprompt.core import fast_load
+
+    expected = AutoModelForCausalLM.from_pretrained(str(small_model_dir)).eval()
+    capfd.readouterr()
+
+    def refuse(*a, **k):
+        raise AssertionError("the fast path fell back to from_pretrained")
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", refuse)
+    model = fast_load.load_model(small_model_dir, "float32", "cpu")
+    ids = torch.tensor([[2, 10, 20, 30, 40]])
+    with torch.no_grad():
+        torch.testing.assert_close(model(input_ids=ids).logits, expected(input_ids=ids).logits)
+    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()  # tied, as saved
+    out = capfd.readouterr()
+    assert "Loading weights" not in out.err + out.out
+
+
+def test_bf16_weights_are_cached_once_in_owned_dirs(small_model_dir, monkeypatch):
+    from revprompt.core import fast_load
+
+    monkeypatch.setenv("REVPROMPT_CACHE", str(small_model_dir.parent))
+    model = fast_load.load_model(small_model_dir, "bfloat16", "cpu")
+    assert next(model.parameters()).dtype == torch.bfloat16
+    cached = small_model_dir / "model.bfloat16.safetensors"
+    assert cached.exists() and fast_load._file_dtypes(cached) == {"BF16"}
+    # A directory revprompt does not own is never written to.
+    monkeypatch.setenv("REVPROMPT_CACHE", str(small_model_dir.parent / "elsewhere"))
+    assert fast_load._weights_for(small_model_dir, "bfloat16").name == "model.safetensors"
+
+
+def test_fast_tokenizer_matches_autotokenizer(gemma_tokenizer):
+    from revprompt.core import fast_load
+    from revprompt.core.model import base_model_dir
+
+    fast = fast_load.load_tokenizer(base_model_dir())
+    text = "Paris is the capital of France <eos> and\n###\n<end_of_turn> café ☕"
+    ids = gemma_tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert fast(text, add_special_tokens=False)["input_ids"] == ids
+    assert (fast.bos_token_id, fast.eos_token_id, fast.pad_token_id, fast.unk_token_id) == (
+        gemma_tokenizer.bos_token_id, gemma_tokenizer.eos_token_id, gemma_tokenizer.pad_token_id,
+        gemma_tokenizer.unk_token_id)
+    assert fast.decode(ids, skip_special_tokens=True) == gemma_tokenizer.decode(ids, skip_special_tokens=True)
+    assert fast.convert_tokens_to_ids("<end_of_turn>") == gemma_tokenizer.convert_tokens_to_ids("<end_of_turn>")
+
+
+def test_a_dir_without_tokenizer_json_gets_a_cached_one(tmp_path, monkeypatch, gemma_tokenizer):
+    from transformers import AutoTokenizer
+
+    from revprompt.core import fast_load
+
+    monkeypatch.setenv("REVPROMPT_CACHE", str(tmp_path / "cache"))
+    model_dir = tmp_path / "slow-only"
+    model_dir.mkdir()
+    (model_dir / "tokenizer.model").write_bytes(b"stand-in for a sentencepiece file")
+    calls = []
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", lambda path, **k: calls.append(path) or gemma_tokenizer)
+    first = fast_load.load_tokenizer(model_dir)
+    second = fast_load.load_tokenizer(model_dir)
+    assert len(calls) == 1 and first is gemma_tokenizer  # the second load read the cached tokenizer.json
+    assert second("bread", add_special_tokens=False)["input_ids"] == gemma_tokenizer(
+        "bread", add_special_tokens=False)["input_ids"]
+    assert second.eos_token_id == gemma_tokenizer.eos_token_id
+
+
+# -- bf16 end to end ------------------------------------------------------------------------------------------
+@pytest.mark.skipif(torch.bfloat16 not in cpu_linear.packable_dtypes(), reason="no native oneDNN bf16 here")
+def test_bf16_engine_sweeps_on_packed_linears(gemma_tokenizer):
+    from conftest import make_tiny_gemma
+
+    from revprompt.core.engine import Engine
+
+    model = make_tiny_gemma().to(torch.bfloat16)
+    engine = Engine(model, gemma_tokenizer, configs=DEFAULT_SWEEP[:4], max_new_tokens=5)
+    assert model.lm_head._revprompt_packed_key is None  # switched to the packed path
+    result = engine.sweep(TEXT)
+    assert model.lm_head._revprompt_packed is not None
+    assert result.candidates and all(math.isfinite(c.perplexity) for c in result.candidates)
+    assert engine.describe()["dtype"] == "bfloat16"
+
+
+# -- CUDA (skipped without a GPU) -----------------------------------------------------------------------------
+@cuda_only
+def test_cuda_sweep_matches_the_cpu(gemma_tokenizer):
+    from conftest import make_tiny_gemma
+
+    from revprompt.core.engine import Engine
+
+    configs = DEFAULT_SWEEP[:6]
+    cpu = Engine(make_tiny_gemma(), gemma_tokenizer, configs=configs, max_new_tokens=6)
+    gpu = Engine(make_tiny_gemma().to("cuda"), gemma_tokenizer, configs=configs, max_new_tokens=6)
+    assert gpu.describe()["device"] == "cuda"
+    want, got = cpu.sweep(TEXT), gpu.sweep(TEXT)
+    assert [c.prompt for c in got.candidates] == [c.prompt for c in want.candidates]
+    for a, b in zip(got.candidates, want.candidates):
+        assert a.perplexity == pytest.approx(b.perplexity, rel=1e-3)
+
+
+@cuda_only
+def test_cuda_batch_sweep_and_bf16(gemma_tokenizer):
+    from conftest import make_tiny_gemma
+
+    from revprompt.core.engine import Engine
+
+    engine = Engine(make_tiny_gemma().to("cuda", torch.bfloat16), gemma_tokenizer, configs=DEFAULT_SWEEP[:6],
+                    max_new_tokens=6, batch_docs=3)
+    results = dict(engine.sweep_many([TEXT, "Bake bread at 250 C.", "Water tomatoes in the morning."]))
+    assert sorted(results) == [0, 1, 2] and all(r.candidates for r in results.values())
+
+
+@cuda_only
+def test_load_puts_the_model_on_the_gpu(small_model_dir):
+    from revprompt.core import fast_load
+
+    model = fast_load.load_model(small_model_dir, "bfloat16", "cuda")
+    assert next(model.parameters()).device.type == "cuda"
