@@ -11,8 +11,32 @@ import click
 from revprompt.sources import dataforseo_cli
 from revprompt.sources.dataforseo_cli import dataforseo_options
 
+from .cli_options import hardware_options
 from .errors import UserError
 from .store import DEFAULT_DB
+from .types import DEFAULT_MAX_NEW_TOKENS, DEFAULT_TOP_N
+
+DEFAULT_MAX_DEPTH = 3
+DEFAULT_CONCURRENCY = 4
+DEFAULT_TIMEOUT = 20.0
+
+
+def engine_description(model: str | None = None, dtype: str = "auto", top_n: int = DEFAULT_TOP_N,
+                       max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, max_input_tokens: int | None = None,
+                       method: str = "fast") -> dict:
+    """The engine settings a run is keyed by (with its targets and options: core/batch.py `target_key`).
+    The TUI's paste builds its description here too, so a pasted text and `analyze -` share a run key."""
+    return {"model": model or "default", "top_n": top_n, "max_new_tokens": max_new_tokens,
+            "max_input_tokens": max_input_tokens, "method": method, "dtype": dtype}
+
+
+def batch_options(max_pages: int | None = None, max_depth: int = DEFAULT_MAX_DEPTH, retry_failed: bool = False,
+                  crawl_delay: float | None = None, concurrency: int = DEFAULT_CONCURRENCY,
+                  timeout: float = DEFAULT_TIMEOUT) -> dict:
+    """The batch options of `revprompt analyze`, defaults included (those not in RUN_NEUTRAL_OPTIONS are part
+    of the run key, so every caller that means "as analyze would" takes them from here)."""
+    return {"max_pages": max_pages, "max_depth": max_depth, "retry_failed": retry_failed,
+            "crawl_delay": crawl_delay, "concurrency": concurrency, "timeout": timeout}
 
 
 @click.command("analyze")
@@ -21,22 +45,28 @@ from .store import DEFAULT_DB
 @click.option("--model", default=None, envvar="REVPROMPT_MODEL",
               help="'base', a local model or PEFT adapter directory, or a Hugging Face id. Default: the shipped model.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON (one object per document).")
-@click.option("--top", "top_n", default=10, show_default=True, help="How many ranked candidates to keep per text.")
-@click.option("--max-new-tokens", default=48, show_default=True, help="Longest prompt the decoder may write.")
+@click.option("--top", "top_n", default=DEFAULT_TOP_N, show_default=True, help="How many ranked candidates to keep per text.")
+@click.option("--max-new-tokens", default=DEFAULT_MAX_NEW_TOKENS, show_default=True, help="Longest prompt the decoder may write.")
 @click.option("--max-input-tokens", type=int, default=None,
-              help="Longer inputs are truncated (with a warning) to this many tokens. Default: the length the "
-                   "model was trained on (192 for the shipped adapter), else 2048.")
+              help="Longer inputs are read up to this many tokens (one note per run says how many were longer). "
+                   "Default: the length the model was trained on (192 for the shipped adapter), else 2048.")
 @click.option("--source", "source_name", default=None, help="Force a source plugin (see `revprompt plugins`).")
 @click.option("--urls", "urls_file", type=click.Path(dir_okay=False), default=None, help="A file with one URL per line.")
 @click.option("--crawl", "crawl_url", default=None, help="Crawl a site from this URL (same host, robots.txt obeyed).")
 @click.option("--max-pages", type=click.IntRange(min=1), default=None,
               help="Stop after this many pages (crawl: default 100; sitemaps: all they list).")
-@click.option("--max-depth", default=3, show_default=True, help="With --crawl: how many links deep to follow.")
+@click.option("--max-depth", default=DEFAULT_MAX_DEPTH, show_default=True, help="With --crawl: how many links deep to follow.")
 @click.option("--crawl-delay", type=click.FloatRange(min=0), default=None,
               help="With --crawl: seconds between requests (default: robots.txt Crawl-delay, else 0.5).")
-@click.option("--concurrency", type=click.IntRange(1, 32), default=4, show_default=True,
+@click.option("--strip-params", default=None, metavar="NAMES",
+              help="Query parameters to drop from page URLs besides the trackers and session ids dropped by default "
+                   "(utm_*, gclid, fbclid, sessionid, phpsessid, jsessionid, sid, ...): comma-separated, "
+                   "'name*' for a prefix. E.g. --strip-params search,sort")
+@click.option("--keep-params", default=None, metavar="NAMES",
+              help="Query parameters to keep in page URLs although dropped by default (e.g. sid); '*' keeps all.")
+@click.option("--concurrency", type=click.IntRange(1, 32), default=DEFAULT_CONCURRENCY, show_default=True,
               help="Pages fetched at the same time.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=20.0, show_default=True,
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=DEFAULT_TIMEOUT, show_default=True,
               help="Seconds a page may take in all (connecting, waiting, downloading) before it counts as failed.")
 @click.option("--resume", "resume_run_id", default=None, help="Continue an earlier run by its run_id.")
 @click.option("--retry-failed", is_flag=True, help="On resume, retry documents that failed instead of skipping them.")
@@ -45,11 +75,12 @@ from .store import DEFAULT_DB
               help="The batched sweep, or the plain per-config decoder it is checked against.")
 @click.option("--batch-docs", default=4, show_default=True,
               help="Documents decoded together in one batched sweep (faster per document; more lost if killed).")
-@click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True)
+@hardware_options
 @dataforseo_options
 def analyze_command(targets, db, model, as_json, top_n, max_new_tokens, max_input_tokens, source_name, urls_file,
-                    crawl_url, max_pages, max_depth, crawl_delay, concurrency, timeout, resume_run_id, retry_failed,
-                    no_plugins, method, dtype, batch_docs, **dataforseo):
+                    crawl_url, max_pages, max_depth, crawl_delay, strip_params, keep_params, concurrency, timeout,
+                    resume_run_id, retry_failed,
+                    no_plugins, method, dtype, device, batch_docs, **dataforseo):
     """Propose the prompts that most plausibly produced each TARGET.
 
     \b
@@ -87,30 +118,41 @@ def analyze_command(targets, db, model, as_json, top_n, max_new_tokens, max_inpu
     if not targets:
         raise UserError("nothing to analyse: give text, a file, '-', a URL, --urls FILE or --crawl URL "
                         "(see `revprompt analyze --help`)")
-    options.update({"max_pages": max_pages, "max_depth": max_depth, "retry_failed": retry_failed,
-                    "crawl_delay": crawl_delay, "concurrency": concurrency, "timeout": timeout})
+    options.update(batch_options(max_pages, max_depth, retry_failed, crawl_delay, concurrency, timeout))
+    if strip_params or keep_params:  # only when given: the runs of earlier commands keep their target_key
+        options.update(strip_params=strip_params, keep_params=keep_params)
+    command = "analyze " + " ".join(t if len(t) < 200 else t[:200] + "..." for t in targets)
+    if targets == ["-"] and source_name in (None, "text"):
+        # Piped text is read now, so the run is keyed by the text itself, as a text pasted in the TUI is
+        # (`revprompt analyze -` twice with different texts are two runs, never one resumed by the other).
+        from revprompt.sources.text import read_stdin
+
+        targets, source_name = [read_stdin()], "text"
     if dataforseo.get("estimate_only"):
         click.echo(dataforseo_cli.estimate(dataforseo, targets, source_name, options), err=True)
         return
-    engine_description = {"model": model or "default", "top_n": top_n, "max_new_tokens": max_new_tokens,
-                          "max_input_tokens": max_input_tokens, "method": method, "dtype": dtype}
+    description = engine_description(model, dtype, top_n, max_new_tokens, max_input_tokens, method)
+
+    built = []  # the engine, once the runner has needed one (a resumed run may not)
 
     def make_engine():
-        return Engine.load(model, dtype=dtype, top_n=top_n, max_new_tokens=max_new_tokens,
-                           max_input_tokens=max_input_tokens, method=method, batch_docs=batch_docs)
+        engine = Engine.load(model, dtype=dtype, device=device, top_n=top_n, max_new_tokens=max_new_tokens,
+                             max_input_tokens=max_input_tokens, method=method, batch_docs=batch_docs)
+        built.append(engine)
+        return engine
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", InputTruncatedWarning)
+    # Per-text truncation warnings are folded into one note below: a web page is always longer than the window.
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("ignore", InputTruncatedWarning)
         with Store(db) as store:
             runner = BatchRunner(
-                store, make_engine, engine_description,
+                store, make_engine, description,
                 analyzers=[] if no_plugins else registered_analyzers(),
                 options=options,
                 progress=None,
             )
             progress = BatchProgress(enabled=not as_json or sys.stderr.isatty())
             runner.progress = progress
-            command = "analyze " + " ".join(t if len(t) < 200 else t[:200] + "..." for t in targets)
             summary = None
             try:
                 summary = runner.run(command, targets, source_name, resume_run_id)
@@ -118,10 +160,19 @@ def analyze_command(targets, db, model, as_json, top_n, max_new_tokens, max_inpu
                 dataforseo_cli.finish(store, summary.run_id if summary else None, options)
     # One target that made one document (a text, a file, a page) prints its candidates; anything else is a batch.
     single = len(targets) == 1 and not (urls_file or crawl_url) and len(summary.results) + summary.skipped <= 1
-    for w in caught:
-        if issubclass(w.category, InputTruncatedWarning):
-            click.echo(f"revprompt: warning: {w.message}", err=True)
     _report(summary, as_json, single)
+    if built:
+        _window_note(built[0], summary, single)
+
+
+def _window_note(engine, summary, single: bool) -> None:
+    from .engine import window_note
+
+    read = [result for _, result, _ in summary.results if result is not None]
+    note = window_note(getattr(engine, "max_input_tokens", None), getattr(engine, "window_origin", "default"),
+                       len(read), sum(1 for r in read if r.truncated), single)
+    if note:
+        click.echo(note, err=True)
 
 
 def _report(summary, as_json: bool, single: bool) -> None:
@@ -134,6 +185,8 @@ def _report(summary, as_json: bool, single: bool) -> None:
                 out.update(title=doc.title, status=doc.status)
             else:
                 out = {"uri": doc.uri, "run_id": summary.run_id, "doc_id": doc_id, "status": doc.status, "error": doc.error}
+                if doc.status == "duplicate":
+                    out["duplicate_of"] = doc.meta.get("duplicate_of")
             click.echo(json.dumps(out, ensure_ascii=False))
     else:
         for doc, result, doc_id in summary.results:
@@ -144,6 +197,7 @@ def _report(summary, as_json: bool, single: bool) -> None:
             _print_batch_table(summary)
     click.echo(
         f"run {summary.run_id}: {summary.done} done, {summary.failed} failed"
+        + (f", {summary.duplicates} duplicates (not analysed again)" if summary.duplicates else "")
         + (f", {summary.skipped} already done" if summary.skipped else ""),
         err=True,
     )
@@ -153,7 +207,7 @@ def _report(summary, as_json: bool, single: bool) -> None:
         # Unreadable local input is a usage error (2); a page that failed to fetch is a runtime one (1).
         local = doc.source in ("file", "text", "stdin")
         raise UserError(doc.error if local else f"{doc.uri}: {doc.error}", 2 if local else 1)
-    if summary.failed and not summary.done and not summary.skipped:
+    if summary.failed and not summary.done and not summary.skipped and not summary.duplicates:
         # Nothing worked: a script or CI job running the batch must see it (the rows are stored all the same).
         raise UserError(f"all {summary.failed} documents of run {summary.run_id} failed; see their errors with "
                         f"revprompt sql \"SELECT uri, error FROM documents WHERE run_id = '{summary.run_id}'\"", 1)
@@ -177,6 +231,9 @@ def _print_batch_table(summary) -> None:
         if result is not None and result.candidates:
             best = result.candidates[0]
             table.add_row(str(doc_id), escape(doc.uri), doc.status, escape(best.prompt), f"{best.perplexity:.2f}")
+        elif doc.status == "duplicate":
+            table.add_row(str(doc_id), escape(doc.uri), "[dim]duplicate[/dim]",
+                          escape(f"same page as {doc.meta.get('duplicate_of')}"), "")
         else:
             table.add_row(str(doc_id), escape(doc.uri), f"[red]{doc.status}[/red]", escape(doc.error or ""), "")
     console = Console()

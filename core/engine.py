@@ -11,17 +11,37 @@ from collections.abc import Iterable, Iterator, Sequence
 from . import cpu_linear, decoding, scoring
 from .junk import degenerate
 from .prompt_format import encode_prefix, encode_prompt, stop_token_ids
-from .types import DEFAULT_SWEEP, Candidate, DecodeConfig, SweepResult
+from .types import DEFAULT_MAX_NEW_TOKENS, DEFAULT_SWEEP, DEFAULT_TOP_N, Candidate, DecodeConfig, SweepResult
 
 log = logging.getLogger("revprompt.engine")
 
-DEFAULT_MAX_INPUT_TOKENS = 2048  # the training cap: longer responses are truncated, with a warning
-DEFAULT_MAX_NEW_TOKENS = 48
-DEFAULT_TOP_N = 10
+DEFAULT_MAX_INPUT_TOKENS = 2048  # the training cap: longer responses are truncated (reported once per run)
 
 
 class InputTruncatedWarning(UserWarning):
-    pass
+    """Raised per text by the library; the CLI folds them into one line per run (`window_note`)."""
+
+
+# Why the window is what it is, for the one line that tells the user how much of each text was read.
+WINDOW_ORIGINS = {
+    "trained": "the window the model was trained on",
+    "option": "set by --max-input-tokens",
+    "default": "the default window",
+}
+
+
+def window_note(window: int | None, origin: str, n_texts: int, n_longer: int, single: bool) -> str | None:
+    """The one line saying how much of each text the model read: inputs longer than the window are cut by
+    design (a web page always is), so this is information, not a warning per page."""
+    if not window or n_texts == 0:
+        return None
+    why = WINDOW_ORIGINS.get(origin, origin)
+    if single:
+        if not n_longer:
+            return None
+        return (f"revprompt: note: the text is longer than {window} tokens; its first {window} were read ({why}; "
+                "--max-input-tokens to change)")
+    return f"revprompt: inputs are read up to {window} tokens ({why}); {n_longer} of {n_texts} texts were longer"
 
 
 class Engine:
@@ -55,20 +75,33 @@ class Engine:
         self.batch_docs = batch_docs
         # Template markers and phrases repeated over and over are never the answer, but perplexity likes them.
         self.drop_degenerate = drop_degenerate
+        self.window_origin = "default" if max_input_tokens == DEFAULT_MAX_INPUT_TOKENS else "option"
         self.stop_ids = stop_token_ids(tokenizer)
         # Decoding multiplies a few rows by each weight per step; on a CPU, packed weights do that far faster.
         cpu_linear.pack_linears(model)
 
     @classmethod
-    def load(cls, model: str | None = None, dtype: str = "float32", max_input_tokens: int | None = None,
-             **kwargs) -> "Engine":
+    def load(cls, model: str | None = None, dtype: str = "auto", max_input_tokens: int | None = None,
+             device: str = "auto", **kwargs) -> "Engine":
         """The engine on a named model. Without max_input_tokens, responses are cut to the length the model
-        was trained on (recorded with a trained adapter), else to DEFAULT_MAX_INPUT_TOKENS."""
+        was trained on (recorded with a trained adapter), else to DEFAULT_MAX_INPUT_TOKENS. `auto` dtype and
+        device follow the hardware (core/hardware.py)."""
         from . import model as model_loader
 
-        hf_model, tokenizer, spec = model_loader.load(model, dtype=dtype)
+        hf_model, tokenizer, spec = model_loader.load(model, dtype=dtype, device=device)
         window = max_input_tokens or spec.trained_response_tokens or DEFAULT_MAX_INPUT_TOKENS
-        return cls(hf_model, tokenizer, model_name=spec.name, max_input_tokens=window, **kwargs)
+        engine = cls(hf_model, tokenizer, model_name=spec.name, max_input_tokens=window, **kwargs)
+        engine.window_origin = ("option" if max_input_tokens else
+                                "trained" if spec.trained_response_tokens else "default")
+        return engine
+
+    @property
+    def dtype(self) -> str:
+        return str(next(self.model.parameters()).dtype).removeprefix("torch.")
+
+    @property
+    def device(self) -> str:
+        return next(self.model.parameters()).device.type
 
     def describe(self) -> dict:
         return {
@@ -79,6 +112,8 @@ class Engine:
             "top_n": self.top_n,
             "method": self.method,
             "drop_degenerate": self.drop_degenerate,
+            "dtype": self.dtype,
+            "device": self.device,
         }
 
     # -- one text ---------------------------------------------------------------------------------------
@@ -87,7 +122,7 @@ class Engine:
         prefix = encode_prefix(self.tokenizer, text, self.max_input_tokens)
         if prefix.truncated:
             warnings.warn(
-                f"input is longer than the model window; only its first {self.max_input_tokens} tokens are used "
+                f"input is longer than the model window; only its first {self.max_input_tokens} tokens are read "
                 "(--max-input-tokens to change)",
                 InputTruncatedWarning,
                 stacklevel=3,

@@ -20,7 +20,7 @@ def register_sources(register):
 
 @hookspec
 def register_analyzers(register):
-    """Call `register(analyzer)` for each Analyzer this plugin provides (see revprompt.plugins.base.Analyzer)."""
+    """Call `register(analyzer)` for each Analyzer this plugin provides (see revprompt.core.analyzers.Analyzer)."""
 
 
 @hookspec

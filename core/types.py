@@ -18,6 +18,9 @@ class DecodeConfig:
         return f"k={self.top_k},a={self.penalty_alpha:g}"
 
 
+DEFAULT_MAX_NEW_TOKENS = 48  # the longest prompt the decoder writes
+DEFAULT_TOP_N = 10  # ranked candidates kept per text
+
 # The original work's 24 configurations: top_k 2/4/6/15 x penalty_alpha 0.1..0.6.
 DEFAULT_SWEEP: tuple[DecodeConfig, ...] = tuple(
     DecodeConfig(k, a) for k in (2, 4, 6, 15) for a in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)

@@ -12,9 +12,9 @@ below one carried by fewer (ties at most), and confidence decides between phrase
 
 from __future__ import annotations
 
+from revprompt.core.analyzers import BaseAnalyzer
 from revprompt.core.types import Document, SweepResult
 
-from .base import BaseAnalyzer
 from .text import ngrams, words
 
 TABLE = "key_phrases"

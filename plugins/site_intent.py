@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .base import BaseAnalyzer
+from revprompt.core.analyzers import BaseAnalyzer
 
 if TYPE_CHECKING:
     from revprompt.core.store import Store

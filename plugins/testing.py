@@ -10,9 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
+from revprompt.core.analyzers import finish_run, prepare, save_analysed
 from revprompt.core.types import Candidate, DecodeConfig, Document, SweepResult
-
-from . import runner
 
 
 def make_result(prompts: Iterable[str | tuple[str, float]], n_input_tokens: int = 100) -> SweepResult:
@@ -45,9 +44,9 @@ def run_batch(
     run_id: str | None = None,
     command: str = "test",
 ) -> str:
-    """Save documents with their analyzer rows and run the run-level analyses, as the batch code does.
-    A None result stores a failed document."""
-    analyzers = runner.prepare(store, analyzers)
+    """Save documents with their analyzer rows and run the run-level analyses, through the same functions the
+    batch uses (core/analyzers.py). A None result stores a failed document."""
+    analyzers = prepare(store, analyzers)
     run_id = run_id or store.create_run(command, "test-model")
     for doc, result in items:
         if result is None:
@@ -55,9 +54,7 @@ def run_batch(
                 doc.failed(doc.error or "failed")
         else:
             doc.status = "done"
-        store.save_document(
-            run_id, doc, result, plugin_rows=lambda d=doc, r=result: runner.analyze_document(analyzers, d, r, run_id)
-        )
-    runner.finish_run(store, run_id, analyzers)
+        save_analysed(store, run_id, doc, result, analyzers)
+    finish_run(store, run_id, analyzers)
     store.finish_run(run_id)
     return run_id

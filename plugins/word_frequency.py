@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections import Counter
 
+from revprompt.core.analyzers import BaseAnalyzer
 from revprompt.core.types import Document, SweepResult
 
-from .base import BaseAnalyzer
 from .text import is_stopword, words
 
 TABLE = "word_frequencies"

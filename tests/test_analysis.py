@@ -7,9 +7,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from revprompt.core import analyzers as runner
 from revprompt.core.store import Store
 from revprompt.core.types import DEFAULT_SWEEP, Document
-from revprompt.plugins import runner
 from revprompt.plugins.key_phrases import KeyPhrasesAnalyzer, key_phrases
 from revprompt.plugins.site_intent import SiteIntentAnalyzer, average_linkage, pca_2d
 from revprompt.plugins.testing import make_result, run_batch

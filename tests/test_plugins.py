@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from revprompt.core import analyzers as runner
 from revprompt.core.cli import main
 from revprompt.core.plugin_manager import get_plugin_manager
 from revprompt.core.store import Store
-from revprompt.plugins import runner
 from revprompt.plugins.testing import make_result
 
 SAMPLE = Path(__file__).parent / "fixtures" / "sample_plugin"

@@ -445,6 +445,57 @@ def test_paste_screen_reports_engine_failure(results_db):
         assert store.query("SELECT count(*) FROM runs")[1][0][0] == 2
 
 
+def test_preloaded_engine_is_loaded_once_and_reused_for_every_paste(results_db, paste_engine):
+    """The resident engine: loaded in a worker as the app opens, before any paste, then reused."""
+    from textual.widgets import TextArea
+
+    calls = []
+
+    def factory():
+        calls.append(1)
+        return paste_engine
+
+    async def go():
+        app = make_app(results_db, engine_factory=factory, preload=True)
+        async with app.run_test(size=SIZE) as pilot:
+            await app.workers.wait_for_complete()
+            assert calls == [1] and app.engine_loaded  # loaded without a paste
+            await pilot.press("p")
+            screen = app.screen
+            for text in ("Water tomato plants deeply.", "Knead the dough for ten minutes."):
+                area = screen.query_one(TextArea)
+                area.clear()
+                area.insert(text)
+                await pilot.press("ctrl+r")
+                await app.workers.wait_for_complete()
+                await pilot.pause()
+                assert screen.saved is not None, screen_text(app)
+
+    run(go())
+    assert calls == [1]
+
+
+def test_preload_failure_is_reported_by_the_paste(results_db):
+    from textual.widgets import TextArea
+
+    def factory():
+        raise UserError("model not found: nowhere/at-all")
+
+    async def go():
+        app = make_app(results_db, engine_factory=factory, preload=True)
+        async with app.run_test(size=SIZE) as pilot:
+            await app.workers.wait_for_complete()  # the failed preload shows nothing and keeps the app up
+            await pilot.press("p")
+            screen = app.screen
+            screen.query_one(TextArea).insert("some text")
+            await pilot.press("ctrl+r")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert "model not found" in screen_text(app)
+
+    run(go())
+
+
 def test_paste_runs_analyzers_in_the_same_transaction(results_db):
     from revprompt.tui.data import ResultsDB
 
@@ -465,7 +516,7 @@ def test_paste_runs_analyzers_in_the_same_transaction(results_db):
     errors = []
     db = ResultsDB(results_db)
     result = SweepResult([make_candidate(1, (2, 0.1), [("Hi", 0.5), ("<eos>", 0.9)])], 3, False)
-    run_id, doc_id = db.save_paste("hello", result, model="m", analyzers=[Counter(), Broken()], on_error=errors.append)
+    run_id, doc_id = db.save_paste("hello", result, analyzers=[Counter(), Broken()], on_error=errors.append)
     assert db.store.read_only  # back to browsing mode
     assert db.rows("SELECT * FROM cand_count") == [{"doc_id": doc_id, "run_id": run_id, "n": 1}]
     assert len(errors) == 1 and "broken" in errors[0] and "boom" in errors[0]
@@ -482,7 +533,7 @@ def test_paste_with_the_registered_analyzers_fills_their_tables(bare_db, results
     db = ResultsDB(bare_db)
     try:
         errors = []
-        run_id, doc_id = db.save_paste("Feed the starter daily.", result(), model="m", on_error=errors.append)
+        run_id, doc_id = db.save_paste("Feed the starter daily.", result(), on_error=errors.append)
         assert errors == []
         phrases = {r["phrase"] for r in db.key_phrases(doc_id)}
         assert "sourdough starter" in phrases or "starter" in phrases
@@ -498,7 +549,7 @@ def test_paste_with_the_registered_analyzers_fills_their_tables(bare_db, results
     db = ResultsDB(results_db)
     try:
         errors = []
-        run_id, doc_id = db.save_paste("Feed the starter daily.", result(), model="m", on_error=errors.append)
+        run_id, doc_id = db.save_paste("Feed the starter daily.", result(), on_error=errors.append)
         assert any("analysis rows not stored" in e for e in errors)
         assert [c["prompt"] for c in db.candidates(doc_id)] == ["Sourdough starter tips"]
     finally:

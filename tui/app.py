@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
 
+from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -76,17 +77,24 @@ class RevpromptApp(App):
         engine_factory: EngineFactory | None = None,
         analyzers: Sequence | None = None,
         model_label: str | None = None,
+        preload: bool = False,
+        engine_description: dict | None = None,
     ):
         """`engine_factory` builds the engine for the paste screen, once, in a worker thread (tests inject a
-        tiny one). `analyzers` overrides the registered analysis plugins run on pasted text ([] for none)."""
+        tiny one); every paste reuses it. With `preload` that load starts as the app opens, so the first paste
+        doesn't wait for it. `analyzers` overrides the registered analysis plugins run on pasted text ([] for
+        none). `engine_description` is what the factory's engine is keyed by (core/analyze_command.py
+        `engine_description`): a paste is stored under the run key `revprompt analyze -` gives the same text."""
         super().__init__()
         self.db_path = str(db_path)
         self.db = ResultsDB(self.db_path)
         self.engine_factory = engine_factory
         self.analyzers = analyzers
         self.model_label = model_label
+        self.engine_description = engine_description
         self._engine = None
         self._engine_lock = threading.Lock()
+        self.preload = preload
         self.sub_title = Path(self.db_path).name
 
     # -- engine (paste screen) --------------------------------------------------------------------------
@@ -104,6 +112,19 @@ class RevpromptApp(App):
                     raise UserError("no model configured for this session")
                 self._engine = self.engine_factory()
             return self._engine
+
+    def on_mount(self) -> None:
+        if self.preload and self.engine_factory is not None:
+            self._preload_engine()
+
+    @work(thread=True, exit_on_error=False, group="engine-preload")
+    def _preload_engine(self) -> None:
+        """Load the engine while the user browses. A failure here is not shown: the paste that needs the
+        engine tries again and reports it where the user is looking."""
+        try:
+            self.get_engine()
+        except Exception:  # noqa: BLE001  (reported by the paste screen's own attempt)
+            pass
 
     # -- screens ----------------------------------------------------------------------------------------
     def get_default_screen(self) -> Screen:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from revprompt.core.cli_options import hardware_options
 from revprompt.core.errors import UserError
 from revprompt.core.hookspecs import hookimpl
 from revprompt.core.store import DEFAULT_DB
@@ -13,27 +14,34 @@ from revprompt.core.store import DEFAULT_DB
 
 @click.command("tui")
 @click.argument("db", required=False, default=DEFAULT_DB, type=click.Path(dir_okay=False))
-@click.option("--model", default=None, help="Model for the paste screen (loaded on the first sweep); "
-              "default: the packaged model.")
-def tui_command(db: str, model: str | None) -> None:
+@click.option("--model", default=None, help="Model for the paste screen (loaded once, in the background, at "
+              "start); default: the packaged model.")
+@hardware_options
+def tui_command(db: str, model: str | None, dtype: str, device: str) -> None:
     """Explore a results database: runs, documents, candidates, token confidence, SQL, paste a text."""
     if not Path(db).exists():
         raise UserError(f"no database at {db} (run `revprompt analyze` first, or pass the path)")
     if Path(db).is_dir():
         raise UserError(f"{db} is a directory, not a DuckDB database")
-    app = build_app(db, model)
+    app = build_app(db, model, dtype=dtype, device=device)
     app.run()
 
 
-def build_app(db: str, model: str | None = None):
+def build_app(db: str, model: str | None = None, dtype: str = "auto", device: str = "auto"):
+    from revprompt.core.analyze_command import engine_description
+
     from .app import RevpromptApp
 
     def engine_factory():
         from revprompt.core.engine import Engine
 
-        return Engine.load(model)
+        return Engine.load(model, dtype=dtype, device=device)
 
-    return RevpromptApp(db, engine_factory=engine_factory, model_label=model or "the packaged model")
+    # preload: the model is loaded in a worker while the user browses, so the first paste only sweeps.
+    # The engine keeps `revprompt analyze`'s default settings, and the description says so: a pasted text
+    # gets the run key the same text piped to `revprompt analyze -` gets.
+    return RevpromptApp(db, engine_factory=engine_factory, model_label=model or "the packaged model", preload=True,
+                        engine_description=engine_description(model, dtype))
 
 
 @hookimpl

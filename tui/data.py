@@ -10,7 +10,6 @@ why the swap closes it first.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -20,12 +19,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
-
+from revprompt.core import analyzers as core_analyzers
 from revprompt.core import sandbox
 from revprompt.core.errors import UserError
 from revprompt.core.store import Store, open_sandbox
-from revprompt.core.types import Document, SweepResult, utcnow
+from revprompt.core.types import SweepResult
 
 NO_KEY_PHRASES = "no key phrases yet (run analysis plugins)"
 NO_INTENT = "no intent clusters yet (run analysis plugins)"
@@ -37,24 +35,6 @@ STOPWORDS = frozenset(
     do does did done can could should would will shall may might must not no so than then there here about into
     over under up down out any all some such only own same too very just also s t""".split()
 )
-
-
-def text_uri(text: str) -> str:
-    """The URI a pasted text is stored under: the same one `revprompt analyze "<text>"` uses."""
-    try:
-        from revprompt.sources.text import text_uri as source_text_uri
-    except ImportError:  # pragma: no cover - the sources package is part of revprompt
-        return "text:" + hashlib.sha1(text.encode("utf-8", "replace")).hexdigest()[:16]
-    return source_text_uri(text)
-
-
-def title_of(text: str, width: int = 60) -> str:
-    """A pasted text's title: its first non-empty line, markdown heading marks removed, shortened."""
-    for line in text.splitlines():
-        line = line.strip().lstrip("#").strip()
-        if line:
-            return line if len(line) <= width else line[: width - 1].rstrip() + "…"
-    return "pasted text"
 
 
 def config_label(configs_json: str | None, top_k=None, penalty_alpha=None) -> str:
@@ -286,53 +266,68 @@ class ResultsDB:
         self,
         text: str,
         result: SweepResult,
-        model: str,
-        config: dict | None = None,
+        description: dict | None = None,
         analyzers: Sequence | None = None,
         on_error: Callable[[str], None] | None = None,
+        engine=None,
     ) -> tuple[str, int]:
-        """Store a pasted text's sweep as a run of its own with one document. Returns (run_id, doc_id).
+        """Store a pasted text as `revprompt analyze -` stores the same text: a batch over the text source,
+        keyed by the same run key (`description`: the app's engine settings, core/analyze_command.py
+        `engine_description`). Returns (run_id, doc_id).
 
-        The per-document analyzers (the registered analysis plugins by default; `[]` for none) add their rows
-        in the same transaction, through the same runner the batch uses; one that fails is skipped (reported
-        through `on_error`) and never loses the result. Run-level analysis (the site intent map) is left out:
-        one pasted page is no site, and it would load an embedding model on the UI thread.
+        The paste screen sweeps in a worker while this database stays read-only for browsing; the batch then
+        runs in the short read-write window with an engine that hands back that sweep (`engine` only sweeps a
+        text the batch cleaned into something else). The per-document analyzers (the registered analysis
+        plugins by default; `[]` for none) add their rows in the same transaction (core/analyzers.py
+        `save_analysed`); one that fails is skipped, reported through `on_error`, and never loses the result.
+        Run-level analysis (the site intent map) is left out: one pasted page is no site, and it would load an
+        embedding model on the UI thread.
         """
-        from revprompt.plugins import runner
+        from revprompt.core.analyze_command import batch_options, engine_description
+        from revprompt.core.batch import BatchRunner
 
         if analyzers is None:
             analyzers = registered_analyzers()
-        uri = text_uri(text)
-        doc = Document(uri=uri, text=text, title=title_of(text), source="text", status="done", fetched_at=utcnow())
+        description = description or engine_description(getattr(engine, "model_name", None))
+        swept = _Swept(text, result, engine)
         capture = _WarningCapture(on_error)
-        plugin_log = logging.getLogger(runner.log.name)
-        plugin_log.addHandler(capture)
+        analyzer_log = logging.getLogger(core_analyzers.log.name)
+        analyzer_log.addHandler(capture)
         try:
             with self.writable() as store:
-                usable = []
-                for analyzer in analyzers:
-                    try:
-                        usable.extend(runner.prepare(store, [analyzer]))
-                    except Exception as exc:  # noqa: BLE001 - a broken plugin must not lose the result
-                        capture.report(f"{runner.analyzer_name(analyzer)}: {type(exc).__name__}: {exc}")
-                run_id = store.create_run("tui paste", model, config or {}, target_key=uri)
-                try:
-                    doc_id = store.save_document(
-                        run_id, doc, result, plugin_rows=lambda: runner.analyze_document(usable, doc, result, run_id)
-                    )
-                except duckdb.Error as exc:
-                    # An analyzer's rows do not fit its table (e.g. a table left by an older plugin version):
-                    # the transaction rolled back; keep the result without the analysis rows.
-                    capture.report(f"analysis rows not stored: {str(exc).splitlines()[0]}")
-                    doc_id = store.save_document(run_id, doc, result)
-                store.finish_run(run_id)
+                runner = BatchRunner(store, lambda: swept, description, analyzers=list(analyzers),
+                                     options=batch_options(), run_level_analysis=False)
+                summary = runner.run("tui paste", [text], source_name="text")
         finally:
-            plugin_log.removeHandler(capture)
-        return run_id, doc_id
+            analyzer_log.removeHandler(capture)
+        doc, _, doc_id = summary.results[-1] if summary.results else (None, None, None)
+        if doc_id is None:  # the run already held this text (an unfinished run of it, resumed)
+            _, rows = self.store.query("SELECT doc_id FROM documents WHERE run_id = ? ORDER BY doc_id DESC LIMIT 1",
+                                       [summary.run_id])
+            doc_id = rows[0][0]
+        return summary.run_id, doc_id
+
+
+class _Swept:
+    """The app's engine as the paste's batch sees it: the sweep already done in the worker is handed back for
+    its text; any other text (none, unless the batch cleaned it) is swept by the engine itself."""
+
+    batch_docs = 1
+
+    def __init__(self, text: str, result: SweepResult, engine=None):
+        self.text, self.result, self.engine = text, result, engine
+
+    def sweep(self, text: str) -> SweepResult:
+        if text == self.text and self.result is not None:
+            result, self.result = self.result, None
+            return result
+        if self.engine is None:
+            raise UserError("the pasted text changed before it was stored; paste it again")
+        return self.engine.sweep(text)
 
 
 class _WarningCapture(logging.Handler):
-    """Hands the plugin runner's warnings (an analyzer failed) to the screen instead of stderr."""
+    """Hands the analyzer runner's warnings (an analyzer failed) to the screen instead of stderr."""
 
     def __init__(self, on_error: Callable[[str], None] | None):
         super().__init__(level=logging.WARNING)

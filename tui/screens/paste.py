@@ -94,14 +94,13 @@ class PasteScreen(BackScreen):
         return app.call_from_thread(self._save, text, result, engine)
 
     def _save(self, text: str, result, engine) -> tuple[str, int, list[dict]]:
-        describe = getattr(engine, "describe", None)
         run_id, doc_id = self.app.db.save_paste(
             text,
             result,
-            model=getattr(engine, "model_name", "custom"),
-            config=describe() if callable(describe) else {},
+            description=self.app.engine_description,
             analyzers=self.app.analyzers,
             on_error=self.notes.append,
+            engine=engine,
         )
         return run_id, doc_id, self.app.db.candidates(doc_id)
 
