@@ -64,6 +64,36 @@ def tiny_engine(tiny_model, gemma_tokenizer):
     return Engine(tiny_model, gemma_tokenizer, model_name="tiny-random", max_new_tokens=12)
 
 
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_model, gemma_tokenizer):
+    """The tiny model saved as a model directory, for `--model DIR` on the CLI and in subprocesses."""
+    path = tmp_path_factory.mktemp("tiny-model")
+    tiny_model.save_pretrained(path)
+    gemma_tokenizer.save_pretrained(path)
+    return str(path)
+
+
+def cli_runner(monkeypatch, capsys, engine_factory):
+    """`revprompt ARGS...` run in this process with `Engine.load` answering `engine_factory()`:
+    returns run(*args) -> (exit code, stdout, stderr), and fails on any traceback."""
+    from revprompt.core.cli import main
+    from revprompt.core.engine import Engine
+
+    monkeypatch.setattr(Engine, "load", classmethod(lambda cls, *a, **k: engine_factory()))
+
+    def run(*args):
+        code = 0
+        try:
+            main([str(a) for a in args])
+        except SystemExit as exc:
+            code = exc.code or 0
+        out = capsys.readouterr()
+        assert "Traceback" not in out.err + out.out
+        return code, out.out, out.err
+
+    return run
+
+
 @pytest.fixture
 def db_path(tmp_path):
     return str(tmp_path / "test.duckdb")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from conftest import cli_runner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "fixtures" / "site"))
 
@@ -67,22 +68,7 @@ def site():
 @pytest.fixture
 def cli(monkeypatch, capsys):
     """`revprompt ARGS...` in this process with the stub engine: (exit code, stdout, stderr)."""
-    from revprompt.core.cli import main
-    from revprompt.core.engine import Engine
-
-    monkeypatch.setattr(Engine, "load", classmethod(lambda cls, *a, **k: StubEngine()))
-
-    def run(*args):
-        code = 0
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            code = exc.code or 0
-        out = capsys.readouterr()
-        assert "Traceback" not in out.err + out.out
-        return code, out.out, out.err
-
-    return run
+    return cli_runner(monkeypatch, capsys, StubEngine)
 
 
 def runs(db: str) -> list[tuple]:

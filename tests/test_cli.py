@@ -12,14 +12,6 @@ import pytest
 TEXT = "Sourdough needs flour, water, salt and a lively starter. Mix, fold, rest overnight and bake hot."
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory, tiny_model, gemma_tokenizer):
-    path = tmp_path_factory.mktemp("tiny-model")
-    tiny_model.save_pretrained(path)
-    gemma_tokenizer.save_pretrained(path)
-    return str(path)
-
-
 def run_cli(*args, stdin=None, env_extra=None):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env_extra or {})}
     return subprocess.run([sys.executable, "-m", "revprompt", *args], input=stdin, capture_output=True, text=True,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from conftest import cli_runner
 import torch
 
 from revprompt.core import cpu_linear, hardware
@@ -93,22 +94,8 @@ class WindowStub:
 
 @pytest.fixture
 def cli(monkeypatch, capsys):
-    from revprompt.core.cli import main
-    from revprompt.core.engine import Engine
-
-    monkeypatch.setattr(Engine, "load", classmethod(lambda cls, *a, **k: WindowStub()))
-
-    def run(*args):
-        code = 0
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            code = exc.code or 0
-        out = capsys.readouterr()
-        assert "Traceback" not in out.err + out.out
-        return code, out.out, out.err
-
-    return run
+    """`revprompt ARGS...` in this process with the stub engine: (exit code, stdout, stderr)."""
+    return cli_runner(monkeypatch, capsys, WindowStub)
 
 
 def test_batch_says_once_how_much_was_read(cli, tmp_path, db_path):

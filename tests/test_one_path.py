@@ -17,14 +17,6 @@ VOLATILE = {"doc_id", "run_id", "candidate_id", "fetched_at", "analyzed_at", "cr
 SKIP = {"runs", "intent_clusters", "cannibalisation_pairs", "schema_version"}
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory, tiny_model, gemma_tokenizer):
-    path = tmp_path_factory.mktemp("tiny-model")
-    tiny_model.save_pretrained(path)
-    gemma_tokenizer.save_pretrained(path)
-    return str(path)
-
-
 def stored_rows(db: str) -> dict[str, list[tuple]]:
     """Every table's rows, volatile columns left out, in a stable order."""
     with Store(db) as store:

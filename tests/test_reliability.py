@@ -53,14 +53,6 @@ RID = re.compile(r"rid(\d{4})")
 SUMMARY = re.compile(r"^run (\w+): (\d+) done, (\d+) failed(?:, (\d+) duplicates[^,]*)?(?:, (\d+) already done)?$")
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory, tiny_model, gemma_tokenizer):
-    path = tmp_path_factory.mktemp("tiny-gemma")
-    tiny_model.save_pretrained(path)
-    gemma_tokenizer.save_pretrained(path)
-    return str(path)
-
-
 @pytest.fixture
 def sites():
     with FaultSite() as elsewhere, FaultSite(elsewhere=elsewhere) as site:

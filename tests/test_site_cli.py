@@ -81,14 +81,6 @@ def test_cli_sitemap_batch(site, tmp_path, monkeypatch, capsys):
     assert {p: rows[p]["duplicate_of"] for p in COPIES} == {p: site.url(c) for p, c in COPIES.items()}
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory, tiny_model, gemma_tokenizer):
-    path = tmp_path_factory.mktemp("tiny-gemma")
-    tiny_model.save_pretrained(path)
-    gemma_tokenizer.save_pretrained(path)
-    return str(path)
-
-
 def _reader(stream, lines: queue.Queue):
     for line in stream:
         lines.put(line.rstrip("\n"))
