@@ -1,4 +1,5 @@
-"""Commands of the analysis plugins: `revprompt plugins`, `revprompt export`, `revprompt consistency`.
+"""Commands of the analysis plugins: `revprompt plugins`, `revprompt export`, `revprompt report`,
+`revprompt consistency`.
 
 Registered through the `register_commands` hook like any third-party plugin's commands.
 """
@@ -110,6 +111,36 @@ def export_command(table, query, fmt, output, db):
     click.echo(f"wrote {n} row{'s' if n != 1 else ''} to {output}", err=True)
 
 
+# -- report -------------------------------------------------------------------------------------------------
+@click.command("report")
+@click.argument("run_id", required=False)
+@click.option("-o", "--output", default="report.html", show_default=True, type=click.Path(dir_okay=False),
+              help="HTML file to write.")
+@_db_option("DuckDB results file (opened read-only).")
+def report_command(run_id, output, db):
+    """Write one self-contained HTML report of a run (default: the latest) for a client to open.
+
+    \b
+    No network at view time: CSS, JS, charts and data are all inside the file, and its Content-Security-Policy
+    forbids every fetch. Shows the run summary and failures; per page the ranked candidate prompts with
+    perplexity and decoding config, tokens shaded by confidence, a per-token bar chart, key phrases and a
+    word-frequency heatmap; the site's intent map, cannibalisation pairs and keyword matches (when present).
+
+    \b
+    Examples:
+      revprompt report -o report.html
+      revprompt report 3f2a9c1b --db site.duckdb -o site-report.html
+    """
+    from revprompt.core.store import open_sandbox
+
+    from .report import write_report
+
+    with open_sandbox(db) as store:
+        info = write_report(store, output, run_id)
+    click.echo(f"wrote {output}: run {info['run_id']}, {info['docs']} page{'s' if info['docs'] != 1 else ''}, "
+               f"{info['bytes'] / 1e6:.2f} MB", err=True)
+
+
 # -- consistency --------------------------------------------------------------------------------------------
 @click.command("consistency")
 @click.argument("pairs", type=click.Path(dir_okay=False))
@@ -173,4 +204,5 @@ def consistency_command(pairs, limit, flag_fraction, model, as_json, show_all, o
 def register_commands(cli):
     cli.add_command(plugins_command)
     cli.add_command(export_command)
+    cli.add_command(report_command)
     cli.add_command(consistency_command)

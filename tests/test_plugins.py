@@ -81,7 +81,7 @@ def test_builtins_register_through_the_hooks(capsys):
         "word_frequency": ["word_frequencies"],
         "site_intent": ["intent_clusters", "cannibalisation_pairs", "prompt_embeddings"],
     }
-    assert plugins["revprompt.plugins.commands"]["commands"] == ["consistency", "export", "plugins"]
+    assert plugins["revprompt.plugins.commands"]["commands"] == ["consistency", "export", "plugins", "report"]
     assert SAMPLE_MODULE not in json.dumps(plugins)
 
     assert run_cli("plugins") == 0
