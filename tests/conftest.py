@@ -101,7 +101,8 @@ def db_path(tmp_path):
 
 @pytest.fixture(scope="session")
 def real_engine():
-    """The real packaged model (base, or the shipped adapter when present). Slow: integration tests only."""
+    """The real packaged model (base, or the shipped adapter when present), in fp32: the fast sweep is promised
+    to equal the reference there (bf16 may break near-ties differently). Slow: integration tests only."""
     from revprompt.core.engine import Engine
 
-    return Engine.load()
+    return Engine.load(dtype="float32")
