@@ -43,7 +43,8 @@ class TrainConfig:
     lora_alpha: int = 32
     lora_dropout: float = 0.0  # one pass over the data needs no dropout; its masks cost a tenth of a CPU step
     lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
-    freeze_layers: int = 0  # the lowest N decoder layers get no LoRA, so no backward pass runs through them
+    # The lowest N decoder layers get no LoRA, so no backward pass runs through them; None: a third of them.
+    freeze_layers: int | None = 0
     schedule: str = "wsd"  # "wsd": warmup, stable, decay to 0 over the last decay_fraction; "cosine": old default
     decay_fraction: float = 0.2
     init_adapter: str | None = None  # continue training this LoRA adapter (a segment after an earlier one)
@@ -93,6 +94,8 @@ def load_model_and_tokenizer(cfg: TrainConfig, model=None, tokenizer=None, bf16_
     if bf16_base and cfg.method == "lora":
         model.to(torch.bfloat16)
     n_layers = _num_layers(model)
+    if cfg.freeze_layers is None:
+        cfg.freeze_layers = n_layers // 3  # 6 of Gemma 3 270M's 18
     if not 0 <= cfg.freeze_layers < n_layers:
         raise ValueError(f"freeze_layers must be between 0 and {n_layers - 1}")
     if cfg.method == "lora" and cfg.init_adapter:
@@ -185,6 +188,8 @@ def train(cfg: TrainConfig, model=None, tokenizer=None, pairs=None) -> dict:
              "decaying": False}
     if cfg.resume and (ckpt_dir / "state.json").exists():
         state = {**state, **_load_checkpoint(ckpt_dir, model, optimizer, cfg)}
+        if not (state["decaying"] and cfg.max_minutes is not None):
+            state["planned_steps"] = total_steps  # a re-run may ask for more steps than the first run planned
 
     # -- loop -------------------------------------------------------------------------------------------
     from tqdm import tqdm
