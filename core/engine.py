@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 
 from . import cpu_linear, decoding, scoring
-from .junk import degenerate
+from .junk import degenerate, page_junk
 from .prompt_format import encode_prefix, encode_prompt, stop_token_ids
 from .types import DEFAULT_MAX_NEW_TOKENS, DEFAULT_SWEEP, DEFAULT_TOP_N, Candidate, DecodeConfig, SweepResult
 
@@ -63,6 +63,7 @@ class Engine:
         method: str = "fast",
         batch_docs: int = 4,
         drop_degenerate: bool = True,
+        demote_page_junk: bool = True,
     ):
         self.model = model
         self.tokenizer = tokenizer
@@ -75,6 +76,8 @@ class Engine:
         self.batch_docs = batch_docs
         # Template markers and phrases repeated over and over are never the answer, but perplexity likes them.
         self.drop_degenerate = drop_degenerate
+        # A candidate copying the page, or naming a URL / code fence / language the page lacks, goes last.
+        self.demote_page_junk = demote_page_junk
         self.window_origin = "default" if max_input_tokens == DEFAULT_MAX_INPUT_TOKENS else "option"
         self.stop_ids = stop_token_ids(tokenizer)
         # Decoding multiplies a few rows by each weight per step; on a CPU, packed weights do that far faster.
@@ -112,6 +115,7 @@ class Engine:
             "top_n": self.top_n,
             "method": self.method,
             "drop_degenerate": self.drop_degenerate,
+            "demote_page_junk": self.demote_page_junk,
             "dtype": self.dtype,
             "device": self.device,
         }
@@ -140,8 +144,9 @@ class Engine:
             out = fast_sweep(self.model, prefix.ids, self.configs, self.max_new_tokens, self.stop_ids,
                              self.tokenizer.eos_token_id)
             sequences, known_scores = out.sequences, out.scores
-        candidates, dropped = self._rank(prefix.ids, sequences, known_scores)
-        return SweepResult(candidates, len(prefix.ids), prefix.truncated, time.perf_counter() - start, dropped)
+        candidates, dropped, demoted = self._rank(prefix.ids, sequences, known_scores, page=text)
+        return SweepResult(candidates, len(prefix.ids), prefix.truncated, time.perf_counter() - start, dropped,
+                           demoted)
 
     def sweep_many(self, texts: Iterable[str], batch_docs: int | None = None) -> Iterator[tuple[int, SweepResult]]:
         """Sweep many texts, yielding (index, result) in order as each batch finishes.
@@ -164,9 +169,9 @@ class Engine:
             outs = fast_sweep_many(self.model, [e.ids for e in encoded], self.configs, self.max_new_tokens,
                                    self.stop_ids, self.tokenizer.eos_token_id)
             share = (time.perf_counter() - start) / len(chunk)  # wall time, split evenly
-            for (i, _), enc, out in zip(chunk, encoded, outs):
-                candidates, dropped = self._rank(enc.ids, out.sequences, out.scores)
-                yield i, SweepResult(candidates, len(enc.ids), enc.truncated, share, dropped)
+            for (i, text), enc, out in zip(chunk, encoded, outs):
+                candidates, dropped, demoted = self._rank(enc.ids, out.sequences, out.scores, page=text)
+                yield i, SweepResult(candidates, len(enc.ids), enc.truncated, share, dropped, demoted)
 
         for item in enumerate(texts):
             pending.append(item)
@@ -194,8 +199,9 @@ class Engine:
         return sequences
 
     def _rank(self, prefix_ids: list[int], sequences: dict[tuple[int, ...], list[DecodeConfig]],
-              known_scores: dict | None = None) -> list[Candidate]:
-        """Score each distinct sequence (closing EOS included) and keep the best `top_n`.
+              known_scores: dict | None = None, page: str | None = None) -> tuple[list[Candidate], int, int]:
+        """Score each distinct sequence (closing EOS included) and keep the best `top_n`; return them with the
+        number dropped as degenerate and the number ranked last as junk for `page`.
 
         The fast sweep hands in the scores it read off its own decoding; the reference scores teacher-forced.
         """
@@ -219,11 +225,15 @@ class Engine:
         fresh = dict(zip(missing, scoring.score_continuations(self.model, prefix_ids, [list(k) for k in missing])))
         scores = [known_scores.get(k) or fresh[k] for k in order]
         candidates = [self._candidate(s, merged[k]) for k, s in zip(order, scores)]
-        candidates.sort(key=lambda c: (c.perplexity, c.prompt))
+        flagged: set[int] = set()
+        if self.demote_page_junk and page:
+            flagged = {id(c) for c in candidates if page_junk(c.prompt, page)}
+        candidates.sort(key=lambda c: (id(c) in flagged, c.perplexity, c.prompt))
         candidates = candidates[: self.top_n]
         for rank, cand in enumerate(candidates, start=1):
             cand.rank = rank
-        return candidates, len({tuple(ids) for ids, _ in junk})
+        demoted = sum(id(c) in flagged for c in candidates)
+        return candidates, len({tuple(ids) for ids, _ in junk}), demoted
 
     def _candidate(self, score: scoring.PromptScore, configs: list[DecodeConfig]) -> Candidate:
         body = [t for t in score.token_ids]

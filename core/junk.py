@@ -6,7 +6,8 @@ Two levels:
   and over). The engine drops these before ranking: perplexity favours repeats, so they would often win.
 - `junk_reasons(prompt, page)`: also junk *for this page*: a URL or a code fence the page lacks, a programming
   language the page never names, a long verbatim copy of the page, or a length no prompt has (< 3 or > 60
-  words). The web yardstick (`revprompt eval --pages`) counts top-1 candidates by these reasons.
+  words). The web yardstick (`revprompt eval --pages`) counts top-1 candidates by these reasons. The engine
+  ranks the page-dependent ones (`page_junk`) after every other candidate: they stay visible, last.
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ LANGUAGES: dict[str, re.Pattern] = {
 MIN_WORDS, MAX_WORDS = 3, 60
 VERBATIM_RATIO, VERBATIM_MIN_WORDS = 0.6, 12
 REASONS = ("template", "repetition", "url", "code_fence", "language", "verbatim", "too_short", "too_long")
+# The reasons that depend on the page: a prompt that copies the page, or names a URL, a code fence or a
+# programming language the page lacks, is an implausible question for it whatever its perplexity.
+PAGE_REASONS = ("url", "code_fence", "language", "verbatim")
 
 
 def words(text: str) -> list[str]:
@@ -105,6 +109,11 @@ def verbatim_ratio(prompt: str, page: str, n: int = 4) -> float:
 
 def languages_named(text: str) -> set[str]:
     return {name for name, pattern in LANGUAGES.items() if pattern.search(text)}
+
+
+def page_junk(prompt: str, page: str) -> list[str]:
+    """The page-dependent junk reasons of `prompt` for `page` (see PAGE_REASONS); empty when none."""
+    return [r for r in junk_reasons(prompt, page) if r in PAGE_REASONS]
 
 
 def junk_reasons(prompt: str, page: str) -> list[str]:

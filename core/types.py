@@ -66,6 +66,7 @@ class SweepResult:
     truncated: bool
     seconds: float = 0.0
     dropped: int = 0  # distinct candidates dropped as degenerate (template markers, repeats) before ranking
+    demoted: int = 0  # candidates ranked last because they are junk for this page (core/junk.py page_junk)
 
 
 def utcnow() -> datetime:
@@ -76,7 +77,10 @@ def utcnow() -> datetime:
 class Document:
     """One analysed target. Sources produce it; the store keeps it whatever happened to it.
 
-    status: 'done' (analysed), 'failed' (fetch or analysis error; `error` says why), 'pending'.
+    status: 'done' (analysed), 'failed' (fetch or analysis error; `error` says why), 'duplicate' (the same
+    page as another document of the run, stored unanalysed: `meta["duplicate_of"]` names that document's uri;
+    the batch marks a text it already analysed, a source a page whose canonical is another page), or
+    'pending' (loaded, not analysed yet).
     """
 
     uri: str

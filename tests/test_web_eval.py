@@ -76,8 +76,43 @@ def test_engine_drops_degenerate_candidates_before_ranking(tiny_engine, gemma_to
     good = gemma_tokenizer("What is a vector in Rust?", add_special_tokens=False)["input_ids"] + [eos]
     junk = gemma_tokenizer("toolformer: toolformer: toolformer:", add_special_tokens=False)["input_ids"] + [eos]
     cfg = DecodeConfig(2, 0.1)
-    candidates, dropped = tiny_engine._rank(prefix, {tuple(good): [cfg], tuple(junk): [cfg]})
+    candidates, dropped, _ = tiny_engine._rank(prefix, {tuple(good): [cfg], tuple(junk): [cfg]})
     assert [c.prompt for c in candidates] == ["What is a vector in Rust?"] and dropped == 1
     # Only junk: shown rather than nothing.
-    candidates, dropped = tiny_engine._rank(prefix, {tuple(junk): [cfg]})
+    candidates, dropped, _ = tiny_engine._rank(prefix, {tuple(junk): [cfg]})
     assert len(candidates) == 1 and dropped == 0
+
+
+def test_engine_ranks_page_junk_last(tiny_engine, gemma_tokenizer):
+    """A candidate copying the page, or naming a language the page never names, goes after every other one,
+    whatever its perplexity; with the demotion off the order is perplexity alone."""
+    eos = gemma_tokenizer.eos_token_id
+    page = ("Slices let you reference a contiguous sequence of elements in a collection rather than the whole "
+            "collection, and a slice is a kind of reference, so it does not have ownership.")
+    prefix = gemma_tokenizer(page + "\n###\n")["input_ids"]
+    ids = lambda text: tuple(gemma_tokenizer(text, add_special_tokens=False)["input_ids"] + [eos])  # noqa: E731
+    copy = ids("Slices let you reference a contiguous sequence of elements in a collection rather than the whole "
+               "collection")
+    language = ids("How do I write a slice function in Python?")
+    plain = ids("What is a slice and why does it not have ownership?")
+    cfg = DecodeConfig(2, 0.1)
+    sequences = {copy: [cfg], language: [cfg], plain: [cfg]}
+
+    tiny_engine.demote_page_junk = False
+    by_perplexity, _, demoted = tiny_engine._rank(prefix, sequences, page=page)
+    assert demoted == 0
+    assert [c.perplexity for c in by_perplexity] == sorted(c.perplexity for c in by_perplexity)
+
+    tiny_engine.demote_page_junk = True
+    try:
+        ranked, _, demoted = tiny_engine._rank(prefix, sequences, page=page)
+    finally:
+        tiny_engine.demote_page_junk = True
+    assert demoted == 2
+    assert ranked[0].prompt == "What is a slice and why does it not have ownership?" and ranked[0].rank == 1
+    tail = ranked[1:]
+    assert {c.prompt for c in tail} == {c.prompt for c in by_perplexity} - {ranked[0].prompt}
+    assert [c.perplexity for c in tail] == sorted(c.perplexity for c in tail)
+    # Without a page there is nothing to compare against: perplexity alone.
+    unpaged, _, demoted = tiny_engine._rank(prefix, sequences)
+    assert demoted == 0 and [c.prompt for c in unpaged] == [c.prompt for c in by_perplexity]

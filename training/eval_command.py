@@ -33,7 +33,11 @@ METRIC_LABELS = {
               help="Longer responses are truncated to this many tokens (default: the model's trained length).")
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True,
               help="auto: bfloat16 where the CPU/GPU computes it natively, else float32.")
-def eval_command(pairs_file, pages_index, model, limit, as_json, details_file, top_n, max_new_tokens, max_input_tokens, dtype):
+@click.option("--keep-page-junk", is_flag=True,
+              help="Rank by perplexity alone: don't move candidates that copy the page (or name a URL, code fence "
+                   "or language it lacks) to the end. For measuring what that demotion is worth.")
+def eval_command(pairs_file, pages_index, model, limit, as_json, details_file, top_n, max_new_tokens,
+                 max_input_tokens, dtype, keep_page_junk):
     """Run the engine on each response in PAIRS and score its prompts against the true ones.
 
     \b
@@ -55,15 +59,15 @@ def eval_command(pairs_file, pages_index, model, limit, as_json, details_file, t
     title heading removed from the page, the MiniLM cosine of top-1 to the title against the first sentence's.
       revprompt eval --pages ../shared/data/web/index.jsonl --details runs/web.jsonl
     """
-    from revprompt.core.engine import Engine
+    from revprompt.core.cli_options import load_engine
     from revprompt.core.errors import UserError
 
     if bool(pairs_file) == bool(pages_index):
         raise click.UsageError("give either PAIRS or --pages INDEX")
 
     def make_engine():
-        return Engine.load(model, dtype=dtype, top_n=top_n, max_new_tokens=max_new_tokens,
-                           max_input_tokens=max_input_tokens)
+        return load_engine(model, dtype=dtype, top_n=top_n, max_new_tokens=max_new_tokens,
+                           max_input_tokens=max_input_tokens, demote_page_junk=not keep_page_junk)
 
     if pages_index:
         from .web_eval import evaluate_pages, read_pages
@@ -132,4 +136,5 @@ def print_web_summary(summary: dict) -> None:
         table.add_row("title cosine, first sentence", f"{summary['title_cosine_first_sentence']:.3f}")
         table.add_row("margin", f"{summary['title_cosine_margin']:+.3f}")
         table.add_row("degenerate candidates dropped / page", f"{summary['dropped_degenerate_per_page']:.2f}")
+        table.add_row("page-junk candidates ranked last / page", f"{summary['demoted_page_junk_per_page']:.2f}")
     console.print(table)

@@ -98,6 +98,7 @@ class WebReport:
             "title_cosine_first_sentence": mean("title_cosine_baseline"),
             "title_cosine_margin": round(mean("title_cosine_top1") - mean("title_cosine_baseline"), 4) if n else None,
             "dropped_degenerate_per_page": mean("dropped"),
+            "demoted_page_junk_per_page": round(sum(row.get("demoted", 0) for row in self.rows) / n, 4) if n else None,
             "seconds_per_page": mean("seconds"),
         }
 
@@ -133,7 +134,8 @@ def evaluate_pages(engine, pages: list[WebPage], details: str | Path | None = No
                     row = {"file": page.file, "model": model_name, "title": page.title, "top1": top1,
                            "baseline": baseline, "junk_reasons": junk_reasons(top1, page.text),
                            "title_cosine_top1": round(cos_top1, 4), "title_cosine_baseline": round(cos_base, 4),
-                           "dropped": result.dropped, "seconds": round(result.seconds, 3)}
+                           "dropped": result.dropped, "demoted": result.demoted,
+                           "seconds": round(result.seconds, 3)}
                     rows[page.file] = row
                     if details_path:
                         details_path.parent.mkdir(parents=True, exist_ok=True)
