@@ -11,9 +11,10 @@ import click
 from revprompt.sources import dataforseo_cli
 from revprompt.sources.dataforseo_cli import dataforseo_options
 
-from .cli_options import hardware_options
+from . import ray_cli
+from .cli_options import db_option, hardware_options, load_engine
 from .errors import UserError
-from .store import DEFAULT_DB
+from .ray_cli import ray_options
 from .types import DEFAULT_MAX_NEW_TOKENS, DEFAULT_TOP_N
 
 DEFAULT_MAX_DEPTH = 3
@@ -41,7 +42,7 @@ def batch_options(max_pages: int | None = None, max_depth: int = DEFAULT_MAX_DEP
 
 @click.command("analyze")
 @click.argument("targets", nargs=-1)
-@click.option("--db", default=DEFAULT_DB, show_default=True, envvar="REVPROMPT_DB", help="DuckDB results file.")
+@db_option()
 @click.option("--model", default=None, envvar="REVPROMPT_MODEL",
               help="'base', a local model or PEFT adapter directory, or a Hugging Face id. Default: the shipped model.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON (one object per document).")
@@ -77,10 +78,12 @@ def batch_options(max_pages: int | None = None, max_depth: int = DEFAULT_MAX_DEP
               help="Documents decoded together in one batched sweep (faster per document; more lost if killed).")
 @hardware_options
 @dataforseo_options
+@ray_options
 def analyze_command(targets, db, model, as_json, top_n, max_new_tokens, max_input_tokens, source_name, urls_file,
                     crawl_url, max_pages, max_depth, crawl_delay, strip_params, keep_params, concurrency, timeout,
                     resume_run_id, retry_failed,
-                    no_plugins, method, dtype, device, batch_docs, **dataforseo):
+                    no_plugins, method, dtype, device, batch_docs, ray_address, ray_actors, ray_cpus,
+                    output_parquet, **dataforseo):
     """Propose the prompts that most plausibly produced each TARGET.
 
     \b
@@ -101,12 +104,13 @@ def analyze_command(targets, db, model, as_json, top_n, max_new_tokens, max_inpu
       revprompt analyze --serp "best running shoes" --location "United Kingdom" --estimate
     """
     from .batch import BatchRunner
-    from .engine import Engine, InputTruncatedWarning
+    from .engine import InputTruncatedWarning
     from .plugin_manager import analyzers as registered_analyzers
     from .progress import BatchProgress
     from .store import Store
 
     targets = list(targets)
+    ray_address = ray_cli.address(ray_address, targets)
     if urls_file:
         targets.append(urls_file)
         source_name = source_name or "urls"
@@ -136,7 +140,7 @@ def analyze_command(targets, db, model, as_json, top_n, max_new_tokens, max_inpu
     built = []  # the engine, once the runner has needed one (a resumed run may not)
 
     def make_engine():
-        engine = Engine.load(model, dtype=dtype, device=device, top_n=top_n, max_new_tokens=max_new_tokens,
+        engine = load_engine(model, dtype=dtype, device=device, top_n=top_n, max_new_tokens=max_new_tokens,
                              max_input_tokens=max_input_tokens, method=method, batch_docs=batch_docs)
         built.append(engine)
         return engine
@@ -150,19 +154,25 @@ def analyze_command(targets, db, model, as_json, top_n, max_new_tokens, max_inpu
                 analyzers=[] if no_plugins else registered_analyzers(),
                 options=options,
                 progress=None,
-            )
+            ) if ray_address is None else ray_cli.runner(  # --ray: the same batch, loads and sweeps on a cluster
+                store, description, [] if no_plugins else registered_analyzers(), options, ray_address,
+                ray_actors, ray_cpus, dict(model=model, dtype=dtype, device=device, top_n=top_n,
+                                           max_new_tokens=max_new_tokens, max_input_tokens=max_input_tokens,
+                                           method=method, batch_docs=batch_docs))
             progress = BatchProgress(enabled=not as_json or sys.stderr.isatty())
-            runner.progress = progress
+            runner.progress = ray_cli.progress(store, output_parquet, progress)
             summary = None
             try:
                 summary = runner.run(command, targets, source_name, resume_run_id)
+                if output_parquet:
+                    runner.progress.flush(summary.run_id)  # the rest, and the run's row as it ends
             finally:
                 dataforseo_cli.finish(store, summary.run_id if summary else None, options)
     # One target that made one document (a text, a file, a page) prints its candidates; anything else is a batch.
     single = len(targets) == 1 and not (urls_file or crawl_url) and len(summary.results) + summary.skipped <= 1
     _report(summary, as_json, single)
-    if built:
-        _window_note(built[0], summary, single)
+    if built or getattr(runner, "engine_info", None):
+        _window_note(built[0] if built else ray_cli.window(runner), summary, single)
 
 
 def _window_note(engine, summary, single: bool) -> None:

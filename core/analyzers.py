@@ -21,6 +21,9 @@ store deletes a document's rows from every table with that column when the docum
 
 An analyzer that raises never costs the document or the batch: its rows are skipped and a warning is logged
 on the `revprompt.analyzers` logger (the TUI shows those warnings on its paste screen).
+
+The read side, optional: `views()` returns how the analyzer's tables are shown (core/views.py `View`: a title,
+one SELECT for a document or a run, a layout); the TUI builds a tab for each, third-party analyzers included.
 """
 
 from __future__ import annotations
@@ -58,6 +61,9 @@ class Analyzer(Protocol):
     def analyze_run(self, store: "Store", run_id: str) -> None:
         """Run-level analysis after a batch (e.g. the site intent map); may be a no-op."""
 
+    # Optional (not part of the protocol, so analyzers written before it still match):
+    #     def views(self) -> list[View | dict]: how the analyzer's tables are shown (core/views.py).
+
 
 class BaseAnalyzer:
     """Convenience base class: no tables, no rows, no run-level work. Override what you need."""
@@ -71,6 +77,10 @@ class BaseAnalyzer:
 
     def analyze_run(self, store: "Store", run_id: str) -> None:
         return None
+
+    def views(self) -> list:
+        """How this analyzer's tables are shown (core/views.py `View`s, or dicts of their fields); none here."""
+        return []
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"

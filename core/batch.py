@@ -30,13 +30,14 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from .analyzers import finish_run, prepare, save_analysed
-from .errors import UserError
+from .errors import Interrupted, UserError
 from .storable import redact_text, safe_text, stored_uri
 from .store import Store
+from .threads import DaemonPool
 from .types import Document, SweepResult
 
 log = logging.getLogger("revprompt.batch")
@@ -151,7 +152,7 @@ class BatchRunner:
             run = self.store.find_unfinished_run(key)
         if run is not None:
             if run.status != "running":
-                self.store.con.execute("UPDATE runs SET status = 'running' WHERE run_id = ?", [run.run_id])
+                self.store.reopen_run(run.run_id)
             return run.run_id, True
         return self.store.create_run(command, self.engine_description.get("model", "?"), self.engine_description, key), False
 
@@ -160,8 +161,14 @@ class BatchRunner:
         run_id, resumed = self.open_run(command, targets, source_name, resume_run_id)
         try:
             return self._run(run_id, resumed, targets, source_name)
-        except KeyboardInterrupt:
-            raise  # still 'running': re-running the command resumes it
+        except KeyboardInterrupt as exc:
+            # Ctrl-C: every document saved so far stays (each was its own transaction); the run is marked
+            # 'interrupted', which re-running the command resumes like any run that did not finish.
+            try:
+                self.store.finish_run(run_id, "interrupted")
+            except Exception:
+                log.debug("could not mark run %s interrupted", run_id, exc_info=True)
+            raise Interrupted(run_id) from exc
         except BaseException:
             # A usage error or a crash half-way must not leave the run looking alive in `runs`; its stored
             # documents stay, and re-running the command still resumes it (any status but 'finished' does).
@@ -250,9 +257,11 @@ class BatchRunner:
             except UserError:
                 raise
             except Exception as exc:  # a broken streaming source ends its target, with a message, not a traceback
-                log.debug("source %s failed on %s", entry.source.name, entry.target, exc_info=True)
+                target = redact_text(entry.target)  # no credentials in a log line or the message
+                log.debug("source %s failed on %s", entry.source.name, target, exc_info=True)
+                reason = redact_text(f"{type(exc).__name__}: {exc}")
                 raise UserError(
-                    f"{entry.source.name} source stopped on {entry.target}: {type(exc).__name__}: {exc} "
+                    f"{entry.source.name} source stopped on {target}: {reason} "
                     "(finished documents are stored; re-run the command to resume)", 1
                 ) from None
 
@@ -262,7 +271,7 @@ class BatchRunner:
         Only sources that declare `concurrent_loads = True` load in threads; others load here, in turn.
         """
         workers = max(1, int(options.get("concurrency") or DEFAULT_CONCURRENCY))
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="revprompt-load")
+        pool = DaemonPool(workers, thread_name_prefix="revprompt-load")  # Ctrl-C never waits for a fetch (threads.py)
         queue: deque[Document | Future | tuple] = deque()
 
         def ready(entry) -> bool:

@@ -9,8 +9,8 @@ import warnings
 
 import click
 
+from .cli_options import db_option
 from .errors import UserError
-from .store import DEFAULT_DB
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -57,22 +57,14 @@ def cli(verbose):
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(name)s: %(message)s")
 
 
-def db_option(read_only: bool = False):
-    return click.option(
-        "--db",
-        default=DEFAULT_DB,
-        show_default=True,
-        envvar="REVPROMPT_DB",
-        help="DuckDB results file" + (" (opened read-only)." if read_only else "."),
-    )
-
-
 @cli.command("sql")
 @click.argument("query")
 @db_option(read_only=True)
 @click.option("--json", "as_json", is_flag=True, help="Print rows as JSON objects.")
 @click.option("--max-width", default=60, show_default=True, help="Truncate wide cells in the table view.")
-def sql_command(query, db, as_json, max_width):
+@click.option("--parquet", "parquet_dir", default=None, metavar="DIR",
+              help="Query the Parquet shards of `analyze --output-parquet DIR` (a folder or URL) instead of --db.")
+def sql_command(query, db, as_json, max_width, parquet_dir):
     """Run one read-only SQL QUERY against the results database and print a table.
 
     \b
@@ -88,7 +80,13 @@ def sql_command(query, db, as_json, max_width):
     from .output import print_rows
     from .store import open_sandbox
 
-    with open_sandbox(db) as store:
+    if parquet_dir:  # the shards, one row per document, in memory and locked down the same way
+        from .parquet_io import open_parquet_sandbox
+
+        store = open_parquet_sandbox(parquet_dir)
+    else:
+        store = open_sandbox(db)
+    with store:
         columns, rows = sandbox.query(store, query)
     print_rows(columns, rows, as_json=as_json, max_width=max_width)
 
@@ -101,6 +99,10 @@ from .serve import serve_command  # noqa: E402
 
 cli.add_command(serve_command)
 
+from .parquet_io import import_command  # noqa: E402  (`revprompt import DIR`: Parquet shards into --db)
+
+cli.add_command(import_command)
+
 
 def main(argv=None):
     """Entry point: user errors become one line on stderr and an exit code, never a traceback."""
@@ -110,7 +112,10 @@ def main(argv=None):
     except UserError as exc:
         click.echo(f"revprompt: error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        # click turns Ctrl-C into Abort (after a blank line that closes the terminal's ^C)
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            _interrupted(exc.__cause__)
         click.echo("revprompt: aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
@@ -118,8 +123,18 @@ def main(argv=None):
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("revprompt: interrupted; finished documents are stored (re-run the command to resume)", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
     except BrokenPipeError:
         sys.exit(0)
+
+
+def _interrupted(exc: KeyboardInterrupt):
+    """Ctrl-C: one line, no traceback, exit 130. A batch says which run stopped and how to go on."""
+    run_id = getattr(exc, "run_id", None)
+    if run_id:
+        click.echo(f"revprompt: interrupted; run {run_id} keeps the documents it finished: re-run the same command "
+                   f"(or add --resume {run_id}) to continue", err=True)
+    else:
+        click.echo("revprompt: interrupted; finished work is stored (re-run the command to resume)", err=True)
+    sys.exit(130)

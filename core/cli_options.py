@@ -1,20 +1,67 @@
-"""Options shared by every command that runs the model (analyze, eval, tui, serve): one wording, one default."""
+"""What the commands share, defined once: `--db` (every command that opens a results or datagen database),
+`--dtype`/`--device` (every command that runs the model), and `load_engine`, the one way a command (or the
+library's `revprompt.analyze`) builds an engine. Nothing here imports torch: the engine is imported when loaded."""
 
 from __future__ import annotations
 
 import click
 
 from .hardware import DEVICES, DTYPES
+from .store import DEFAULT_DB
+from .types import DEFAULT_MAX_NEW_TOKENS, DEFAULT_TOP_N
+
+
+def db_option(read_only: bool = False, help_text: str | None = None):
+    """--db FILE: the DuckDB file, ./revprompt.duckdb unless REVPROMPT_DB says otherwise, for every command."""
+    text = help_text or "DuckDB results file" + (" (opened read-only)." if read_only else ".")
+    return click.option("--db", default=DEFAULT_DB, show_default=True, envvar="REVPROMPT_DB", help=text)
+
+
+def load_engine(
+    model: str | None = None,
+    *,
+    dtype: str = "auto",
+    device: str = "auto",
+    top_n: int = DEFAULT_TOP_N,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    max_input_tokens: int | None = None,
+    **options,
+):
+    """`Engine.load` with every setting spelled out, so each caller (analyze, serve, eval, consistency, the TUI's
+    paste, `revprompt.analyze`) gets the same defaults: the packaged model, `auto` dtype and device, 10 candidates
+    of at most 48 tokens, inputs read up to the model's trained window. `options` go to the Engine itself
+    (method, batch_docs, demote_page_junk, ...)."""
+    from .engine import Engine
+
+    return Engine.load(
+        model,
+        dtype=dtype,
+        device=device,
+        top_n=top_n,
+        max_new_tokens=max_new_tokens,
+        max_input_tokens=max_input_tokens,
+        **options,
+    )
 
 
 def hardware_options(command):
     """--dtype and --device, both `auto` by default: bf16 where the CPU (or GPU) computes it natively, the GPU
     when there is one. The environment variables let a script pin them once."""
     command = click.option(
-        "--device", type=click.Choice(DEVICES), default="auto", show_default=True, envvar="REVPROMPT_DEVICE",
-        help="Where the model runs: auto is a CUDA GPU when present, else the CPU.")(command)
+        "--device",
+        type=click.Choice(DEVICES),
+        default="auto",
+        show_default=True,
+        envvar="REVPROMPT_DEVICE",
+        help="Where the model runs: auto is a CUDA GPU when present, else the CPU.",
+    )(command)
     command = click.option(
-        "--dtype", type=click.Choice(DTYPES), default="auto", show_default=True, envvar="REVPROMPT_DTYPE",
+        "--dtype",
+        type=click.Choice(DTYPES),
+        default="auto",
+        show_default=True,
+        envvar="REVPROMPT_DTYPE",
         help="Weights' precision: auto is bfloat16 where the hardware computes it natively (AVX512-BF16/AMX "
-             "CPUs, most GPUs), float32 elsewhere (bf16 is emulated and slow on AVX2-only CPUs).")(command)
+        "CPUs, most GPUs), float32 elsewhere (bf16 is emulated and slow on AVX2-only CPUs).",
+    )(command)
     return command

@@ -17,6 +17,7 @@ BUILTIN_PLUGINS = [
     "revprompt.datagen.commands",
     "revprompt.tui.commands",
     "revprompt.plugins.commands",
+    "revprompt.plugins.match_commands",
 ]
 
 

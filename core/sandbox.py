@@ -67,7 +67,7 @@ def open_sandbox(path: str | Path, write_to: str | Path | None = None) -> "Store
 
     store = Store(path, read_only=True)
     try:
-        lock_down(store.con, [write_to] if write_to is not None else [])
+        store.lock_down([write_to] if write_to is not None else [])
     except BaseException:
         store.close()
         raise
@@ -105,10 +105,8 @@ def execute(con: duckdb.DuckDBPyConnection, sql: str | None, allowed: frozenset[
 
 def query(store: "Store", sql: str | None) -> tuple[list[str], list[tuple]]:
     """Columns and rows of the one statement in `sql` (`revprompt sql`)."""
-    cur = execute(store.con, sql)
-    if cur.description is None:
-        return [], []
-    return [d[0] for d in cur.description], cur.fetchall()
+    columns, rows, _ = store.run_one(sql)
+    return columns, rows
 
 
 def error_line(exc: duckdb.Error) -> str:

@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import click
 
-from .cli_options import hardware_options
+from .cli_options import hardware_options, load_engine
 from .errors import UserError
 
 log = logging.getLogger("revprompt.serve")
@@ -162,10 +162,8 @@ def serve_command(host, port, model, top_n, max_new_tokens, max_input_tokens, dt
 
     Nothing is stored; use `revprompt analyze` to keep results in the database.
     """
-    from .engine import Engine
-
     click.echo("revprompt: loading the model ...", err=True)
-    engine = Engine.load(model, dtype=dtype, device=device, top_n=top_n, max_new_tokens=max_new_tokens,
+    engine = load_engine(model, dtype=dtype, device=device, top_n=top_n, max_new_tokens=max_new_tokens,
                          max_input_tokens=max_input_tokens)
     try:
         server = make_server(engine, host, port)

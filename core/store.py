@@ -1,14 +1,16 @@
 """The DuckDB store: one file holds runs, documents, candidates, their tokens and every analyzer's table.
 
-Only this module talks to DuckDB. Writes for one document (its row, candidates, tokens, analyzer rows) go in
-one transaction, so a killed batch loses at most the documents in flight and never leaves half a document.
+Only this module talks to DuckDB: everything else (the batch, the TUI, datagen, analyzers) goes through a
+`Store` method and never touches its connection (tests/test_architecture.py). Writes for one document (its row,
+candidates, tokens, analyzer rows) go in one transaction, so a killed batch loses at most the documents in flight
+and never leaves half a document.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,7 @@ import duckdb
 
 from .errors import UserError
 from .sandbox import error_line
-from .storable import redact_text, redact_url, safe_text, safe_value, stored_uri
+from .storable import redact_text, redact_url, redact_value, safe_text, safe_value, stored_uri
 from .types import Document, SweepResult, utcnow
 
 DEFAULT_DB = "revprompt.duckdb"
@@ -88,6 +90,52 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE documents ADD COLUMN canonical VARCHAR",
         "ALTER TABLE documents ADD COLUMN content_hash VARCHAR",
         "ALTER TABLE documents ADD COLUMN duplicate_of VARCHAR",
+    ],
+    # 3: keyword-page matching and Search Console (issue #17; plugins/match.py, plugins/gsc.py, docs/queries.md).
+    # `keyword_matches`: one row per keyword x scored page of a `revprompt match` (rank 1 = the lowest mean NLL of
+    # the keyword given the page); `run_id` is the page's run. `gsc_rows`: Search Console rows, one per (query,
+    # page) and imported file (no doc_id: a GSC page need not be analysed). `page_embeddings`: MiniLM vectors of
+    # page texts, reused by the next match.
+    [
+        """CREATE TABLE keyword_matches (
+            run_id VARCHAR,
+            keyword VARCHAR NOT NULL,
+            doc_id BIGINT,
+            rank INTEGER NOT NULL,
+            nll DOUBLE,
+            cosine DOUBLE,
+            cosine_rank INTEGER,
+            gap DOUBLE,
+            margin DOUBLE,
+            answers BOOLEAN,
+            cannibalisation BOOLEAN,
+            gsc_page BOOLEAN,
+            impressions DOUBLE,
+            uri VARCHAR,
+            match_id VARCHAR,
+            model VARCHAR,
+            created_at TIMESTAMP
+        )""",
+        "CREATE INDEX keyword_matches_keyword ON keyword_matches(keyword)",
+        """CREATE TABLE gsc_rows (
+            import_id VARCHAR NOT NULL,
+            source_file VARCHAR,
+            format VARCHAR NOT NULL,
+            query VARCHAR,
+            page VARCHAR,
+            clicks DOUBLE,
+            impressions DOUBLE,
+            ctr DOUBLE,
+            position DOUBLE,
+            n_rows INTEGER,
+            imported_at TIMESTAMP
+        )""",
+        """CREATE TABLE page_embeddings (
+            doc_id BIGINT NOT NULL,
+            model VARCHAR NOT NULL,
+            text_hash VARCHAR NOT NULL,
+            embedding FLOAT[]
+        )""",
     ],
 ]
 # What save_document moves from a Document's meta into columns of their own (see migration 2).
@@ -167,9 +215,10 @@ class Store:
 
     @contextmanager
     def transaction(self):
+        """`with store.transaction():` the statements in the block commit together, or none of them."""
         self.con.execute("BEGIN TRANSACTION")
         try:
-            yield self.con
+            yield self
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
@@ -213,6 +262,10 @@ class Store:
             [target_key],
         ).fetchone()
         return self.get_run(row[0]) if row else None
+
+    def reopen_run(self, run_id: str) -> None:
+        """Mark a run being resumed as running again."""
+        self.con.execute("UPDATE runs SET status = 'running' WHERE run_id = ?", [run_id])
 
     def finish_run(self, run_id: str, status: str = "finished") -> None:
         self.con.execute("UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?", [status, utcnow(), run_id])
@@ -258,7 +311,8 @@ class Store:
         meta = dict(doc.meta or {})
         columns = [safe_text(redact_url(meta.pop(k))) if isinstance(meta.get(k), str) else meta.pop(k, None)
                    for k in META_COLUMNS]
-        with self.transaction() as con:
+        with self.transaction():
+            con = self.con
             old = con.execute("SELECT doc_id FROM documents WHERE run_id = ? AND uri = ?", [run_id, uri]).fetchall()
             for (old_id,) in old:
                 self._delete_document(old_id)
@@ -334,7 +388,7 @@ class Store:
         )
 
     # -- reading ----------------------------------------------------------------------------------------
-    def query(self, sql: str, params: Sequence | None = None) -> tuple[list[str], list[tuple]]:
+    def query(self, sql: str, params: Sequence | dict | None = None) -> tuple[list[str], list[tuple]]:
         try:
             cur = self.con.execute(sql, params or [])
         except duckdb.Error as exc:
@@ -342,6 +396,88 @@ class Store:
         if cur.description is None:
             return [], []
         return [d[0] for d in cur.description], cur.fetchall()
+
+    def execute(self, sql: str, params: Sequence | dict | None = None) -> list[tuple]:
+        """Run one statement and return its rows (a write without RETURNING returns DuckDB's count row).
+
+        For code that owns its tables (datagen, analyzers): DuckDB's errors pass through as they are, where
+        `query` turns them into a one-line UserError for SQL a person typed."""
+        return self.con.execute(sql, params or []).fetchall()
+
+    def execute_many(self, sql: str, rows: Sequence[Sequence]) -> None:
+        """One statement run for each parameter row (`executemany`)."""
+        self.con.executemany(sql, rows)
+
+    def arrow(self, sql: str, params: Sequence | None = None):
+        """The rows of a query as one Arrow table (for Parquet export)."""
+        return self.con.execute(sql, params or []).to_arrow_table()
+
+    def iter_rows(self, sql: str, params: Sequence | None = None, chunk: int = 5000) -> Iterator[tuple]:
+        """The rows of a query, fetched `chunk` at a time on a cursor of their own (an export of 100K rows
+        never holds them all), so other statements may run while they are read."""
+        cur = self.con.cursor()
+        try:
+            cur.execute(sql, params or [])
+            while rows := cur.fetchmany(chunk):
+                yield from rows
+        finally:
+            cur.close()
+
+    @contextmanager
+    def registered(self, name: str, data) -> Iterator[None]:
+        """`data` (an Arrow table, a pandas or polars frame) readable as the view `name` inside the block:
+        a set-based INSERT ... SELECT from it is far faster than rows inserted one by one."""
+        self.con.register(name, data)
+        try:
+            yield
+        finally:
+            self.con.unregister(name)
+
+    def has_table(self, name: str) -> bool:
+        """Whether the main schema holds a table (or view) `name`."""
+        row = self.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = 'main'", [name]
+        ).fetchone()
+        return bool(row[0])
+
+    def table_columns(self, table: str) -> list[str]:
+        """The columns of `table` in order (none when there is no such table)."""
+        rows = self.con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = 'main' "
+            "ORDER BY ordinal_position", [table]
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    # -- SQL a person typed (core/sandbox.py) -----------------------------------------------------------
+    def lock_down(self, writable: Sequence[str | Path] = ()) -> None:
+        """Lock this (read-only) connection down for typed SQL: no other file, no extension, no settings."""
+        from . import sandbox
+
+        sandbox.lock_down(self.con, list(writable))
+
+    def one_statement(self, sql: str | None, allowed: frozenset[str] | None = None) -> str:
+        """The text of the single statement in `sql` (of a kind in `allowed`), or a one-line UserError."""
+        from . import sandbox
+
+        return sandbox.one_statement(self.con, sql, sandbox.READ_STATEMENTS if allowed is None else allowed)
+
+    def run_one(self, sql: str | None, limit: int | None = None) -> tuple[list[str], list[tuple], int]:
+        """Columns, rows (at most `limit`) and the total row count of the one read statement in `sql`; anything
+        else is refused with a one-line UserError (core/sandbox.py)."""
+        from . import sandbox
+
+        cur = sandbox.execute(self.con, sql)
+        if cur.description is None:
+            return [], [], 0
+        columns = [d[0] for d in cur.description]
+        if limit is None:
+            rows = cur.fetchall()
+            return columns, rows, len(rows)
+        rows = cur.fetchmany(limit)
+        total = len(rows)
+        if total == limit:
+            total += len(cur.fetchall())
+        return columns, rows, total
 
     def documents(self, run_id: str | None = None) -> list[dict]:
         where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
@@ -360,15 +496,11 @@ class Store:
 
 
 def _stored_meta(meta: dict | None) -> dict:
-    """A document's meta as stored: storable text, and a URL value (a redirect's final URL) without credentials.
-
-    A crawled page's `links` stay as they are: a resumed crawl follows them, and needs their credentials.
-    """
-    meta = safe_value(meta or {})
-    for key, value in list(meta.items()):
-        if isinstance(value, str) and "://" in value:
-            meta[key] = redact_url(value)
-    return meta
+    """A document's meta as stored: storable text, and every URL in it (a redirect's final URL, a crawled
+    page's links, nested ones too) without credentials: no user info, credential query values as *** (see
+    storable.py). The crawl never needs them back: it keeps a start URL's user info out of its URLs and sends
+    it as an Authorization header, and re-reads a page whose stored links lost a secret (crawl.py)."""
+    return redact_value(safe_value(meta or {}))
 
 
 def open_read_only(path: str | Path) -> Store:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
+from revprompt.core.cli_options import db_option
 from revprompt.core.errors import UserError
 from revprompt.core.hookspecs import hookimpl
-from revprompt.core.store import DEFAULT_DB
 
 from .categories import BY_KEY, CATEGORIES
 
@@ -40,10 +40,7 @@ def datagen_group():
     """
 
 
-def _db_option(func):
-    return click.option(
-        "--db", default=DEFAULT_DB, show_default=True, envvar="REVPROMPT_DB", help="DuckDB file to store pairs in."
-    )(func)
+_db_option = db_option(help_text="DuckDB file to store pairs in.")
 
 
 def _gemini_options(func):
@@ -155,11 +152,16 @@ def _open_tables(db):
 @click.option("--temperature", default=1.0, show_default=True, type=click.FloatRange(0, 2))
 @click.option("--topics", "topics_file", type=click.Path(exists=True, dir_okay=False),
               help="File of topic areas, one a line, rotated across batches [default: 60 built-in areas].")
+@click.option("--batch", "use_batch", is_flag=True,
+              help="Use the Gemini Batch API: half price, answers within hours. Resumable: a re-run picks up "
+                   "the submitted jobs.")
+@click.option("--poll", "poll_s", default=30.0, show_default=True, type=click.FloatRange(0.01),
+              help="Seconds between checks on a --batch job.")
 @_gemini_options
 @_gemini_errors
-def prompts_command(per_category, categories, batch_size, temperature, topics_file, model, base_url, vertexai,
-                    concurrency, max_attempts, backoff, timeout, price_in, price_out, estimate_only, yes, no_progress,
-                    db):
+def prompts_command(per_category, categories, batch_size, temperature, topics_file, use_batch, poll_s, model,
+                    base_url, vertexai, concurrency, max_attempts, backoff, timeout, price_in, price_out,
+                    estimate_only, yes, no_progress, db):
     """Stage 1: have Gemini write user prompts, PER-CATEGORY unique ones in each of five categories.
 
     \b
@@ -175,11 +177,16 @@ def prompts_command(per_category, categories, batch_size, temperature, topics_fi
     and end punctuation) are dropped, and short categories are topped up. Re-running continues where a
     killed run stopped; raising --per-category later adds only the difference.
 
+    With --batch the calls go to the Gemini Batch API as jobs (half price; answers within hours). The job
+    names are stored in datagen_batch_jobs as soon as they exist, so an interrupted run is resumed by running
+    the same command: it collects the earlier jobs before it submits anything new.
+
     \b
     Examples:
       revprompt datagen prompts --per-category 2000 --estimate   # what it would cost
       revprompt datagen prompts --per-category 2000 --yes
       revprompt datagen prompts -n 500 -c typical_prompt -c detailed_prompt --concurrency 20
+      revprompt datagen prompts --per-category 2000 --batch --yes
     """
     from .gemini import Backoff
     from .stage_prompts import PromptOptions, estimate, generate_prompts
@@ -193,6 +200,8 @@ def prompts_command(per_category, categories, batch_size, temperature, topics_fi
         concurrency=concurrency,
         temperature=temperature,
         show_progress=not no_progress,
+        batch=use_batch,
+        poll_s=poll_s,
     )
     if topics_file:
         topics = [t.strip() for t in Path(topics_file).read_text(encoding="utf-8").splitlines() if t.strip()]
@@ -201,8 +210,11 @@ def prompts_command(per_category, categories, batch_size, temperature, topics_fi
         opts.topics = topics
     store, tables = _open_tables(db)
     with store:
-        est = estimate(tables, opts, settings.model, _price(settings.model, price_in, price_out))
-        if not _confirm_estimate(est, yes, estimate_only):
+        est = estimate(tables, opts, settings.model, _price(settings.model, price_in, price_out, use_batch))
+        open_jobs = tables.open_batch_jobs("prompts") if use_batch else []
+        if open_jobs:
+            click.echo(f"{len(open_jobs)} batch job(s) of an earlier run are still to be collected", err=True)
+        if not _confirm_estimate(est, yes, estimate_only) and (estimate_only or not open_jobs):
             if est.calls == 0 and not estimate_only:
                 click.echo("nothing to do: every category already has its prompts")
             return
@@ -214,7 +226,7 @@ def prompts_command(per_category, categories, batch_size, temperature, topics_fi
         f"retries: {c.rate_limited} rate-limited, {c.server_errors} server errors, {c.network_errors} network, "
         f"{c.rejected} rejected answers"
     )
-    _echo_spent(c, settings.model, price_in, price_out)
+    _echo_spent(c, settings.model, price_in, price_out, use_batch)
     click.echo("per category: " + ", ".join(f"{k} {n}/{per_category}" for k, n in report.counts.items()))
     if report.batches_failed:
         raise UserError(

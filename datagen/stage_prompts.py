@@ -4,6 +4,11 @@ The plan is deterministic: category c needs batches 0..ceil(N/size)-1, batch i a
 min(size, N - i*size) prompts about topic i. A batch is stored, with its prompts, in one transaction, so a
 re-run simply runs the batches that are not stored yet: a kill loses only the calls in flight. When dedup
 leaves a category short, "top-up" batches with the next numbers ask for exactly the shortfall.
+
+With `batch` (`datagen prompts --batch`) the same plan goes to the Gemini Batch API (batch.py: half price,
+answered within hours): each planned call is one request of a job, keyed `category:batch_no:size`, so an
+answer names its batch even when it comes back to a later run. A re-run first collects the jobs an earlier run
+left open, then plans what is still missing; a rejected answer is asked again in a new job.
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ class PromptOptions:
     temperature: float = 1.0
     topics: Sequence[str] = TOPICS
     show_progress: bool = True
+    batch: bool = False  # through the Batch API (half price, answered within hours): see batch.py
+    poll_s: float = 30.0
 
 
 @dataclass
@@ -130,7 +137,8 @@ def generate_prompts(
     report.batches_skipped = sum(
         sum(1 for batch_no in tables.done_batches(k) if batch_no < n_base) for k in opts.categories
     )
-    asyncio.run(_run(tables, settings, opts, backoff or Backoff(), report))
+    run = _run_batch_api if opts.batch else _run
+    asyncio.run(run(tables, settings, opts, backoff or Backoff(), report))
     report.counts = {k: tables.prompt_count(k) for k in opts.categories}
     return report
 
@@ -199,3 +207,114 @@ async def _run_batch(
     report.prompts_received += len(prompts)
     report.prompts_added += added
     return True
+
+
+# Rounds of --batch within one planning round: a round re-asks only what came back rejected or with an error.
+MAX_BATCH_ROUNDS = 3
+
+
+def batch_key(batch: PromptBatch) -> str:
+    return f"{batch.category.key}:{batch.batch_no}:{batch.size}"
+
+
+def batch_from_key(key: str, topics: Sequence[str]) -> PromptBatch | None:
+    """The PromptBatch a Batch API request was for (its key holds category, number and size; the topic follows
+    from the number), or None for a key this version cannot read."""
+    try:
+        category, batch_no, size = key.rsplit(":", 2)
+        return PromptBatch(BY_KEY[category], int(batch_no), int(size), topic_for(int(batch_no), topics))
+    except (KeyError, ValueError):
+        return None
+
+
+async def _run_batch_api(
+    tables: DatagenTables, settings: GeminiSettings, opts: PromptOptions, backoff: Backoff, report: PromptStageReport
+) -> None:
+    """Stage 1 through the Batch API: an earlier run's jobs first, then jobs for the batches still missing."""
+    from .batch import BatchRequest, BatchRunner
+    from .gemini import Rejected, usage_of
+
+    client = settings.make_client()
+    counters = report.counters
+    runner = BatchRunner(client, tables, settings, "prompts", counters, backoff, opts.poll_s, _notify)
+    config = generation_config(opts.temperature, settings.model)
+    failed: set[str] = set()  # keys without a stored answer after this run's tries
+    retry: set[str] = set()  # keys to ask again in the next job
+    tries: dict[str, int] = {}
+
+    def handle(key: str, model: str, item) -> None:
+        batch = batch_from_key(key, opts.topics)
+        if batch is None:
+            log.warning("batch answer with an unknown key %r ignored", key)
+            return
+        category = batch.category.key
+        if batch.batch_no in tables.done_batches(category):
+            return  # stored already (a job read again after a kill between storing and marking it)
+        tries[key] = tries.get(key, 0) + 1
+        if item is None:  # its job failed, expired or was cancelled: left for a re-run, not asked again now
+            failed.add(key)
+            return
+        if item.error is not None or item.response is None:
+            code = getattr(item.error, "code", None)
+            detail = settings.redact(getattr(item.error, "message", None) or "no response")
+            tables.log_error("prompts", f"batch_{code or 'error'}", detail, category, batch.batch_no)
+            failed.add(key)
+            retry.add(key)
+            return
+        usage = usage_of(item.response)
+        try:
+            prompts = parse_prompt_list(item.response)
+        except Rejected as exc:
+            counters.add_usage(usage, wasted=True)
+            counters.rejected += 1
+            log.warning("rejected %s batch %d: %s", category, batch.batch_no, exc.detail)
+            tables.log_error("prompts", exc.kind, exc.detail, category, batch.batch_no)
+            failed.add(key)
+            retry.add(key)
+            return
+        counters.add_usage(usage)
+        prompts = prompts[: batch.size]  # a model that over-delivers must not overshoot the target
+        added = tables.save_batch(category, batch.batch_no, batch.topic, batch.size, prompts, model, usage,
+                                  tries[key])
+        failed.discard(key)
+        report.batches_done += 1
+        report.prompts_received += len(prompts)
+        report.prompts_added += added
+
+    def request(batch: PromptBatch) -> BatchRequest:
+        return BatchRequest(batch_key(batch), batch_request(batch.category, batch.size, batch.topic), config)
+
+    def nothing_to_flush() -> None:  # save_batch commits each answer with its batch row
+        pass
+
+    try:
+        for _ in range(MAX_TOPUP_ROUNDS + 1):
+            if runner.open_keys():  # what an earlier run's jobs bring changes the plan: collect them first
+                await runner.run([], handle, nothing_to_flush)
+            topup = not _any_missing_base(tables, opts)
+            todo = plan_round(tables, opts, topup=topup)
+            if not todo:
+                break
+            added_before = report.prompts_added
+            for _ in range(MAX_BATCH_ROUNDS):
+                retry.clear()
+                await runner.run([request(b) for b in todo], handle, nothing_to_flush)
+                todo = [b for b in todo if batch_key(b) in retry
+                        and b.batch_no not in tables.done_batches(b.category.key)]
+                if not todo:
+                    break
+                counters.retries += len(todo)
+            if failed:
+                break  # calls keep failing: leave the rest to a re-run rather than loop on it
+            if topup and report.prompts_added == added_before:
+                log.warning("top-up added no new prompts: the model repeats itself; stopping short of the target")
+                break
+    finally:
+        await client.aio.aclose()
+    report.batches_failed = len(failed)
+
+
+def _notify(message: str) -> None:
+    import click
+
+    click.echo(message, err=True)

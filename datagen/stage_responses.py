@@ -78,9 +78,9 @@ def generate_responses(
     tables: DatagenTables, settings: GeminiSettings, opts: ResponseOptions, backoff: Backoff | None = None
 ) -> ResponseStageReport:
     report = ResponseStageReport()
-    report.already_answered = tables.store.con.execute(
+    report.already_answered = tables.store.execute(
         "SELECT count(*) FROM datagen_pairs WHERE prompt_id IS NOT NULL"
-    ).fetchone()[0]
+    )[0][0]
     if opts.batch:
         asyncio.run(_run_batch(tables, settings, opts, backoff or Backoff(), report))
     else:

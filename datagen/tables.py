@@ -110,21 +110,20 @@ class DatagenTables:
 
     def __init__(self, store: Store):
         self.store = store
-        self.con = store.con
         store.ensure_tables(DDL)
 
     # -- stage 1: prompts -------------------------------------------------------------------------------
     def done_batches(self, category: str) -> dict[int, int]:
         """batch_no -> prompts requested, for every stage-1 call of `category` already stored."""
-        rows = self.con.execute(
+        rows = self.store.execute(
             "SELECT batch_no, requested FROM datagen_batches WHERE category = ?", [category]
-        ).fetchall()
+        )
         return {int(b): int(r) for b, r in rows}
 
     def prompt_count(self, category: str | None = None) -> int:
         if category is None:
-            return self.con.execute("SELECT count(*) FROM datagen_prompts").fetchone()[0]
-        return self.con.execute("SELECT count(*) FROM datagen_prompts WHERE category = ?", [category]).fetchone()[0]
+            return self.store.execute("SELECT count(*) FROM datagen_prompts")[0][0]
+        return self.store.execute("SELECT count(*) FROM datagen_prompts WHERE category = ?", [category])[0][0]
 
     def save_batch(
         self,
@@ -144,17 +143,17 @@ class DatagenTables:
             key = prompt_key(text)
             if key and key not in fresh:
                 fresh[key] = text.strip()
-        with self.store.transaction() as con:
+        with self.store.transaction():
             added = 0
             if fresh:
-                inserted = con.execute(
+                inserted = self.store.execute(
                     "INSERT OR IGNORE INTO datagen_prompts (prompt, prompt_key, category, batch_no, source, model, "
                     "created_at) VALUES " + ", ".join(["(?, ?, ?, ?, 'gemini', ?, ?)"] * len(fresh))
                     + " RETURNING prompt_id",
                     [v for key, text in fresh.items() for v in (text, key, category, batch_no, model, now)],
-                ).fetchall()
+                )
                 added = len(inserted)
-            con.execute(
+            self.store.execute(
                 "INSERT INTO datagen_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [category, batch_no, topic, requested, len(prompts), added, model, usage.input_tokens,
                  usage.output_tokens, attempts, now],
@@ -182,24 +181,24 @@ class DatagenTables:
         sql = f"SELECT prompt_id, prompt, category FROM datagen_prompts p WHERE {where} ORDER BY prompt_id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [PendingPrompt(*row) for row in self.con.execute(sql, params).fetchall()]
+        return [PendingPrompt(*row) for row in self.store.execute(sql, params)]
 
     def has_answer(self, prompt_id: int) -> bool:
-        row = self.con.execute("SELECT count(*) FROM datagen_pairs WHERE prompt_id = ?", [prompt_id]).fetchone()
-        return bool(row[0])
+        rows = self.store.execute("SELECT count(*) FROM datagen_pairs WHERE prompt_id = ?", [prompt_id])
+        return bool(rows[0][0])
 
     def prompts_by_id(self, prompt_ids: Sequence[int]) -> dict[int, PendingPrompt]:
         if not prompt_ids:
             return {}
-        rows = self.con.execute(
+        rows = self.store.execute(
             f"SELECT prompt_id, prompt, category FROM datagen_prompts WHERE prompt_id IN "
             f"({', '.join('?' * len(prompt_ids))})", list(prompt_ids)
-        ).fetchall()
+        )
         return {row[0]: PendingPrompt(*row) for row in rows}
 
     def pending_count(self, categories: Sequence[str] | None = None, retry_failed: bool = False) -> int:
         where, params = self._pending_where(categories, retry_failed)
-        return self.con.execute(f"SELECT count(*) FROM datagen_prompts p WHERE {where}", params).fetchone()[0]
+        return self.store.execute(f"SELECT count(*) FROM datagen_prompts p WHERE {where}", params)[0][0]
 
     def save_responses(self, answers: Sequence[tuple[PendingPrompt, str, str, str | None, Usage]]) -> int:
         """Store answers (prompt, text, model, finish_reason, usage) in one transaction; returns how many were new.
@@ -214,13 +213,13 @@ class DatagenTables:
         for prompt, text, model, finish_reason, usage in answers:
             params += [prompt.prompt_id, prompt.prompt, text, pair_key(prompt.prompt, text), prompt.category, model,
                        finish_reason, usage.input_tokens, usage.output_tokens, now]
-        with self.store.transaction() as con:
-            rows = con.execute(
+        with self.store.transaction():
+            rows = self.store.execute(
                 "INSERT OR IGNORE INTO datagen_pairs (prompt_id, prompt, response, pair_key, source, category, model, "
                 "finish_reason, input_tokens, output_tokens, created_at) VALUES "
                 + ", ".join(["(?, ?, ?, ?, 'gemini', ?, ?, ?, ?, ?, ?)"] * len(answers)) + " RETURNING pair_id",
                 params,
-            ).fetchall()
+            )
         return len(rows)
 
     # -- imports ----------------------------------------------------------------------------------------
@@ -247,15 +246,12 @@ class DatagenTables:
         # One set-based INSERT from an Arrow table: row-by-row inserts take minutes for 100K pairs.
         columns = ["prompt", "response", "pair_key", "source", "category", "model", "meta", "created_at"]
         table = pa.table({c: [v[i] for v in values.values()] for i, c in enumerate(columns)})
-        self.con.register("datagen_import_chunk", table)
-        try:
-            inserted = self.con.execute(
+        with self.store.registered("datagen_import_chunk", table):
+            inserted = self.store.execute(
                 "INSERT OR IGNORE INTO datagen_pairs (prompt, response, pair_key, source, category, model, meta, "
                 "created_at) SELECT prompt, response, pair_key, source, category, model, CAST(meta AS JSON), "
                 "created_at FROM datagen_import_chunk RETURNING pair_id"
-            ).fetchall()
-        finally:
-            self.con.unregister("datagen_import_chunk")
+            )
         return len(inserted)
 
     # -- errors -----------------------------------------------------------------------------------------
@@ -269,7 +265,7 @@ class DatagenTables:
         prompt_id: int | None = None,
         permanent: bool = False,
     ) -> None:
-        self.con.execute(
+        self.store.execute(
             "INSERT INTO datagen_errors (logged_at, stage, kind, detail, category, batch_no, prompt_id, permanent) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [utcnow(), stage, kind, detail[:500], category, batch_no, prompt_id, permanent],
@@ -277,21 +273,21 @@ class DatagenTables:
 
     # -- batch jobs -------------------------------------------------------------------------------------
     def add_batch_job(self, name: str, stage: str, model: str, keys: Sequence[str]) -> None:
-        self.con.execute(
+        self.store.execute(
             "INSERT INTO datagen_batch_jobs (name, stage, model, keys, state, created_at) VALUES (?, ?, ?, ?, ?, ?)",
             [name, stage, model, json.dumps(list(keys)), "submitted", utcnow()],
         )
 
     def open_batch_jobs(self, stage: str) -> list[tuple[str, str, list[str]]]:
         """(name, model, keys) of the jobs of `stage` whose results are not stored yet, oldest first."""
-        rows = self.con.execute(
+        rows = self.store.execute(
             "SELECT name, model, keys FROM datagen_batch_jobs WHERE stage = ? AND finished_at IS NULL "
             "ORDER BY created_at, name", [stage]
-        ).fetchall()
+        )
         return [(name, model, json.loads(keys)) for name, model, keys in rows]
 
     def finish_batch_job(self, name: str, state: str) -> None:
-        self.con.execute(
+        self.store.execute(
             "UPDATE datagen_batch_jobs SET state = ?, finished_at = ? WHERE name = ?", [state, utcnow(), name]
         )
 
@@ -316,36 +312,30 @@ class DatagenTables:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY pair_id"
-        cur = self.con.cursor()
-        try:
-            cur.execute(sql, params)
-            while rows := cur.fetchmany(chunk):
-                for pair_id, prompt, response, source, category, model in rows:
-                    yield {"pair_id": pair_id, "prompt": prompt, "response": response, "source": source,
-                           "category": category, "model": model}
-        finally:
-            cur.close()
+        for pair_id, prompt, response, source, category, model in self.store.iter_rows(sql, params, chunk):
+            yield {"pair_id": pair_id, "prompt": prompt, "response": response, "source": source,
+                   "category": category, "model": model}
 
     def summary(self) -> dict:
         """Counts for `datagen status`."""
-        q = self.con.execute
+        q = self.store.execute
         return {
             "prompts_by_category": q(
                 "SELECT category, count(*) FROM datagen_prompts GROUP BY category ORDER BY category"
-            ).fetchall(),
+            ),
             "batches": q("SELECT count(*), coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0) "
-                         "FROM datagen_batches").fetchone(),
+                         "FROM datagen_batches")[0],
             "pairs_by_source": q(
                 "SELECT source, count(*), count(*) FILTER (WHERE finish_reason IS NOT NULL "
                 f"AND finish_reason <> '{COMPLETE_FINISH}') FROM datagen_pairs GROUP BY source ORDER BY source"
-            ).fetchall(),
+            ),
             "response_tokens": q("SELECT coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0) "
-                                 "FROM datagen_pairs WHERE prompt_id IS NOT NULL").fetchone(),
+                                 "FROM datagen_pairs WHERE prompt_id IS NOT NULL")[0],
             "unanswered": self.pending_count(retry_failed=True),
             "failed_for_good": q("SELECT count(DISTINCT prompt_id) FROM datagen_errors WHERE permanent AND "
                                  "prompt_id NOT IN (SELECT prompt_id FROM datagen_pairs WHERE prompt_id IS NOT NULL)"
-                                 ).fetchone()[0],
+                                 )[0][0],
             "errors_by_kind": q(
                 "SELECT stage, kind, count(*) FROM datagen_errors GROUP BY stage, kind ORDER BY stage, kind"
-            ).fetchall(),
+            ),
         }

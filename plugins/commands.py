@@ -10,12 +10,8 @@ import json
 
 import click
 
+from revprompt.core.cli_options import db_option, load_engine
 from revprompt.core.hookspecs import hookimpl
-from revprompt.core.store import DEFAULT_DB
-
-
-def _db_option(help_text: str):
-    return click.option("--db", default=DEFAULT_DB, show_default=True, envvar="REVPROMPT_DB", help=help_text)
 
 
 # -- plugins ------------------------------------------------------------------------------------------------
@@ -26,8 +22,7 @@ def _call_impl(impl, **kwargs):
 def plugin_inventory() -> list[dict]:
     """Every loaded plugin with what it registers: sources, analyzers (and their tables), commands."""
     from revprompt.core.plugin_manager import get_plugin_manager, plugin_names
-
-    from .export import table_names
+    from revprompt.core.views import analyzer_views, table_names
 
     pm = get_plugin_manager()
     info = {name: {"plugin": name, "origin": origin, "sources": [], "analyzers": [], "commands": []}
@@ -49,6 +44,7 @@ def plugin_inventory() -> list[dict]:
         "name": getattr(a, "name", type(a).__name__),
         "description": getattr(a, "description", ""),
         "tables": table_names(list(getattr(a, "tables", None) or [])),
+        "views": [v.title for v in analyzer_views([a])],
     })
     for impl in pm.hook.register_commands.get_hookimpls():
         group = click.Group()
@@ -73,7 +69,9 @@ def plugins_command(as_json):
         click.echo(click.style(entry["plugin"], bold=True) + f"  ({entry['origin']})")
         lines = (
             [("source", s["name"], s["description"]) for s in entry["sources"]]
-            + [("analyzer", a["name"], a["description"] + (f"  [tables: {', '.join(a['tables'])}]" if a["tables"] else ""))
+            + [("analyzer", a["name"], a["description"]
+                + (f"  [tables: {', '.join(a['tables'])}]" if a["tables"] else "")
+                + (f"  [views: {', '.join(a['views'])}]" if a["views"] else ""))
                for a in entry["analyzers"]]
             + [("command", c, "") for c in entry["commands"]]
             + [("error", "", e) for e in entry.get("errors", [])]
@@ -92,7 +90,7 @@ def plugins_command(as_json):
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "jsonl"], case_sensitive=False),
               help="Output format (default: from the file name's extension).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="File to write.")
-@_db_option("DuckDB results file (opened read-only).")
+@db_option(read_only=True)
 def export_command(table, query, fmt, output, db):
     """Export a table or a query of the results database to Parquet, CSV or JSON Lines.
 
@@ -116,7 +114,7 @@ def export_command(table, query, fmt, output, db):
 @click.argument("run_id", required=False)
 @click.option("-o", "--output", default="report.html", show_default=True, type=click.Path(dir_okay=False),
               help="HTML file to write.")
-@_db_option("DuckDB results file (opened read-only).")
+@db_option(read_only=True)
 def report_command(run_id, output, db):
     """Write one self-contained HTML report of a run (default: the latest) for a client to open.
 
@@ -163,12 +161,10 @@ def consistency_command(pairs, limit, flag_fraction, model, as_json, show_all, o
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from revprompt.core.engine import Engine
-
     from .consistency import read_pairs, score_pairs, weakest_first
 
     records = read_pairs(pairs, limit=limit)
-    engine = Engine.load(model)
+    engine = load_engine(model)
     err = Console(stderr=True)
     with Progress(TextColumn("scoring pairs"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=err, transient=True) as bar:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from revprompt.core.errors import UserError
-from revprompt.core.sandbox import QUERY_STATEMENTS, one_statement, writable_path
+from revprompt.core.sandbox import QUERY_STATEMENTS, writable_path
+from revprompt.core.views import table_names  # noqa: F401  (re-exported: one definition, in core)
 
 if TYPE_CHECKING:
     from revprompt.core.store import Store
@@ -49,7 +49,7 @@ def _select_for(store: "Store", table: str | None, query: str | None) -> str:
         return 'SELECT * FROM "{}"'.format(table.replace('"', '""'))
     # One plain SELECT, split by DuckDB's parser: it is wrapped in `COPY (...) TO`, where a `;` or a
     # non-query would otherwise run a statement of its own.
-    return one_statement(store.con, query, allowed=QUERY_STATEMENTS)
+    return store.one_statement(query, allowed=QUERY_STATEMENTS)
 
 
 def export(
@@ -81,11 +81,3 @@ def export(
         return int(result[0][0])
     _, count = store.query(f"SELECT count(*) FROM ({sql})")
     return int(count[0][0])
-
-
-_TABLE_NAME = re.compile(r"CREATE\s+(?:OR\s+REPLACE\s+)?(?:TABLE|VIEW)\s+(?:IF\s+NOT\s+EXISTS\s+)?\"?([\w.]+)", re.I)
-
-
-def table_names(ddl: list[str]) -> list[str]:
-    """Names of the tables that `CREATE TABLE ...` statements create (for `revprompt plugins`)."""
-    return [m.group(1) for stmt in ddl if (m := _TABLE_NAME.search(stmt))]

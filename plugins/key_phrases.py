@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from revprompt.core.analyzers import BaseAnalyzer
 from revprompt.core.types import Document, SweepResult
+from revprompt.core.views import View
 
 from .text import ngrams, words
 
@@ -96,3 +97,13 @@ class KeyPhrasesAnalyzer(BaseAnalyzer):
     def analyze_document(self, doc: Document, result: SweepResult, run_id: str | None = None) -> dict[str, list[dict]]:
         rows = key_phrases(result.candidates, max_n=self.max_n, limit=self.limit)
         return {TABLE: [{"run_id": run_id, **r} for r in rows]}
+
+    def views(self) -> list[View]:
+        return [View(
+            title="Key phrases",
+            key="k",
+            label="Phrases",
+            sql=f"""SELECT phrase, weight, n, n_candidates FROM {TABLE} WHERE doc_id = $doc_id
+                     ORDER BY weight DESC NULLS LAST, phrase LIMIT 100""",
+            columns={"phrase": "Phrase", "weight": "Weight", "n": "n-gram", "n_candidates": "Candidates"},
+        )]

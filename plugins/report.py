@@ -5,7 +5,8 @@ Two halves:
 - `collect(store, run_id)` reads the run through the store's read API (`Store.query`, run-wide queries, so a
   5,000-page run is a handful of queries, not thousands) into one plain dict: the run summary, every document
   with its ranked candidates (tokens and their probabilities), key phrases and word counts, and the site-level
-  tables (intent clusters, cannibalisation pairs, `keyword_matches` when that table exists).
+  tables (intent clusters, cannibalisation pairs, `keyword_matches` when that table exists), plus a table for
+  every run view (core/views.py) another analyzer declares, e.g. a third-party plugin's.
 - `render(data)` writes the HTML: inline CSS, inline JS, the data as one JSON blob in a
   `<script type="application/json">`, and a Content-Security-Policy that forbids every network fetch, so nothing
   is loaded at view time even if a crawled title held a URL. The run summary and the intent map are rendered
@@ -158,6 +159,30 @@ def _site_table(store: "Store", table: str, run_id: str, doc_ids_sql: str) -> di
     return {"columns": c_out, "rows": [[_plain(v) for v in r] for r in rows], "total": int(total[0][0])}
 
 
+OWN_SECTIONS = {"site_intent"}  # analyzers whose run views the report draws itself (intent map, cannibalisation)
+
+
+def _view_tables(store: "Store", run_id: str) -> list[dict]:
+    """The run views (`table` kind) of the registered analyzers the report has no section of its own for, as
+    {title, columns, rows, total}; a `doc_column` is kept as `doc_id`, so a click opens the page."""
+    from revprompt.core.views import analyzer_views, read_view
+
+    out = []
+    for view in analyzer_views(scope="run"):
+        if view.kind != "table" or view.analyzer in OWN_SECTIONS:
+            continue
+        data = read_view(store, view, run_id)
+        if not data.has_rows or data.problem:
+            continue
+        columns, headings = list(data.columns), list(data.headings)
+        if view.doc_column and view.doc_column not in columns:
+            columns.append(view.doc_column)
+            headings.append("doc_id")
+        out.append({"title": view.title, "columns": headings, "total": len(data.rows),
+                    "rows": [[_plain(row.get(c)) for c in columns] for row in data.rows[:MAX_SITE_ROWS]]})
+    return out
+
+
 def collect(store: "Store", run_id: str | None = None) -> dict:
     """Everything the report shows for one run (the latest when `run_id` is None), as plain JSON-able data."""
     run_id = resolve_run(store, run_id)
@@ -253,6 +278,7 @@ def collect(store: "Store", run_id: str | None = None) -> dict:
         "points": points,
         "pairs": _site_table(store, "cannibalisation_pairs", run_id, doc_ids_sql),
         "keywords": _site_table(store, "keyword_matches", run_id, doc_ids_sql),
+        "views": _view_tables(store, run_id),
         "generated_at": datetime.now().isoformat(sep=" ", timespec="seconds"),
     }
 
@@ -325,6 +351,8 @@ def render(data: dict) -> str:
             .replace("%%SUMMARY%%", _summary_html(run))
             .replace("%%INTENT_MAP%%", _intent_map_svg(data))
             .replace("%%LEGEND%%", legend)
+            .replace("%%VIEWS%%", "".join(f'<section id="view-{i}"><h2>{_e(v["title"])}</h2><div id="view-table-{i}">'
+                                          "</div></section>\n" for i, v in enumerate(data.get("views") or [])))
             .replace("%%CSS%%", _CSS)
             .replace("%%JS%%", _JS)
             .replace("%%DATA%%", blob))
@@ -394,7 +422,7 @@ _TEMPLATE = """<!DOCTYPE html>
   <h2>Keyword matches</h2>
   <div id="keyword-table"></div>
 </section>
-<noscript><p class="warn">Scripts are off: the summary and the intent map are shown, but the per-page views need
+%%VIEWS%%<noscript><p class="warn">Scripts are off: the summary and the intent map are shown, but the per-page views need
 JavaScript (open the file in a browser).</p></noscript>
 </main>
 <script type="application/json" id="report-data">%%DATA%%</script>
@@ -645,6 +673,7 @@ function siteTable(hostId, t, name, empty){
 }
 siteTable("pair-table", DATA.pairs, "pairs", "No cannibalisation table (the site intent analysis did not run).");
 siteTable("keyword-table", DATA.keywords, "keyword matches", "No keyword matches in this database (run <code>revprompt match</code>).");
+(DATA.views || []).forEach(function(v, i){ siteTable("view-table-" + i, v, "view " + i, ""); });
 
 // ---- intent map interaction and the global search -------------------------------------------------------
 document.querySelectorAll("svg .pt").forEach(function(p){ p.addEventListener("click", function(){ openDoc(+p.getAttribute("data-doc")); }); });

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from revprompt.core.analyzers import BaseAnalyzer
+from revprompt.core.views import View
 
 if TYPE_CHECKING:
     from revprompt.core.store import Store
@@ -293,6 +294,43 @@ class SiteIntentAnalyzer(BaseAnalyzer):
                         }
                     )
         return out
+
+    def views(self) -> list[View]:
+        return [
+            View(
+                title="Intent map",
+                key="i",
+                scope="run",
+                kind="groups",
+                sql=f"""SELECT coalesce(c.cluster_label, concat('cluster ', c.cluster_id)) AS cluster,
+                             coalesce(d.title, d.uri, concat('doc ', c.doc_id)) AS page,
+                             (SELECT arg_min(prompt, perplexity) FROM candidates WHERE doc_id = c.doc_id)
+                                 AS best_prompt,
+                             c.doc_id
+                         FROM {CLUSTERS} c LEFT JOIN documents d ON d.doc_id = c.doc_id
+                         WHERE c.run_id = $run_id ORDER BY c.cluster_id, c.doc_id""",
+                columns={"cluster": "Cluster", "page": "Page", "best_prompt": "Best prompt"},
+                note="{groups} intent clusters over {rows} pages · Enter opens a page",
+                empty="no pages clustered in this run",
+                tables=(CLUSTERS,),
+                doc_column="doc_id",
+            ),
+            View(
+                title="Cannibalisation",
+                scope="run",
+                sql=f"""SELECT p.similarity, coalesce(a.title, a.uri) AS page_a, coalesce(b.title, b.uri) AS page_b,
+                             p.doc_id_a
+                         FROM {PAIRS} p
+                         LEFT JOIN documents a ON a.doc_id = p.doc_id_a
+                         LEFT JOIN documents b ON b.doc_id = p.doc_id_b
+                         WHERE p.run_id = $run_id ORDER BY p.similarity DESC, p.doc_id_a, p.doc_id_b LIMIT 200""",
+                columns={"similarity": "Sim.", "page_a": "Page A", "page_b": "Page B"},
+                note="Pages competing for one intent · Enter opens page A",
+                empty="no pages compete for one intent in this run",
+                tables=(PAIRS,),
+                doc_column="doc_id_a",
+            ),
+        ]
 
     def analyze_run(self, store: "Store", run_id: str) -> None:
         pages = self._pages(store, run_id)

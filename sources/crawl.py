@@ -29,14 +29,16 @@ import logging
 import threading
 import time
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from urllib.parse import urlsplit
 
 from revprompt.core.errors import UserError
+from revprompt.core.storable import redact_text, stored_uri, strip_userinfo
+from revprompt.core.threads import DaemonPool
 from revprompt.core.types import Document
 
 from .extract import extract_links
-from .fetch import ParamRules, fetch_page, is_http_url, normalize_url
+from .fetch import FetchSettings, Fetcher, ParamRules, fetch_page, is_http_url, normalize_url, split_credentials
 from .robots import RobotsCache
 from .web import PageLoader
 
@@ -71,7 +73,7 @@ class _Pacer:
 
 
 def _host(url: str) -> str:
-    return urlsplit(url).netloc.lower()
+    return urlsplit(url).netloc.lower().rpartition("@")[2]  # user info is no part of a site
 
 
 class CrawlSource(PageLoader):
@@ -93,7 +95,7 @@ class CrawlSource(PageLoader):
         if "://" not in target and "." in target and " " not in target:
             target = "https://" + target  # `--crawl example.com`
         if not is_http_url(target):
-            raise UserError(f"--crawl needs an http(s) URL, not {target!r}")
+            raise UserError(f"--crawl needs an http(s) URL, not {redact_text(target)!r}")
         return self._crawl(target, options)
 
     def _crawl(self, target: str, options: dict):
@@ -102,13 +104,15 @@ class CrawlSource(PageLoader):
         workers = max(1, int(options.get("concurrency") or DEFAULT_CONCURRENCY))
         done = options.get("_done") or set()
         stored_meta = options.get("_stored_meta")
-        fetcher = self.fetcher(options)
-
         rules = ParamRules.from_options(options)
 
         def normalize(url: str) -> str:
-            return normalize_url(url, rules)
+            return strip_userinfo(normalize_url(url, rules))  # a link's user info is never queued, stored, shown
 
+        # `https://user:pw@site/`: the credentials go to the fetcher as a header for that host, and no URL of
+        # the crawl (queued, stored in documents or meta.links, logged, in an error) ever holds them.
+        target, auth = split_credentials(target)
+        fetcher = Fetcher(FetchSettings.from_options(options), auth=auth) if auth else self.fetcher(options)
         start = normalize(target)
         robots_cache = RobotsCache(fetcher)
         robots = robots_cache.for_url(start)
@@ -163,17 +167,25 @@ class CrawlSource(PageLoader):
             internal = [u for u in (normalize(x) for x in links) if _host(u) in hosts]
             page.doc.meta["depth"] = depth
             if page.doc.status != "failed":
-                page.doc.meta["links"] = internal[:MAX_STORED_LINKS]
+                stored = [redact_text(u) for u in internal[:MAX_STORED_LINKS]]
+                page.doc.meta["links"] = stored
+                if stored != internal[:MAX_STORED_LINKS]:
+                    # A link carried a credential (`?token=...`), stored as ***: a resumed crawl reads this page
+                    # again for its links rather than follow a link it cannot rebuild.
+                    page.doc.meta["links_redacted"] = True
             return page.doc, internal
 
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="revprompt-crawl")
-        in_flight: dict[Future, tuple[str, int]] = {}
+        pool = DaemonPool(workers, thread_name_prefix="revprompt-crawl")  # never holds Ctrl-C (core/threads.py)
+        in_flight: dict[Future, tuple[str, int, bool]] = {}  # (url, depth, stored already: fetched for its links)
         try:
             while frontier or in_flight:
                 while frontier and len(in_flight) < workers:
                     url, depth = frontier.popleft()
-                    if url in done:
+                    if stored_uri(url) in done:  # `done` holds URIs as stored: credentials redacted
                         meta = (stored_meta(url) if stored_meta else None) or {}
+                        if meta.get("links_redacted"):
+                            in_flight[pool.submit(fetch, url, depth)] = (url, depth, True)
+                            continue
                         links = [u for u in meta.get("links") or [] if isinstance(u, str)]
                         landed = meta.get("final_url")
                         if isinstance(landed, str):
@@ -187,7 +199,7 @@ class CrawlSource(PageLoader):
                         enqueue(links, depth + 1)
                         yield url  # stored by an earlier run: the batch counts it as skipped
                         continue
-                    if rows + len(in_flight) >= max_pages:
+                    if rows + sum(not again for _, _, again in in_flight.values()) >= max_pages:
                         frontier.clear()
                         break
                     reason = robots_cache.refusal(url)  # the rules of the URL's own host
@@ -195,13 +207,13 @@ class CrawlSource(PageLoader):
                         rows += 1
                         yield Document(uri=url, source=self.name, meta={"depth": depth}).failed(reason)
                         continue
-                    in_flight[pool.submit(fetch, url, depth)] = (url, depth)
+                    in_flight[pool.submit(fetch, url, depth)] = (url, depth, False)
                 if not in_flight:
                     continue
                 finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in finished:
-                    url, depth = in_flight.pop(future)
-                    rows += 1
+                    url, depth, again = in_flight.pop(future)
+                    rows += 0 if again else 1  # a stored page counts from the start (`rows = len(done)`)
                     try:
                         doc, links = future.result()
                     except Exception as exc:  # a bug in one fetch costs its row, not the crawl
@@ -218,7 +230,7 @@ class CrawlSource(PageLoader):
                             seen.add(canonical)
                             frontier.appendleft((canonical, depth))  # the page itself, under its own name: next
                     enqueue(links, depth + 1)
-                    yield doc
+                    yield url if again else doc  # the batch counts a stored page as skipped, never stores it twice
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
 

@@ -21,7 +21,8 @@ Credentials come from the environment or the config file, never from the command
     enable_javascript = false                        # optional; --dataforseo-js
     accept_language = "en-US"                        # optional; --dataforseo-language
     user_agent = "Mozilla/5.0 ..."                   # optional; --dataforseo-user-agent
-    page_price = 0.00125                             # optional: USD per page, for --estimate
+    page_price = 0.000125                            # optional: USD per page for --estimate (default: the
+                                                     # list price, $0.000125; $0.00125 with JavaScript)
     retries = 4                                      # optional: retries of a transient error
     retry_backoff = 2.0                              # optional: first wait in seconds, doubled each retry
 
@@ -66,6 +67,14 @@ PASSWORD_ENV = "DATAFORSEO_PASSWORD"
 BASE_URL_ENV = "REVPROMPT_DATAFORSEO_BASE_URL"
 OK = 20000
 ACCOUNT_OPTION = "_dataforseo_account"  # the run's shared Account travels in the options under this key
+
+# What one content_parsing/live call costs, for --estimate (the real charge is each task's `cost`, summed by
+# Account). DataForSEO's On-Page API price list bills $0.000125 per crawled page (basic), and
+# `enable_javascript` adds 9 x basic ($0.00125 a page); their announcement of content parsing shows a live
+# call's response with "cost": 0.000125. `page_price` in the config overrides both (prices change).
+PAGE_PRICE = 0.000125
+PAGE_PRICE_JS = 0.00125
+PAGE_PRICE_SOURCE = "DataForSEO's On-Page API list price, dataforseo.com/pricing/on-page/onpage-api"
 
 # Transient: rate limit per minute, too many simultaneous requests, "resubmit the task" codes.
 TRANSIENT_CODES = frozenset({40202, 40209, 40101, 40103})

@@ -12,9 +12,18 @@ from pathlib import Path
 
 import click
 
+from revprompt.core.config import truthy
 from revprompt.core.errors import UserError
 
-from .dataforseo import ACCOUNT_OPTION, Account, read_config_section
+from .dataforseo import (
+    ACCOUNT_OPTION,
+    PAGE_PRICE,
+    PAGE_PRICE_JS,
+    PAGE_PRICE_SOURCE,
+    Account,
+    config_path,
+    read_config_section,
+)
 from .fetch import is_http_url
 from .serp import DEFAULT_DEPTH, serp_cost
 
@@ -92,12 +101,15 @@ def estimate(kw: dict, targets: list[str], source_name: str | None, options: dic
     else:
         pages = sum(_count_urls(t) for t in targets)
     if pages:
-        if isinstance(price, (int, float)) and not isinstance(price, bool):
-            js = " (JavaScript on costs more)" if options.get("_dataforseo_javascript") else ""
-            lines.append(f"pages: up to {pages} content-parsing calls x {usd(price)} = {usd(pages * price)}{js}")
+        js = bool(options.get("_dataforseo_javascript") or truthy(conf.get("enable_javascript", False)))
+        if isinstance(price, (int, float)) and not isinstance(price, bool) and price >= 0:
+            source = f"page_price in {config_path()}"
         else:
-            lines.append(f"pages: up to {pages} content-parsing calls (set page_price under [dataforseo] in the "
-                         "config for a dollar figure; see dataforseo.com/pricing)")
+            price = PAGE_PRICE_JS if js else PAGE_PRICE
+            source = (f"{PAGE_PRICE_SOURCE}" + (", JavaScript on: basic + 9 x basic" if js else "")
+                      + "; set page_price under [dataforseo] in the config if yours differs")
+        lines.append(f"pages: up to {pages} content-parsing calls x {usd(price)} a page = about "
+                     f"{usd(pages * price)} ({source})")
     lines.append("pages a resumed run already holds are not fetched again; nothing was called")
     return "\n".join(lines)
 

@@ -18,10 +18,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import requests
+import requests.auth
 
+from revprompt.core.storable import strip_userinfo
 from revprompt.core.types import Document, utcnow
 
 from .deadline import Deadline, EnvSession
@@ -230,17 +232,56 @@ class ThreadSessions:
         return session
 
 
-class Fetcher:
-    """GETs with the project's rules. Thread-safe: each thread gets its own requests.Session."""
+class HostAuth(requests.auth.HTTPBasicAuth):
+    """Basic-auth credentials taken out of a URL (`http://user:pw@host/`), sent to that scheme, host and port
+    only. A crawl keeps them out of every URL it queues, stores, logs or reports, and gives them to its fetcher
+    this way; requests drops the header on a redirect to another host, as it does for credentials in a URL."""
 
-    def __init__(self, settings: FetchSettings | None = None):
+    def __init__(self, username: str, password: str, url: str):
+        super().__init__(username, password)
+        self.origin = _origin(url)
+
+    def __call__(self, r):
+        return super().__call__(r) if _origin(r.url) == self.origin else r
+
+
+def split_credentials(url: str) -> tuple[str, HostAuth | None]:
+    """(`url` without its user info, the HostAuth that sends it) or (`url`, None) when it has none."""
+    try:
+        parts = urlsplit(url)
+        username, password = parts.username, parts.password
+    except ValueError:
+        return url, None
+    if username is None and password is None:
+        return url, None
+    return strip_userinfo(url), HostAuth(unquote(username or ""), unquote(password or ""), url)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return ("", "", None)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(scheme)
+
+
+class Fetcher:
+    """GETs with the project's rules. Thread-safe: each thread gets its own requests.Session.
+    `auth` (a HostAuth) goes with every request its sessions make."""
+
+    def __init__(self, settings: FetchSettings | None = None, auth: requests.auth.AuthBase | None = None):
         self.settings = settings or FetchSettings()
+        self.auth = auth
         self._sessions = ThreadSessions(self._configure)
 
     def _configure(self, session: requests.Session) -> None:
         session.headers["User-Agent"] = self.settings.user_agent
         session.headers["Accept"] = "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.5"
         session.max_redirects = self.settings.max_redirects
+        if self.auth is not None:
+            session.auth = self.auth
 
     @property
     def session(self) -> requests.Session:

@@ -91,7 +91,7 @@ def fetch_robots(url: str, fetcher: Fetcher) -> Robots:
     """The robots.txt that governs `url` (any URL on the site)."""
     robots_url = urljoin(site_root(url), "/robots.txt")
     ua = fetcher.settings.user_agent
-    small = Fetcher(replace(fetcher.settings, max_bytes=MAX_ROBOTS_BYTES))
+    small = Fetcher(replace(fetcher.settings, max_bytes=MAX_ROBOTS_BYTES), auth=getattr(fetcher, "auth", None))
     try:
         resp = small.get(robots_url, truncate=True)
     except FetchError as exc:

@@ -51,8 +51,14 @@ def read_url_list(target: str, source: str, options: dict | None = None) -> list
     """The URLs in a list file (or '-' for stdin): one per line, blank lines and '#' comments ignored.
 
     A line that is not an http(s) URL becomes a failed Document, so it shows up as a row, not a crash.
-    URLs are normalised (urlnorm.py) with the `strip_params`/`keep_params` options.
+    URLs are normalised (urlnorm.py) with the `strip_params`/`keep_params` options. A Screaming Frog CSV or
+    an advertools crawl file is read as such (crawl_exports.py).
     """
+    from .crawl_exports import read_crawl_export
+
+    exported = read_crawl_export(target, source, options)
+    if exported is not None:
+        return exported
     rules = ParamRules.from_options(options)
     try:
         if target == "-":

@@ -106,3 +106,42 @@ def real_engine():
     from revprompt.core.engine import Engine
 
     return Engine.load(dtype="float32")
+
+
+SAMPLE_PLUGIN = os.path.join(os.path.dirname(__file__), "fixtures", "sample_plugin")
+
+
+@pytest.fixture(scope="session")
+def sample_plugin_dir(tmp_path_factory):
+    """The third-party sample plugin (tests/fixtures/sample_plugin), built and installed (pip --target) into a
+    temporary folder, never into the venv."""
+    import shutil
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("sample_plugin")
+    src = root / "src"
+    shutil.copytree(SAMPLE_PLUGIN, src, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    target = root / "site"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "--quiet",
+         "--target", str(target), str(src)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert list(target.glob("revprompt_sample_plugin-*.dist-info"))
+    return target
+
+
+@pytest.fixture
+def sample_on_path(sample_plugin_dir, monkeypatch):
+    """The sample plugin importable and found by its entry point in this process, for one test."""
+    import sys
+
+    from revprompt.core.plugin_manager import get_plugin_manager
+
+    monkeypatch.syspath_prepend(str(sample_plugin_dir))
+    get_plugin_manager.cache_clear()
+    yield sample_plugin_dir
+    get_plugin_manager.cache_clear()
+    sys.modules.pop("revprompt_sample_plugin", None)

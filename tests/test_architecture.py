@@ -68,3 +68,37 @@ def test_the_walk_sees_every_kind_of_import(tmp_path, monkeypatch, source, bad):
     module = CORE / "__architecture_probe__.py"  # never written: the parse is fed through a fake path
     monkeypatch.setattr(Path, "read_text", lambda self, encoding=None: source)
     assert any(forbidden(name) for _, name in imported_modules(module)) is bad
+
+
+PACKAGE_DIRS = ("core", "sources", "plugins", "tui", "training", "datagen", "bench")
+
+
+def test_only_the_store_touches_the_duckdb_connection():
+    """`.con` is the Store's own: the batch, the TUI, datagen and the plugins go through Store methods."""
+    offenders = []
+    for folder in PACKAGE_DIRS:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            if path == CORE / "store.py":
+                continue
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+            offenders += [f"{path.relative_to(ROOT)}:{node.lineno}" for node in ast.walk(tree)
+                          if isinstance(node, ast.Attribute) and node.attr == "con"]
+    assert offenders == [], "use a Store method instead of its connection:\n" + "\n".join(offenders)
+
+
+def test_the_tui_names_no_builtin_analyzer():
+    """The TUI's analysis tabs come from the analyzers' views (core/views.py): it imports no analyzer and names
+    none of their tables, so a third-party analyzer gets its tab the same way a built-in one does."""
+    from revprompt.core.views import table_names
+    from revprompt.plugins.builtin import register_analyzers
+
+    analyzers: list = []
+    register_analyzers(analyzers.append)
+    names = {a.name for a in analyzers} | {t for a in analyzers for t in table_names(a.tables)}
+    offenders = []
+    for path in sorted((ROOT / "tui").rglob("*.py")):
+        offenders += [f"{path.relative_to(ROOT)}:{line} imports {name}" for line, name in imported_modules(path)
+                      if name.split(".")[:2] == ["revprompt", "plugins"]]
+        text = path.read_text(encoding="utf-8")
+        offenders += [f"{path.relative_to(ROOT)} names {name}" for name in sorted(names) if name in text]
+    assert offenders == [], "\n".join(offenders)

@@ -135,7 +135,7 @@ def test_interrupted_run_resumes_without_refetching_or_duplicates(tmp_path, site
         with pytest.raises(KeyboardInterrupt):
             runner(store, progress=StopAfter(3), concurrency=1).run("analyze --urls", [targets], "urls")
         (run_id, status), = store.query("SELECT run_id, status FROM runs")[1]
-        assert status == "running" and len(store.documents(run_id)) == 3
+        assert status == "interrupted" and len(store.documents(run_id)) == 3
         first = {d["uri"] for d in store.documents(run_id)}
         progress = StopAfter(10**6)
         summary = runner(store, progress=progress).run("analyze --urls", [targets], "urls")

@@ -10,7 +10,7 @@ import torch
 from revprompt.core import decoding, scoring
 from revprompt.core.engine import Engine, InputTruncatedWarning
 from revprompt.core.prompt_format import SEPARATOR, encode_prefix, encode_prompt
-from revprompt.core.types import DEFAULT_SWEEP, DecodeConfig
+from revprompt.core.types import DEFAULT_SWEEP
 
 TEXT = "Paris is the capital of France. It is known for the Eiffel Tower, museums and cafes."
 

@@ -4,7 +4,6 @@ stored under the same run key with the same rows."""
 
 from __future__ import annotations
 
-import pytest
 from click.testing import CliRunner
 
 from revprompt.core.store import Store

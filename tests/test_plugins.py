@@ -1,19 +1,16 @@
 """Plugins: built-ins through the hooks, `revprompt plugins`, and a third-party plugin found by its entry point.
 
 The sample plugin (tests/fixtures/sample_plugin) is pip-installed into a temporary folder, never into the venv:
-subprocesses see it through PYTHONPATH, the in-process test through sys.path, and nothing outlives the test.
+subprocesses see it through PYTHONPATH, the in-process test through sys.path, and nothing outlives the test
+(fixtures `sample_plugin_dir` and `sample_on_path` in conftest.py; tests/test_views.py shows its TUI tab).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
-
-import pytest
 
 from revprompt.core import analyzers as runner
 from revprompt.core.cli import main
@@ -21,7 +18,6 @@ from revprompt.core.plugin_manager import get_plugin_manager
 from revprompt.core.store import Store
 from revprompt.plugins.testing import make_result
 
-SAMPLE = Path(__file__).parent / "fixtures" / "sample_plugin"
 SAMPLE_MODULE = "revprompt_sample_plugin"
 
 
@@ -39,32 +35,6 @@ def revprompt(*args, pythonpath: str | None = None):
         env["PYTHONPATH"] = pythonpath
     return subprocess.run([sys.executable, "-m", "revprompt", *args], capture_output=True, text=True, env=env,
                           timeout=120)
-
-
-@pytest.fixture(scope="module")
-def sample_plugin_dir(tmp_path_factory):
-    """The sample plugin, built and installed (pip --target) into a temporary folder."""
-    root = tmp_path_factory.mktemp("sample_plugin")
-    src = root / "src"
-    shutil.copytree(SAMPLE, src, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    target = root / "site"
-    proc = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "--quiet",
-         "--target", str(target), str(src)],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert list(target.glob("revprompt_sample_plugin-*.dist-info"))
-    return target
-
-
-@pytest.fixture
-def sample_on_path(sample_plugin_dir, monkeypatch):
-    monkeypatch.syspath_prepend(str(sample_plugin_dir))
-    get_plugin_manager.cache_clear()
-    yield sample_plugin_dir
-    get_plugin_manager.cache_clear()
-    sys.modules.pop(SAMPLE_MODULE, None)
 
 
 def inventory(output: str) -> dict:

@@ -2,7 +2,7 @@
 
 The database is built in the test from the tiny random-weight model (real tokenizer, real sweep), with the
 built-in analyzers (the site intent one on a hashed bag-of-words embedding, so MiniLM is never loaded), a failed
-page, a second run, and a `keyword_matches` table as issue L will add it.
+page, a second run, and rows in `keyword_matches` (the table `revprompt match` fills).
 """
 
 from __future__ import annotations
@@ -58,12 +58,10 @@ def report_db(tmp_path_factory, tiny_engine):
     analyzers = [KeyPhrasesAnalyzer(), WordFrequencyAnalyzer(), SiteIntentAnalyzer(embed=bag_of_words)]
     with Store(db) as store:
         first = run_batch(store, items, analyzers, command="analyze --urls pages.txt")
-        store.con.execute("""CREATE TABLE keyword_matches (run_id VARCHAR, keyword VARCHAR, doc_id BIGINT,
-                               rank INTEGER, nll DOUBLE, cosine DOUBLE)""")
-        docs = {d["uri"]: d["doc_id"] for d in store.documents(first)}
-        store.con.execute("INSERT INTO keyword_matches VALUES (?, 'fix leaking tap', ?, 1, 1.25, 0.81), "
-                          "(?, 'fix leaking tap', ?, 2, 3.5, 0.22)",
-                          [first, docs["https://example.com/taps"], first, docs["https://example.com/orchids"]])
+        docs = {d["uri"]: d["doc_id"] for d in store.documents(first)}  # keyword_matches: store migration 3
+        store.execute("INSERT INTO keyword_matches (run_id, keyword, doc_id, rank, nll, cosine) "
+                      "VALUES (?, 'fix leaking tap', ?, 1, 1.25, 0.81), (?, 'fix leaking tap', ?, 2, 3.5, 0.22)",
+                      [first, docs["https://example.com/taps"], first, docs["https://example.com/orchids"]])
         second = run_batch(store, [(Document("second.txt", "just one page"), make_result(["one page?"]))],
                            [KeyPhrasesAnalyzer()], command="analyze second.txt")
     return db, first, second

@@ -289,37 +289,47 @@ def test_documents_filter_and_sort(results_db):
     run(go())
 
 
-def test_document_panels_with_analysis_tables(results_db):
+def active_tab(app) -> str:
+    """The label of the document or run screen's active tab."""
     from textual.widgets import TabbedContent
 
-    from revprompt.tui.widgets import WordHeatmap
+    tabs = app.screen.query_one(TabbedContent)
+    return tabs.get_tab(tabs.active).label_text
+
+
+def test_document_panels_with_analysis_tables(results_db):
+    from revprompt.tui.widgets import Heatmap
 
     async def go():
         app = make_app(results_db)
         async with app.run_test(size=SIZE) as pilot:
             app.open_document(1)
             await pilot.pause()
+            # the built-in analyzers' views, as tabs between the candidates and the text
+            assert [v.title for v in app.screen.views][:2] == ["Key phrases", "Heatmap"]
             await pilot.press("k")
-            assert app.screen.query_one(TabbedContent).active == "tab-phrases"
+            assert active_tab(app) == "Key phrases"
             text = screen_text(app)
             assert "sourdough bread" in text and "no key phrases yet" not in text
             await pilot.press("h")
-            assert app.screen.query_one(TabbedContent).active == "tab-heatmap"
-            matrix = app.screen.query_one(WordHeatmap).matrix
-            assert matrix.source == "candidates"  # word_frequencies has no rows for doc 1
-            assert matrix.words[:2] == ["bread", "sourdough"] and matrix.ranks == [1, 2, 3]
+            assert active_tab(app) == "Heatmap"
+            matrix = app.screen.query_one(Heatmap).matrix
+            assert matrix.source == "candidates"  # word_frequencies has no rows for doc 1: the plugin's counting
+            assert matrix.labels[:2] == ["bread", "sourdough"] and matrix.columns == [1, 2, 3]
             assert matrix.counts[0] == [1, 1, 1]
+            assert "Words × candidates (counted from the prompts)" in screen_text(app)
             await pilot.press("t")
             assert "Feed your starter" in screen_text(app)
             await pilot.press("c")
-            assert app.screen.query_one(TabbedContent).active == "tab-candidates"
+            assert active_tab(app) == "Candidates"
             await pilot.press("escape")
             app.open_document(2)
             await pilot.pause()
-            matrix = app.screen.query_one(WordHeatmap).matrix
-            assert matrix.source == "word_frequencies"
-            assert matrix.words[0] == "gluten" and matrix.counts[0] == [1, 2]
-            assert "me" not in matrix.words
+            matrix = app.screen.query_one(Heatmap).matrix
+            assert matrix.source == "table"
+            assert matrix.labels[0] == "gluten" and matrix.counts[0] == [1, 2]
+            assert "me" not in matrix.labels  # stop words are kept by the plugin, marked, and left out here
+            assert "Words × candidates (word_frequencies table)" in screen_text(app)
 
     run(go())
 
@@ -333,25 +343,34 @@ def test_document_panels_without_analysis_tables(bare_db):
             await pilot.press("k")
             assert "no key phrases yet (run analysis plugins)" in screen_text(app)
             await pilot.press("escape")
-            app.open_intent("site0001")
+            app.open_run_views("site0001")
             await pilot.pause()
-            assert "no intent clusters yet (run analysis plugins)" in screen_text(app)
+            assert "no intent map yet (run analysis plugins)" in screen_text(app)
 
     run(go())
 
 
 def test_intent_map_clusters_pages(results_db):
     from revprompt.tui.screens.document import DocumentScreen
-    from revprompt.tui.screens.intent import IntentScreen
+    from revprompt.tui.screens.run_views import RunViewsScreen
 
     async def go():
         app = make_app(results_db)
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("i")  # from the runs list: the highlighted (site) run
-            assert isinstance(app.screen, IntentScreen)
+            await pilot.press("i")  # from the runs list: the highlighted (site) run, on the intent map's tab
+            assert isinstance(app.screen, RunViewsScreen) and app.screen.run_id == "site0001"
+            assert active_tab(app) == "Intent map"
             text = screen_text(app)
             assert "bread recipes" in text and "kitchen equipment" in text and "0.81" in text
+            assert "2 intent clusters over 3 pages" in text
             await pilot.press("down", "enter")  # first page of the biggest cluster
+            assert isinstance(app.screen, DocumentScreen) and app.screen.doc_id == 1
+            await pilot.press("escape")
+            app.screen.query_one("TabbedContent").active = "tab-view-1"  # the cannibalisation pairs
+            await pilot.pause()
+            assert active_tab(app) == "Cannibalisation"
+            app.screen.query_one("#view-1 DataTable").focus()
+            await pilot.press("enter")  # opens page A of the pair
             assert isinstance(app.screen, DocumentScreen) and app.screen.doc_id == 1
 
     run(go())
@@ -535,9 +554,10 @@ def test_paste_with_the_registered_analyzers_fills_their_tables(bare_db, results
         errors = []
         run_id, doc_id = db.save_paste("Feed the starter daily.", result(), on_error=errors.append)
         assert errors == []
-        phrases = {r["phrase"] for r in db.key_phrases(doc_id)}
+        views = {v.title: v for v in db.views("document")}
+        phrases = {r["phrase"] for r in db.view(views["Key phrases"], doc_id).rows}
         assert "sourdough starter" in phrases or "starter" in phrases
-        assert db.word_matrix(doc_id).source == "word_frequencies"
+        assert db.view(views["Heatmap"], doc_id).source == "table"
     finally:
         db.close()
 
@@ -650,11 +670,22 @@ def test_cli_command_registered_and_missing_db_is_one_line_error(tmp_path, resul
 
     launched = []
     monkeypatch.setattr("revprompt.tui.app.RevpromptApp.run", lambda self: launched.append(self))
-    result = CliRunner().invoke(group, ["tui", results_db, "--model", "some/model"])
+    result = CliRunner().invoke(group, ["tui", "--db", results_db, "--model", "some/model"])
     assert result.exit_code == 0, result.output
     (app,) = launched
     assert app.db_path == results_db and app.engine_factory is not None
     app.db.close()
+
+    # the database as an argument: still works, deprecated; with a different --db: refused
+    result = CliRunner().invoke(group, ["tui", results_db])
+    assert result.exit_code == 0 and "deprecated" in result.output
+    assert launched[-1].db_path == results_db
+    launched[-1].db.close()
+    result = CliRunner().invoke(group, ["tui", results_db, "--db", str(tmp_path / "other.duckdb")])
+    assert result.exit_code == 2 and "give only --db" in result.output
+    monkeypatch.setenv("REVPROMPT_DB", str(tmp_path / "missing.duckdb"))  # --db's environment variable
+    result = CliRunner().invoke(group, ["tui"])
+    assert isinstance(result.exception, UserError) and "missing.duckdb" in str(result.exception)
 
 
 def test_tui_hook_registers_through_pluggy():
@@ -703,7 +734,7 @@ def test_analysis_tables_of_another_shape_do_not_break_screens(bare_db):
             await pilot.press("k")
             assert "sourdough" in screen_text(app)  # shown with the columns it has
             await pilot.press("escape")
-            app.open_intent("site0001")
+            app.open_run_views("site0001")
             await pilot.pause()
             assert "cannot read intent_clusters" in screen_text(app)
 

@@ -1,10 +1,11 @@
 """The revprompt TUI: browse a results database (runs → documents → candidates → token confidence), paste a
 text to sweep and store, and query the database with read-only SQL.
 
-    revprompt tui [DB] [--model NAME]
+    revprompt tui [--db DB] [--model NAME]
 
 Screens live in `revprompt.tui.screens`, widgets in `revprompt.tui.widgets`, styles in app.tcss. The database
-connection and its modes are explained in `revprompt.tui.data`.
+connection and its modes are explained in `revprompt.tui.data`. The analysis tabs (of a document, of a run) are
+the views the registered analyzers declare (core/views.py): the app names none of them.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class DatabaseCommands(Provider):
             if score > 0:
                 yield Hit(score, matcher.highlight(text), partial(app.open_run, run["run_id"]), text=text,
                           help=f"{run['n_docs']} documents, {run['status']}")
-        cols, rows = app.db.store.query(
+        _, rows = app.db.store.query(
             "SELECT doc_id, coalesce(title, uri) AS name, uri FROM documents ORDER BY doc_id LIMIT 5000"
         )
         for doc_id, name, uri in rows:
@@ -79,15 +80,17 @@ class RevpromptApp(App):
         model_label: str | None = None,
         preload: bool = False,
         engine_description: dict | None = None,
+        views: Sequence | None = None,
     ):
         """`engine_factory` builds the engine for the paste screen, once, in a worker thread (tests inject a
         tiny one); every paste reuses it. With `preload` that load starts as the app opens, so the first paste
         doesn't wait for it. `analyzers` overrides the registered analysis plugins run on pasted text ([] for
         none). `engine_description` is what the factory's engine is keyed by (core/analyze_command.py
-        `engine_description`): a paste is stored under the run key `revprompt analyze -` gives the same text."""
+        `engine_description`): a paste is stored under the run key `revprompt analyze -` gives the same text.
+        `views` overrides the analysis tabs (default: the views of the registered analyzers, core/views.py)."""
         super().__init__()
         self.db_path = str(db_path)
-        self.db = ResultsDB(self.db_path)
+        self.db = ResultsDB(self.db_path, views=views)
         self.engine_factory = engine_factory
         self.analyzers = analyzers
         self.model_label = model_label
@@ -150,10 +153,11 @@ class RevpromptApp(App):
 
         self.push_screen(TokensScreen(int(candidate_id), list(siblings)))
 
-    def open_intent(self, run_id: str) -> None:
-        from .screens.intent import IntentScreen
+    def open_run_views(self, run_id: str, index: int = 0) -> None:
+        """The run's analysis screen, on the tab of its `index`-th run view."""
+        from .screens.run_views import RunViewsScreen
 
-        self.push_screen(IntentScreen(run_id))
+        self.push_screen(RunViewsScreen(run_id, index))
 
     def action_paste(self) -> None:
         from .screens.paste import PasteScreen
@@ -177,7 +181,7 @@ class RevpromptApp(App):
         yield SystemCommand("SQL query", "Query the database (read-only)", self.action_sql)
         run_id = getattr(screen, "run_id", None)
         if run_id:
-            yield SystemCommand(
-                "Intent map", f"Site intent clusters of run {run_id}", partial(self.open_intent, run_id)
-            )
+            for i, view in enumerate(self.db.views("run")):
+                yield SystemCommand(view.title, f"{view.title} of run {run_id}",
+                                    partial(self.open_run_views, run_id, i))
         yield from super().get_system_commands(screen)

@@ -1,4 +1,4 @@
-"""`revprompt tui [DB]`: the CLI entry to the Textual app (registered through the plugin hooks)."""
+"""`revprompt tui [--db DB]`: the CLI entry to the Textual app (registered through the plugin hooks)."""
 
 from __future__ import annotations
 
@@ -6,21 +6,30 @@ from pathlib import Path
 
 import click
 
-from revprompt.core.cli_options import hardware_options
+from revprompt.core.cli_options import db_option, hardware_options, load_engine
 from revprompt.core.errors import UserError
 from revprompt.core.hookspecs import hookimpl
-from revprompt.core.store import DEFAULT_DB
 
 
 @click.command("tui")
-@click.argument("db", required=False, default=DEFAULT_DB, type=click.Path(dir_okay=False))
+@click.argument("db_argument", metavar="[DB]", required=False, default=None, type=click.Path(dir_okay=False))
+@db_option()
 @click.option("--model", default=None, help="Model for the paste screen (loaded once, in the background, at "
               "start); default: the packaged model.")
 @hardware_options
-def tui_command(db: str, model: str | None, dtype: str, device: str) -> None:
-    """Explore a results database: runs, documents, candidates, token confidence, SQL, paste a text."""
+def tui_command(db_argument: str | None, db: str, model: str | None, dtype: str, device: str) -> None:
+    """Explore a results database: runs, documents, candidates, token confidence, SQL, paste a text.
+
+    The database is named with --db, as for every other command; a bare DB argument still works (deprecated).
+    """
+    if db_argument is not None:
+        given = click.get_current_context().get_parameter_source("db") == click.core.ParameterSource.COMMANDLINE
+        if given and db != db_argument:
+            raise click.UsageError(f"two databases given: --db {db} and {db_argument}; give only --db")
+        click.echo("revprompt: note: `revprompt tui DB` is deprecated; use `revprompt tui --db DB`", err=True)
+        db = db_argument
     if not Path(db).exists():
-        raise UserError(f"no database at {db} (run `revprompt analyze` first, or pass the path)")
+        raise UserError(f"no database at {db} (run `revprompt analyze` first, or pass --db)")
     if Path(db).is_dir():
         raise UserError(f"{db} is a directory, not a DuckDB database")
     app = build_app(db, model, dtype=dtype, device=device)
@@ -33,9 +42,7 @@ def build_app(db: str, model: str | None = None, dtype: str = "auto", device: st
     from .app import RevpromptApp
 
     def engine_factory():
-        from revprompt.core.engine import Engine
-
-        return Engine.load(model, dtype=dtype, device=device)
+        return load_engine(model, dtype=dtype, device=device)
 
     # preload: the model is loaded in a worker while the user browses, so the first paste only sweeps.
     # The engine keeps `revprompt analyze`'s default settings, and the description says so: a pasted text

@@ -6,35 +6,29 @@ sandboxed one while browsing (other processes may read the file meanwhile, and t
 it nor reach any other file: core/sandbox.py), swapped for a read-write one only for the instant a pasted result
 is saved (`ResultsDB.writable()`), then back. Closing the sandboxed connection ends its locked settings, which is
 why the swap closes it first.
+
+The analysis tabs are the analyzers' own views (core/views.py): nothing here knows a built-in analyzer or its
+tables, so a third-party analyzer's tab is built the same way.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from revprompt.core import analyzers as core_analyzers
-from revprompt.core import sandbox
+from revprompt.core import views as core_views
 from revprompt.core.errors import UserError
 from revprompt.core.store import Store, open_sandbox
 from revprompt.core.types import SweepResult
+from revprompt.core.views import View, ViewData
 
-NO_KEY_PHRASES = "no key phrases yet (run analysis plugins)"
-NO_INTENT = "no intent clusters yet (run analysis plugins)"
-
-_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
-STOPWORDS = frozenset(
-    """a an the and or but if of to in on at by for with from as is are was were be been being it its this that
-    these those i me my we our you your he she they them their his her what which who whom how why when where
-    do does did done can could should would will shall may might must not no so than then there here about into
-    over under up down out any all some such only own same too very just also s t""".split()
-)
+MATRIX_ROWS = 20  # a heatmap shows its most frequent rows
 
 
 def config_label(configs_json: str | None, top_k=None, penalty_alpha=None) -> str:
@@ -55,36 +49,73 @@ def config_label(configs_json: str | None, top_k=None, penalty_alpha=None) -> st
     return label + (f" +{len(configs) - 1}" if len(configs) > 1 else "")
 
 
-def words(text: str) -> list[str]:
-    return [w.lower() for w in _WORD.findall(text or "")]
-
-
 @dataclass
-class WordMatrix:
-    """Counts of words (rows) in candidates (columns: ranks), for the heatmap."""
+class Matrix:
+    """A `matrix` view's rows as a heatmap: counts of labels (rows, e.g. words) in columns (e.g. candidate ranks)."""
 
-    words: list[str]
-    ranks: list[int]
+    labels: list[str]
+    columns: list
     counts: list[list[int]]
-    source: str  # "word_frequencies" (the analysis table) or "candidates" (computed here)
+    source: str  # the ViewData's: "table", "candidates" (counted from the prompts) or "fallback"
+    label_heading: str = ""
+    column_prefix: str = ""
 
     @property
     def max_count(self) -> int:
         return max((c for row in self.counts for c in row), default=0)
 
+    @classmethod
+    def from_view(cls, data: ViewData, top: int = MATRIX_ROWS) -> Matrix:
+        """Most frequent label first, then the one found in more columns, then alphabetical (stable)."""
+        label, column, value = ([*data.columns, None, None, None])[:3]
+        headings = [*data.headings, "", ""]
+        counts: dict[str, Counter] = {}
+        columns: set = set()
+        for row in data.rows:
+            col = row.get(column)
+            if col is None:
+                continue
+            columns.add(col)
+            name = row.get(label)
+            if name is None or name == "":
+                continue
+            try:
+                n = int(row.get(value) or 0) if value else 1
+            except (TypeError, ValueError):  # a table of another shape: count the row
+                n = 1
+            counts.setdefault(str(name), Counter())[col] += n
+        ordered = sorted(counts, key=lambda w: (-sum(counts[w].values()), -len(counts[w]), w))[:top]
+        cols = sorted(columns, key=lambda c: (str(type(c)), c))
+        return cls(ordered, cols, [[counts[w].get(c, 0) for c in cols] for w in ordered], data.source,
+                   headings[0], headings[1])
+
 
 @dataclass
-class Cluster:
-    cluster_id: int
+class Group:
+    """One group of a `groups` view (e.g. an intent cluster) and its member rows."""
+
     label: str
-    pages: list[dict] = field(default_factory=list)
+    rows: list[dict]
+
+
+def groups_of(data: ViewData) -> list[Group]:
+    """A `groups` view's rows by their first column, largest group first, then in order of appearance."""
+    key = data.columns[0] if data.columns else None
+    groups: dict[str, Group] = {}
+    for row in data.rows:
+        name = str(row.get(key) if key else "")
+        groups.setdefault(name, Group(name, [])).rows.append(row)
+    order = list(groups)
+    return sorted(groups.values(), key=lambda g: (-len(g.rows), order.index(g.label)))
 
 
 class ResultsDB:
     """The TUI's window on one results database (see the module docstring for connection modes)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, views: Sequence[View] | None = None):
+        """`views`: what the analysis tabs show (default: the views every registered analyzer declares)."""
         self.path = str(path)
+        self._views = None if views is None else list(views)
         self.store = open_sandbox(self.path)
         if not self.has_table("runs") or not self.has_table("documents"):
             self.close()
@@ -111,13 +142,10 @@ class ResultsDB:
         return [dict(zip(cols, r)) for r in rows]
 
     def has_table(self, name: str) -> bool:
-        row = self.store.con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = 'main'", [name]
-        ).fetchone()
-        return bool(row[0])
+        return self.store.has_table(name)
 
     def columns(self, table: str) -> set[str]:
-        return _table_columns(self.store, table)
+        return set(self.store.table_columns(table))
 
     def query(self, sql: str, limit: int = 1000) -> tuple[list[str], list[tuple], int]:
         """Run the SQL screen's one read-only statement; its rows are returned, at most `limit`.
@@ -125,15 +153,7 @@ class ResultsDB:
         Returns (columns, rows, total row count). The same sandbox as `revprompt sql` (core/sandbox.py): one
         SELECT-like statement, refused with a one-line UserError otherwise, on a read-only, locked-down connection.
         """
-        cur = sandbox.execute(self.store.con, sql)
-        if cur.description is None:
-            return [], [], 0
-        columns = [d[0] for d in cur.description]
-        rows = cur.fetchmany(limit)
-        total = len(rows)
-        if total == limit:
-            total += len(cur.fetchall())
-        return columns, rows, total
+        return self.store.run_one(sql, limit=limit)
 
     # -- runs, documents, candidates --------------------------------------------------------------------
     def runs(self) -> list[dict]:
@@ -141,7 +161,8 @@ class ResultsDB:
             """SELECT r.run_id, r.created_at, r.finished_at, r.command, r.target_key, r.model, r.status,
                       count(d.doc_id) AS n_docs,
                       count(d.doc_id) FILTER (WHERE d.status = 'done') AS n_done,
-                      count(d.doc_id) FILTER (WHERE d.status = 'failed') AS n_failed
+                      count(d.doc_id) FILTER (WHERE d.status = 'failed') AS n_failed,
+                      count(d.doc_id) FILTER (WHERE d.status = 'duplicate') AS n_duplicates
                FROM runs r LEFT JOIN documents d ON d.run_id = r.run_id
                GROUP BY ALL ORDER BY r.created_at DESC, r.run_id"""
         )
@@ -183,83 +204,20 @@ class ResultsDB:
     def tokens(self, candidate_id: int) -> list[dict]:
         return self.store.candidate_tokens(candidate_id)
 
-    # -- analysis tables (filled by the analysis plugins; absent until they ran) -------------------------
-    def key_phrases(self, doc_id: int, limit: int = 100) -> list[dict] | None:
-        """The document's key phrases, best first; None when the analysis table does not exist."""
-        if not self.has_table("key_phrases"):
-            return None
-        cols = self.columns("key_phrases")
-        order = "weight DESC NULLS LAST, " if "weight" in cols else ""
-        sql = f"SELECT * FROM key_phrases WHERE doc_id = ? ORDER BY {order}phrase LIMIT {int(limit)}"
-        return self.rows(sql, [doc_id])
+    # -- the analyzers' views (core/views.py): one tab each, built-in or third-party ----------------------
+    def views(self, scope: str | None = None) -> list[View]:
+        """The views of the registered analyzers (or those given), `scope` ("document" or "run") only."""
+        if self._views is None:
+            try:
+                self._views = core_views.analyzer_views(registered_analyzers())
+            except Exception:  # noqa: BLE001 - a broken plugin costs its tabs, never the TUI
+                self._views = []
+        return [v for v in self._views if scope is None or v.scope == scope]
 
-    def word_matrix(
-        self, doc_id: int, candidates: list[dict] | None = None, top: int = 20, use_table: bool = True
-    ) -> WordMatrix:
-        """Words x candidates counts: from the `word_frequencies` table when it has the document, else
-        counted here from the candidates' prompts (stop words left out)."""
-        candidates = candidates if candidates is not None else self.candidates(doc_id)
-        rank_of = {c["candidate_id"]: c["rank"] for c in candidates}
-        ranks = sorted(rank_of.values())
-        counts: dict[str, Counter] = {}
-        source = "candidates"
-        if use_table and self.has_table("word_frequencies") and (
-            {"candidate_id", "word", "count"} <= self.columns("word_frequencies")
-        ):
-            # The plugin keeps stop words but marks them: the heatmap shows content words only.
-            content = " AND NOT coalesce(stopword, false)" if "stopword" in self.columns("word_frequencies") else ""
-            sql = f"SELECT candidate_id, word, count FROM word_frequencies WHERE doc_id = ?{content}"
-            for row in self.rows(sql, [doc_id]):
-                rank = rank_of.get(row["candidate_id"])
-                if rank is None or not row["word"]:
-                    continue
-                counts.setdefault(row["word"], Counter())[rank] += int(row["count"] or 0)
-            if counts:
-                source = "word_frequencies"
-        if not counts:
-            for cand in candidates:
-                for word in words(cand["prompt"]):
-                    if word not in STOPWORDS:
-                        counts.setdefault(word, Counter())[cand["rank"]] += 1
-        # Most frequent overall first; then words found in more candidates; then alphabetical (stable).
-        ordered = sorted(counts, key=lambda w: (-sum(counts[w].values()), -len(counts[w]), w))[:top]
-        return WordMatrix(ordered, ranks, [[counts[w].get(r, 0) for r in ranks] for w in ordered], source)
-
-    def intent_clusters(self, run_id: str) -> list[Cluster] | None:
-        """The run's pages grouped by intent cluster; None when the analysis table does not exist."""
-        if not self.has_table("intent_clusters"):
-            return None
-        cols = self.columns("intent_clusters")
-        label = "c.cluster_label" if "cluster_label" in cols else "NULL"
-        where = "WHERE c.run_id = ?" if "run_id" in cols else "WHERE d.run_id = ?"
-        rows = self.rows(
-            f"""SELECT c.cluster_id, {label} AS cluster_label, c.doc_id, d.uri, d.title,
-                       (SELECT arg_min(prompt, perplexity) FROM candidates WHERE doc_id = c.doc_id) AS best_prompt
-                FROM intent_clusters c LEFT JOIN documents d ON d.doc_id = c.doc_id
-                {where} ORDER BY c.cluster_id, c.doc_id""",
-            [run_id],
-        )
-        clusters: dict[int, Cluster] = {}
-        for row in rows:
-            cid = row["cluster_id"]
-            cluster = clusters.setdefault(cid, Cluster(cid, row["cluster_label"] or f"cluster {cid}"))
-            cluster.pages.append(row)
-        return sorted(clusters.values(), key=lambda c: (-len(c.pages), c.cluster_id))
-
-    def cannibalisation(self, run_id: str, limit: int = 200) -> list[dict] | None:
-        if not self.has_table("cannibalisation_pairs"):
-            return None
-        cols = self.columns("cannibalisation_pairs")
-        where = "WHERE p.run_id = ?" if "run_id" in cols else "WHERE a.run_id = ?"
-        order = "p.similarity DESC, " if "similarity" in cols else ""
-        return self.rows(
-            f"""SELECT p.*, coalesce(a.title, a.uri) AS page_a, coalesce(b.title, b.uri) AS page_b
-                FROM cannibalisation_pairs p
-                LEFT JOIN documents a ON a.doc_id = p.doc_id_a
-                LEFT JOIN documents b ON b.doc_id = p.doc_id_b
-                {where} ORDER BY {order}p.doc_id_a, p.doc_id_b LIMIT {int(limit)}""",
-            [run_id],
-        )
+    def view(self, view: View, key, candidates: list[dict] | None = None) -> ViewData:
+        """One view's rows for a document (`key`: its doc_id; `candidates` let a view count from the prompts)
+        or a run (its run_id)."""
+        return core_views.read_view(self.store, view, key, candidates)
 
     # -- the paste screen's write ------------------------------------------------------------------------
     def save_paste(
@@ -300,7 +258,7 @@ class ResultsDB:
                 summary = runner.run("tui paste", [text], source_name="text")
         finally:
             analyzer_log.removeHandler(capture)
-        doc, _, doc_id = summary.results[-1] if summary.results else (None, None, None)
+        _, _, doc_id = summary.results[-1] if summary.results else (None, None, None)
         if doc_id is None:  # the run already held this text (an unfinished run of it, resumed)
             _, rows = self.store.query("SELECT doc_id FROM documents WHERE run_id = ? ORDER BY doc_id DESC LIMIT 1",
                                        [summary.run_id])
@@ -339,13 +297,6 @@ class _WarningCapture(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.report(record.getMessage())
-
-
-def _table_columns(store: Store, table: str) -> set[str]:
-    rows = store.con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = 'main'", [table]
-    ).fetchall()
-    return {r[0] for r in rows}
 
 
 def registered_analyzers() -> list:

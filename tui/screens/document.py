@@ -1,5 +1,5 @@
-"""One document: its ranked candidates (with a token-confidence preview), key phrases, a words × candidates
-heatmap and its text."""
+"""One document: its ranked candidates (with a token-confidence preview), a tab for every analyzer view of a
+document (key phrases, the words × candidates heatmap, a third-party plugin's table, ...) and its text."""
 
 from __future__ import annotations
 
@@ -9,21 +9,14 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
-from revprompt.core.errors import UserError
-
-from ..data import NO_KEY_PHRASES
 from ..format import fmt_ppl, fmt_prob, shorten
-from ..widgets import CandidateTable, TokenConfidence, WordHeatmap
-from .base import BackScreen
-
-TABS = {"c": "tab-candidates", "k": "tab-phrases", "h": "tab-heatmap", "t": "tab-text"}
+from ..widgets import CandidateTable, TokenConfidence, ViewPane
+from .base import BackScreen, add_bindings, view_shortcuts
 
 
 class DocumentScreen(BackScreen):
     BINDINGS = [
         Binding("c", "tab('c')", "Candidates"),
-        Binding("k", "tab('k')", "Phrases"),
-        Binding("h", "tab('h')", "Heatmap"),
         Binding("t", "tab('t')", "Text"),
     ]
 
@@ -32,6 +25,13 @@ class DocumentScreen(BackScreen):
         self.doc_id = doc_id
         self.doc: dict = {}
         self.candidates: list[dict] = []
+        self.views = self.app.db.views("document")
+        # key -> tab: the candidates and the text, and each view whose shortcut is free
+        self.tabs = {"c": "tab-candidates", "t": "tab-text"}
+        shortcuts = view_shortcuts(self.views)
+        self.tabs.update({key: f"tab-view-{i}" for key, i in shortcuts.items()})
+        add_bindings(self, [Binding(key, f"tab('{key}')", self.views[i].shortcut_label)
+                            for key, i in shortcuts.items()], before="t")
 
     @property
     def run_id(self) -> str | None:
@@ -44,16 +44,11 @@ class DocumentScreen(BackScreen):
             with TabPane("Candidates", id="tab-candidates"):
                 yield CandidateTable(id="candidates")
                 yield TokenConfidence(id="preview", show_legend=False)
-            with TabPane("Key phrases", id="tab-phrases"):
-                yield Static(id="phrases-note", classes="note")
-                yield DataTable(id="phrases", cursor_type="row", zebra_stripes=True)
-            with TabPane("Heatmap", id="tab-heatmap"):
-                with VerticalScroll(id="heatmap-scroll"):
-                    yield Static(id="heatmap-note", classes="note")
-                    yield WordHeatmap(id="heatmap")
-            with TabPane("Text", id="tab-text"):
-                with VerticalScroll(id="text-scroll"):
-                    yield Static(id="doc-text", markup=False)
+            for i, view in enumerate(self.views):
+                with TabPane(view.title, id=f"tab-view-{i}"):
+                    yield ViewPane(view, id=f"view-{i}")
+            with TabPane("Text", id="tab-text"), VerticalScroll(id="text-scroll"):
+                yield Static(id="doc-text", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -62,19 +57,8 @@ class DocumentScreen(BackScreen):
         self.candidates = db.candidates(self.doc_id)
         self._fill_info()
         self._fill_candidates()
-        try:
-            self._fill_phrases(db.key_phrases(self.doc_id))
-        except UserError as exc:  # an analysis table of another shape: say so, keep the rest working
-            self._fill_phrases([], note=f"cannot read key_phrases: {exc}")
-        try:
-            matrix = db.word_matrix(self.doc_id, self.candidates)
-        except UserError:
-            matrix = db.word_matrix(self.doc_id, self.candidates, use_table=False)
-        self.query_one("#heatmap", WordHeatmap).set_matrix(matrix)
-        source = "word_frequencies table" if matrix.source == "word_frequencies" else "counted from the prompts"
-        self.query_one("#heatmap-note", Static).update(
-            f"Words × candidates ({source}); columns are candidate ranks." if matrix.words else ""
-        )
+        for i, view in enumerate(self.views):
+            self.query_one(f"#view-{i}", ViewPane).show(db.view(view, self.doc_id, self.candidates))
         self.query_one("#doc-text", Static).update(self.doc.get("text") or "(no text stored)")
         self.query_one("#candidates", CandidateTable).focus()
 
@@ -111,23 +95,6 @@ class DocumentScreen(BackScreen):
             preview = self.query_one("#preview", TokenConfidence)
             preview.display = False
 
-    def _fill_phrases(self, phrases: list[dict] | None, note: str | None = None) -> None:
-        note_widget = self.query_one("#phrases-note", Static)
-        table = self.query_one("#phrases", DataTable)
-        if not phrases:
-            note_widget.update(note or (NO_KEY_PHRASES if phrases is None else "no key phrases for this document"))
-            table.display = False
-            return
-        note_widget.display = False
-        labels = {"phrase": "Phrase", "weight": "Weight", "n": "n-gram", "n_candidates": "Candidates"}
-        columns = [c for c in labels if c in phrases[0]]
-        if "phrase" not in columns:  # a table of another shape: show what it has
-            columns = [c for c in phrases[0] if c not in ("doc_id", "run_id")]
-        for col in columns:
-            table.add_column(labels.get(col, col), key=col)
-        for row in phrases:
-            table.add_row(*(f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in columns))
-
     # -- events -----------------------------------------------------------------------------------------
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id != "candidates" or event.row_key is None:
@@ -136,17 +103,21 @@ class DocumentScreen(BackScreen):
         self.query_one("#preview", TokenConfidence).set_tokens((t["token"], t["prob"]) for t in tokens)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        event.stop()
         if event.data_table.id == "candidates":
+            event.stop()
             siblings = [c["candidate_id"] for c in self.candidates]
             self.app.open_candidate(int(event.row_key.value), siblings)
 
     def action_tab(self, key: str) -> None:
-        pane = TABS[key]
+        pane = self.tabs.get(key)
+        if pane is None:
+            return
         self.query_one(TabbedContent).active = pane
-        target = {"tab-candidates": "#candidates", "tab-phrases": "#phrases", "tab-heatmap": "#heatmap-scroll",
-                  "tab-text": "#text-scroll"}[pane]
-        widget = self.query_one(target)
-        if widget.display and widget.focusable:
+        if pane == "tab-candidates":
+            widget = self.query_one("#candidates")
+        elif pane == "tab-text":
+            widget = self.query_one("#text-scroll")
+        else:
+            widget = self.query_one(f"#{pane} ViewPane", ViewPane).focus_target
+        if widget is not None and widget.display and widget.focusable:
             widget.focus()
-

@@ -10,7 +10,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from ..format import fmt_ppl, shorten
 from ..widgets import NavTable
-from .base import BackScreen
+from .base import BackScreen, add_bindings, run_view_bindings
 
 SORT_KEYS = ("perplexity", "status", "title")
 COLUMN_SORT = {"status": "status", "ppl": "perplexity", "title": "title"}
@@ -35,12 +35,12 @@ class DocumentsScreen(BackScreen):
         Binding("slash", "filter", "Filter"),
         Binding("o", "cycle_sort", "Sort"),
         Binding("r", "reverse", "Reverse"),
-        Binding("i", "intent", "Intent map"),
     ]
 
     def __init__(self, run_id: str):
         super().__init__()
         self.run_id = run_id
+        add_bindings(self, run_view_bindings(self.app.db.views("run")))  # e.g. i: the run's intent map
         self.sort_key = "perplexity"
         self.reverse = False
         self.all_docs: list[dict] = []
@@ -136,8 +136,8 @@ class DocumentsScreen(BackScreen):
         self.reverse = not self.reverse
         self.refresh_table()
 
-    def action_intent(self) -> None:
-        self.app.open_intent(self.run_id)
+    def action_run_view(self, index: int) -> None:
+        self.app.open_run_views(self.run_id, index)
 
     def action_back(self) -> None:
         # Escape in the filter box returns to the list; in the list, to the runs.

@@ -9,15 +9,20 @@ from textual.widgets import Footer, Header, Static
 
 from ..format import fmt_time, shorten
 from ..widgets import NavTable
+from .base import add_bindings, run_view_bindings
 
 
 class RunsScreen(Screen):
     BINDINGS = [
-        Binding("i", "intent", "Intent map"),
         Binding("p", "app.paste", "Paste"),
         Binding("s", "app.sql", "SQL"),
         Binding("q", "app.quit", "Quit"),
     ]
+
+    def __init__(self):
+        super().__init__()
+        # a run view's shortcut (e.g. i: the intent map) opens it for the run under the cursor
+        add_bindings(self, run_view_bindings(self.app.db.views("run")), before="p")
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -45,7 +50,11 @@ class RunsScreen(Screen):
         table.clear()
         runs = self.app.db.runs()
         for run in runs:
-            docs = f"{run['n_done']}/{run['n_docs']}" + (f" ({run['n_failed']}✗)" if run["n_failed"] else "")
+            # done/all, then failures (✗) and duplicates: copies of another page, stored unanalysed
+            marks = [f"{run['n_failed']}✗"] if run["n_failed"] else []
+            if run.get("n_duplicates"):
+                marks.append(f"{run['n_duplicates']} dup")
+            docs = f"{run['n_done']}/{run['n_docs']}" + (f" ({' '.join(marks)})" if marks else "")
             table.add_row(
                 run["run_id"],
                 fmt_time(run["created_at"]),
@@ -67,7 +76,7 @@ class RunsScreen(Screen):
         event.stop()
         self.app.open_run(event.row_key.value)
 
-    def action_intent(self) -> None:
+    def action_run_view(self, index: int) -> None:
         run_id = self.query_one("#runs", NavTable).selected_key()
         if run_id:
-            self.app.open_intent(run_id)
+            self.app.open_run_views(run_id, index)

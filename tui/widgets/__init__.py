@@ -1,7 +1,8 @@
 """Widgets of the revprompt TUI."""
 
-from .heatmap import WordHeatmap
+from .heatmap import Heatmap
 from .tables import CandidateTable, NavTable
 from .token_view import TokenConfidence
+from .view_pane import ViewPane
 
-__all__ = ["CandidateTable", "NavTable", "TokenConfidence", "WordHeatmap"]
+__all__ = ["CandidateTable", "Heatmap", "NavTable", "TokenConfidence", "ViewPane"]

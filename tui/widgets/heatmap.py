@@ -1,4 +1,5 @@
-"""A words × candidates frequency heatmap: rows are words, columns candidate ranks, shade = count."""
+"""A heatmap of a `matrix` view (e.g. words × candidates): rows are labels, columns the matrix's columns (e.g.
+candidate ranks), shade = count."""
 
 from __future__ import annotations
 
@@ -6,52 +7,53 @@ from rich.style import Style
 from rich.text import Text
 from textual.widget import Widget
 
-from ..data import WordMatrix
+from ..data import Matrix
 
 CELL = 4
-MAX_WORD = 16
+MAX_LABEL = 16
 
 
-class WordHeatmap(Widget):
-    """Render a WordMatrix; counts shaded from the background to $accent (darker = rarer)."""
+class Heatmap(Widget):
+    """Render a Matrix; counts shaded from the background to $accent (darker = rarer)."""
 
     DEFAULT_CSS = """
-    WordHeatmap {
+    Heatmap {
         height: auto;
         width: auto;
     }
-    WordHeatmap > .word-heatmap--hot { color: $accent; }
-    WordHeatmap > .word-heatmap--header { color: $text-muted; text-style: bold; }
+    Heatmap > .heatmap--hot { color: $accent; }
+    Heatmap > .heatmap--header { color: $text-muted; text-style: bold; }
     """
-    COMPONENT_CLASSES = {"word-heatmap--hot", "word-heatmap--header"}
+    COMPONENT_CLASSES = {"heatmap--hot", "heatmap--header"}
 
-    def __init__(self, matrix: WordMatrix | None = None, **kwargs):
+    def __init__(self, matrix: Matrix | None = None, empty: str = "nothing to count", **kwargs):
         super().__init__(**kwargs)
         self.matrix = matrix
+        self.empty = empty
 
-    def set_matrix(self, matrix: WordMatrix | None) -> None:
+    def set_matrix(self, matrix: Matrix | None) -> None:
         self.matrix = matrix
         self.refresh(layout=True)
 
     def render(self) -> Text:
         text = Text(end="")
         matrix = self.matrix
-        if matrix is None or not matrix.words:
-            text.append("no words to count (no candidates)", style="dim italic")
+        if matrix is None or not matrix.labels:
+            text.append(self.empty, style="dim italic")
             return text
         _, _, background, color = self.colors
-        hot = self.get_component_styles("word-heatmap--hot").color
-        header_style = self.get_component_styles("word-heatmap--header").rich_style
-        width = min(MAX_WORD, max(len(w) for w in matrix.words))
-        text.append("word".ljust(width) + " ", header_style)
-        for rank in matrix.ranks:
-            text.append(f"#{rank}".rjust(CELL - 1) + " ", header_style)
+        hot = self.get_component_styles("heatmap--hot").color
+        header_style = self.get_component_styles("heatmap--header").rich_style
+        width = min(MAX_LABEL, max(len(w) for w in matrix.labels))
+        text.append((matrix.label_heading or "").ljust(width) + " ", header_style)
+        for column in matrix.columns:
+            text.append(f"{matrix.column_prefix}{column}".rjust(CELL - 1) + " ", header_style)
         text.append("  total", header_style)
         top = matrix.max_count or 1
-        for word, row in zip(matrix.words, matrix.counts):
+        for label, row in zip(matrix.labels, matrix.counts):
             text.append("\n")
-            label = word if len(word) <= width else word[: width - 1] + "…"
-            text.append(label.ljust(width) + " ")
+            shown = label if len(label) <= width else label[: width - 1] + "…"
+            text.append(shown.ljust(width) + " ")
             for count in row:
                 if count:
                     cell = background.blend(hot, 0.25 + 0.75 * count / top)
