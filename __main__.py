@@ -1,3 +1,3 @@
-from revprompt.core.cli import main
+from .core.cli import main
 
 main()

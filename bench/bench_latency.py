@@ -71,8 +71,11 @@ def median_time(fn, runs: int) -> float:
 
 def line(name: str, legacy: float, new: float, unit: str = "s", dtypes=("float32", "?")) -> None:
     ratio = legacy / new if new > 0 else float("nan")
-    print(f"{name:<28} legacy {legacy:8.3f} {unit} [{dtypes[0]}]   new {new:8.3f} {unit} [{dtypes[1]}]   "
-          f"ratio {ratio:5.2f}x", flush=True)
+    print(
+        f"{name:<28} legacy {legacy:8.3f} {unit} [{dtypes[0]}]   new {new:8.3f} {unit} [{dtypes[1]}]   "
+        f"ratio {ratio:5.2f}x",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -96,8 +99,10 @@ def main() -> None:
     new_dtype = hardware.resolve_dtype("auto", "cpu")
     new_window = spec.trained_response_tokens or DEFAULT_MAX_INPUT_TOKENS
     dtypes = (LEGACY["dtype"], new_dtype)
-    print(f"cpu flags: {hardware.describe_cpu()}  native bf16: {hardware.cpu_has_native_bf16()}  "
-          f"threads: {torch.get_num_threads()}  torch {torch.__version__}")
+    print(
+        f"cpu flags: {hardware.describe_cpu()}  native bf16: {hardware.cpu_has_native_bf16()}  "
+        f"threads: {torch.get_num_threads()}  torch {torch.__version__}"
+    )
     print(f"model: {spec.name} ({spec.path})")
     print(f"legacy: fp32, from_pretrained, window {LEGACY['window']}, {LEGACY['batch_docs']} docs/forward")
     print(f"new:    {new_dtype}, fast loader, window {new_window}, {args.batch_docs} docs/forward\n", flush=True)
@@ -106,13 +111,29 @@ def main() -> None:
     if not args.skip_cli:
         py = sys.executable
         floor = statistics.median(timed_subprocess([py, "-c", "import torch, transformers"]) for _ in range(args.runs))
-        legacy_cold = statistics.median(timed_subprocess([py, "-c", (
-            "import sys; sys.path.insert(0, %r); from bench_latency import legacy_load; "
-            "from revprompt.core.model import resolve; legacy_load(resolve(%r).path)") % (
-            str(Path(__file__).parent), args.model)]) for _ in range(args.runs))
-        new_cold = statistics.median(timed_subprocess([py, "-c", (
-            "from revprompt.core.model import load; load(%r, dtype=%r, device='cpu')") % (args.model, new_dtype)])
-            for _ in range(args.runs))
+        legacy_cold = statistics.median(
+            timed_subprocess(
+                [
+                    py,
+                    "-c",
+                    (
+                        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); from bench_latency import legacy_load; "
+                        f"from revprompt.core.model import resolve; legacy_load(resolve({args.model!r}).path)"
+                    ),
+                ]
+            )
+            for _ in range(args.runs)
+        )
+        new_cold = statistics.median(
+            timed_subprocess(
+                [
+                    py,
+                    "-c",
+                    (f"from revprompt.core.model import load; load({args.model!r}, dtype={new_dtype!r}, device='cpu')"),
+                ]
+            )
+            for _ in range(args.runs)
+        )
         print(f"{'import torch, transformers':<28} {floor:8.3f} s (the floor)")
         line("cold start (import + load)", legacy_cold, new_cold, dtypes=dtypes)
         with tempfile.TemporaryDirectory() as tmp:
@@ -130,8 +151,9 @@ def main() -> None:
     legacy_model, legacy_tok = legacy_load(spec.path)
     new_model, new_tok = new_load(spec.path, new_dtype)
     common = dict(max_new_tokens=args.max_new_tokens, model_name=spec.name)
-    legacy = Engine(legacy_model, legacy_tok, max_input_tokens=LEGACY["window"], batch_docs=LEGACY["batch_docs"],
-                    **common)
+    legacy = Engine(
+        legacy_model, legacy_tok, max_input_tokens=LEGACY["window"], batch_docs=LEGACY["batch_docs"], **common
+    )
     new = Engine(new_model, new_tok, max_input_tokens=new_window, batch_docs=args.batch_docs, **common)
     texts = texts_of_about(legacy_tok, max(args.docs, 1), args.tokens)
     if not texts:
@@ -152,14 +174,25 @@ def main() -> None:
         results[name] = dict(engine.sweep_many(texts))
         results[name + "_s"] = (time.perf_counter() - start) / len(texts)
     line(f"batch s/doc ({len(texts)} docs)", results["legacy_s"], results["new_s"], "s/doc", dtypes=dtypes)
+
     def top1(result):
         return result.candidates[0].prompt if result.candidates else None
 
     same = sum(top1(results["legacy"][i]) == top1(results["new"][i]) for i in range(len(texts)))
-    print(f"top-1 prompt identical in {same} of {len(texts)} docs (dtype/window differ, so some may change; "
-          "quality is checked with `revprompt eval`)")
-    print(json.dumps({"legacy_batch_s_per_doc": results["legacy_s"], "new_batch_s_per_doc": results["new_s"],
-                      "dtype": new_dtype, "cpu_flags": hardware.describe_cpu()}))
+    print(
+        f"top-1 prompt identical in {same} of {len(texts)} docs (dtype/window differ, so some may change; "
+        "quality is checked with `revprompt eval`)"
+    )
+    print(
+        json.dumps(
+            {
+                "legacy_batch_s_per_doc": results["legacy_s"],
+                "new_batch_s_per_doc": results["new_s"],
+                "dtype": new_dtype,
+                "cpu_flags": hardware.describe_cpu(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -92,8 +92,9 @@ def reranked_ranks(results, cosines: np.ndarray, shortlist: int | None = None) -
         else:
             row = cosines[k]
             inside = set(by_nll)
-            out[k] = len(by_nll) + sum(1 for p in np.argsort(-row, kind="stable")
-                                       if p not in inside and row[p] >= row[k])
+            out[k] = len(by_nll) + sum(
+                1 for p in np.argsort(-row, kind="stable") if p not in inside and row[p] >= row[k]
+            )
     return out
 
 
@@ -141,12 +142,15 @@ def main() -> None:
     start = time.perf_counter()
     embeddings.embed(["warm up"])
     load_minilm = time.perf_counter() - start
-    print(f"model={engine.model_name} dtype={engine.dtype} device={engine.device} window={engine.max_input_tokens} "
-          f"threads={torch.get_num_threads()} cpu: {describe_cpu()}")
+    print(
+        f"model={engine.model_name} dtype={engine.dtype} device={engine.device} window={engine.max_input_tokens} "
+        f"threads={torch.get_num_threads()} cpu: {describe_cpu()}"
+    )
     print(f"load: reverse model {load_model:.1f}s, MiniLM {load_minilm:.1f}s (not in the match time)")
 
-    score_keywords(engine.model, engine.tokenizer, texts[0], keywords[:3], engine.max_input_tokens,
-                   engine.max_new_tokens)  # warm-up: first-call allocations are not what a match pays
+    score_keywords(
+        engine.model, engine.tokenizer, texts[0], keywords[:3], engine.max_input_tokens, engine.max_new_tokens
+    )  # warm-up: first-call allocations are not what a match pays
     pages = [Page(uri=f"dev:{i}", text=t) for i, t in enumerate(texts)]
     sizes = sorted({int(x) for x in args.shortlists.split(",") if x.strip()})
     runs = {}
@@ -167,20 +171,26 @@ def main() -> None:
         re_top1, _ = report(f"revprompt re-ranked (shortlist {size})", re_ranks)
         recall = float(np.mean([any(s.page == k for s in r.scored) for k, r in enumerate(results)]))
         embed_s = wall - st.prefix_seconds - st.keyword_seconds
-        print(f"    wall time of the {n} x {n} match: {wall:.1f}s (MiniLM embeddings + shortlist {embed_s:.1f}s, "
-              f"page prefixes {st.prefix_seconds:.1f}s for {st.pages} pages / {st.prefix_tokens} tokens, "
-              f"keywords {st.keyword_seconds:.1f}s for {st.pairs} pairs / {st.keyword_rows} tokens); "
-              f"MiniLM recall@{size} {100 * recall:.1f}%")
+        print(
+            f"    wall time of the {n} x {n} match: {wall:.1f}s (MiniLM embeddings + shortlist {embed_s:.1f}s, "
+            f"page prefixes {st.prefix_seconds:.1f}s for {st.pages} pages / {st.prefix_tokens} tokens, "
+            f"keywords {st.keyword_seconds:.1f}s for {st.pairs} pairs / {st.keyword_rows} tokens); "
+            f"MiniLM recall@{size} {100 * recall:.1f}%"
+        )
         gain = (re_top1 - minilm_top1) * 100
-        print(f"    goal: {gain:+.1f} points top-1 over MiniLM (>= +5: {'met' if gain >= 5 else 'NOT met'}), "
-              f"{wall:.0f}s (<= 120s: {'met' if wall <= 120 else 'NOT met'})")
+        print(
+            f"    goal: {gain:+.1f} points top-1 over MiniLM (>= +5: {'met' if gain >= 5 else 'NOT met'}), "
+            f"{wall:.0f}s (<= 120s: {'met' if wall <= 120 else 'NOT met'})"
+        )
     results, cosines, st, wall = runs[sizes[-1]]
     re_ranks = reranked_ranks(results, cosines)
     for m in (3, 5, 7):  # smaller shortlists from the largest run's scores (accuracy exact, no time)
         if m < sizes[-1] and m not in sizes:
             sub = reranked_ranks(results, cosines, m)
-            print(f"shortlist {m} (a subset of the shortlist-{sizes[-1]} scores): top-1 {100 * np.mean(sub == 1):5.1f}%   "
-                  f"MRR {np.mean(1.0 / sub):.3f}")
+            print(
+                f"shortlist {m} (a subset of the shortlist-{sizes[-1]} scores): top-1 {100 * np.mean(sub == 1):5.1f}%   "
+                f"MRR {np.mean(1.0 / sub):.3f}"
+            )
 
     # Calibration of plugins/match.py's thresholds.
     print()
@@ -195,25 +205,32 @@ def main() -> None:
             absent_nll[k] = min(others)
     missing = [k for k in range(n) if np.isnan(true_nll[k])]
     for k in missing:  # right page outside the shortlist: scored here, outside the timing and the ranking
-        true_nll[k] = score_keywords(engine.model, engine.tokenizer, texts[k], [keywords[k]], engine.max_input_tokens,
-                                     engine.max_new_tokens)[0]
+        true_nll[k] = score_keywords(
+            engine.model, engine.tokenizer, texts[k], [keywords[k]], engine.max_input_tokens, engine.max_new_tokens
+        )[0]
     absent_nll = absent_nll[~np.isnan(absent_nll)]
     q = [10, 25, 50, 75, 90, 95]
     print("calibration (mean NLL per token):")
     print("  true pairs   p" + " p".join(f"{p}={v:.2f}" for p, v in zip(q, np.percentile(true_nll, q))))
     print("  best absent  p" + " p".join(f"{p}={v:.2f}" for p, v in zip(q, np.percentile(absent_nll, q))))
     threshold, frr, far = equal_error(true_nll, absent_nll)
-    print(f"  NO_PAGE_NLL (equal error) = {threshold:.2f}: {100 * frr:.1f}% of true pairs above it, "
-          f"{100 * far:.1f}% of absent keywords at or below it")
+    print(
+        f"  NO_PAGE_NLL (equal error) = {threshold:.2f}: {100 * frr:.1f}% of true pairs above it, "
+        f"{100 * far:.1f}% of absent keywords at or below it"
+    )
     # Search keywords are short; chat prompts are not. The same threshold on the short prompts alone:
     n_tokens = np.array([len(encode_prompt(engine.tokenizer, kw, engine.max_new_tokens)) for kw in keywords])
-    absent_all = np.array([min((s.nll for s in r.scored if s.page != k), default=np.nan) for k, r in enumerate(results)])
+    absent_all = np.array(
+        [min((s.nll for s in r.scored if s.page != k), default=np.nan) for k, r in enumerate(results)]
+    )
     short = (n_tokens <= 12) & ~np.isnan(absent_all)
     if short.sum() >= 20:
         t_short, frr_s, far_s = equal_error(true_nll[short], absent_all[short])
-        print(f"  short keywords only (<= 11 tokens + EOS, {int(short.sum())} of {n}): equal error at {t_short:.2f} "
-              f"({100 * frr_s:.1f}% / {100 * far_s:.1f}%); median true {np.median(true_nll[short]):.2f}, "
-              f"median absent {np.median(absent_all[short]):.2f}")
+        print(
+            f"  short keywords only (<= 11 tokens + EOS, {int(short.sum())} of {n}): equal error at {t_short:.2f} "
+            f"({100 * frr_s:.1f}% / {100 * far_s:.1f}%); median true {np.median(true_nll[short]):.2f}, "
+            f"median absent {np.median(absent_all[short]):.2f}"
+        )
     print(f"  prompt tokens (with EOS): median {np.median(n_tokens):.0f}, mean {np.mean(n_tokens):.1f}")
     margins = np.array([r.margin if r.margin is not None else math.inf for r in results])
     correct = re_ranks == 1
@@ -222,7 +239,11 @@ def main() -> None:
         sel = (margins >= lo) & (margins < hi)
         if sel.any():
             print(f"    [{lo:.2f}, {hi:.2f}): {int(sel.sum()):3d} keywords, top-1 {100 * correct[sel].mean():5.1f}%")
-    cands = [m for m in (0.02, 0.05, 0.1, 0.15, 0.2, 0.3) if ((margins < m).sum() >= 5 and correct[margins < m].mean() <= 0.6)]
+    cands = [
+        m
+        for m in (0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
+        if ((margins < m).sum() >= 5 and correct[margins < m].mean() <= 0.6)
+    ]
     print(f"  CANNIBALISATION_MARGIN: largest margin under which top-1 <= 60%: {max(cands) if cands else 'none'}")
     print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 

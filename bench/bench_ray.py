@@ -40,8 +40,10 @@ def texts(n: int) -> list[str]:
     topics = ["sleep", "bread", "running", "taxes", "coffee", "chess", "travel", "plants", "speaking", "cycling"]
     while len(out) < n:
         i = len(out)
-        out.append(f"Here are practical tips about {topics[i % len(topics)]} (set {i}): start small, keep a log of "
-                   "what works, ask someone experienced, and review your progress every week. " * 4)
+        out.append(
+            f"Here are practical tips about {topics[i % len(topics)]} (set {i}): start small, keep a log of "
+            "what works, ask someone experienced, and review your progress every week. " * 4
+        )
     return out
 
 
@@ -59,15 +61,17 @@ def run_local(folder: Path, db: Path, engine_kwargs: dict, description: dict) ->
     return end - loaded, end - start, summary.done
 
 
-def run_ray(folder: Path, db: Path, engine_kwargs: dict, description: dict, actors: int,
-            cpus: float) -> tuple[float, float, int]:
+def run_ray(
+    folder: Path, db: Path, engine_kwargs: dict, description: dict, actors: int, cpus: float
+) -> tuple[float, float, int]:
     from revprompt.core.ray_runner import RayBatchRunner, RaySettings
     from revprompt.core.store import Store
 
     start = time.perf_counter()
     with Store(str(db)) as store:
-        runner = RayBatchRunner(store, engine_kwargs, description, analyzers=[],
-                                settings=RaySettings(actors=actors, cpus_per_actor=cpus))
+        runner = RayBatchRunner(
+            store, engine_kwargs, description, analyzers=[], settings=RaySettings(actors=actors, cpus_per_actor=cpus)
+        )
         runner.start_workers()
         while not all(w.ready for w in runner.workers):  # every actor has its model: time the batch alone
             runner._pump(timeout=1.0)
@@ -100,25 +104,40 @@ def main() -> None:
         folder.mkdir()
         for i, text in enumerate(texts(args.docs)):
             (folder / f"{i:03d}.txt").write_text(text)
-        print(f"bench_ray: {args.docs} texts, model {args.model or 'shipped'}, dtype {args.dtype}, "
-              f"batch_docs {args.batch_docs}, {cores} cores, ray {ray.__version__}", flush=True)
+        print(
+            f"bench_ray: {args.docs} texts, model {args.model or 'shipped'}, dtype {args.dtype}, "
+            f"batch_docs {args.batch_docs}, {cores} cores, ray {ray.__version__}",
+            flush=True,
+        )
 
         rows = []
         batch, total, done = run_local(folder, Path(tmp) / "local.duckdb", engine_kwargs, description)
         rows.append(("local (1 process, all cores)", batch, total, done))
-        print(f"{rows[-1][0]:<34} {done / batch:6.3f} docs/s   batch {batch:7.1f} s   end-to-end {total:7.1f} s",
-              flush=True)
-        ray.init(address="local", num_cpus=cores, include_dashboard=False, _node_ip_address="127.0.0.1",
-                 log_to_driver=False, logging_level=logging.ERROR)
+        print(
+            f"{rows[-1][0]:<34} {done / batch:6.3f} docs/s   batch {batch:7.1f} s   end-to-end {total:7.1f} s",
+            flush=True,
+        )
+        ray.init(
+            address="local",
+            num_cpus=cores,
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            log_to_driver=False,
+            logging_level=logging.ERROR,
+        )
         try:
             for actors, cpus in ((1, float(cores)), (cores, 1.0)):
-                batch, total, done = run_ray(folder, Path(tmp) / f"ray{actors}.duckdb", engine_kwargs, description,
-                                             actors, cpus)
+                batch, total, done = run_ray(
+                    folder, Path(tmp) / f"ray{actors}.duckdb", engine_kwargs, description, actors, cpus
+                )
                 name = f"ray, {actors} actor{'s' if actors > 1 else ''} x {cpus:g} CPU"
                 rows.append((name, batch, total, done))
-                print(f"{name:<34} {done / batch:6.3f} docs/s   batch {batch:7.1f} s   end-to-end {total:7.1f} s   "
-                      f"ratio vs local {(done / batch) / (rows[0][3] / rows[0][1]):5.2f}x "
-                      f"(end-to-end {rows[0][2] / total:5.2f}x)", flush=True)
+                print(
+                    f"{name:<34} {done / batch:6.3f} docs/s   batch {batch:7.1f} s   end-to-end {total:7.1f} s   "
+                    f"ratio vs local {(done / batch) / (rows[0][3] / rows[0][1]):5.2f}x "
+                    f"(end-to-end {rows[0][2] / total:5.2f}x)",
+                    flush=True,
+                )
         finally:
             ray.shutdown()
     if any(r[3] != args.docs for r in rows):

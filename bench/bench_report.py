@@ -41,17 +41,28 @@ def synthetic_db(path: str, n_docs: int, n_cands: int = 16, seed: int = 0) -> st
     from revprompt.plugins.word_frequency import WordFrequencyAnalyzer
 
     rng = random.Random(seed)
-    vocab = ("fix leaking kitchen tap best running shoes flat feet repot orchid bark cheap flights rome may "
-             "booking midweek washer handle support arch stability spring drainage price review guide compare "
-             "install replace cost near me how long").split()
+    vocab = (
+        "fix leaking kitchen tap best running shoes flat feet repot orchid bark cheap flights rome may "
+        "booking midweek washer handle support arch stability spring drainage price review guide compare "
+        "install replace cost near me how long"
+    ).split()
     starts = ["how do i", "what is the best way to", "why does", "can i", "where to find", "when should i"]
     items = []
     for i in range(n_docs):
         topic = rng.sample(vocab, 4)
-        prompts = [(f"{rng.choice(starts)} {' '.join(rng.sample(topic, 3))} {' '.join(rng.sample(vocab, 6))}",
-                    2.0 + j * 0.4 + rng.random()) for j in range(n_cands)]
-        items.append((Document(f"https://example.com/{'-'.join(topic)}-{i}", " ".join(topic),
-                               title=" ".join(topic).title()), make_result(prompts)))
+        prompts = [
+            (
+                f"{rng.choice(starts)} {' '.join(rng.sample(topic, 3))} {' '.join(rng.sample(vocab, 6))}",
+                2.0 + j * 0.4 + rng.random(),
+            )
+            for j in range(n_cands)
+        ]
+        items.append(
+            (
+                Document(f"https://example.com/{'-'.join(topic)}-{i}", " ".join(topic), title=" ".join(topic).title()),
+                make_result(prompts),
+            )
+        )
     analyzers = [KeyPhrasesAnalyzer(), WordFrequencyAnalyzer(), SiteIntentAnalyzer(embed=_bag_of_words)]
     with Store(path) as store:
         run_batch(store, items, analyzers, command=f"synthetic run of {n_docs} pages")
@@ -91,8 +102,10 @@ def main() -> None:
     size = output.stat().st_size
     n = len(data["docs"])
     print(f"run {data['run']['run_id']}: {n} pages, {data['run']['n_candidates']} candidates")
-    print(f"collect {t1 - t0:.2f} s, render {t2 - t1:.2f} s, file {size / 1e6:.2f} MB "
-          f"({size / max(n, 1) / 1e3:.1f} kB a page): {output}")
+    print(
+        f"collect {t1 - t0:.2f} s, render {t2 - t1:.2f} s, file {size / 1e6:.2f} MB "
+        f"({size / max(n, 1) / 1e3:.1f} kB a page): {output}"
+    )
     if args.no_browser:
         return
     from revprompt.plugins.browser import find_chromium, visit
@@ -103,9 +116,11 @@ def main() -> None:
         return
     seen = visit(output)
     seen2 = visit(output)  # a second, warm visit: the first also pays for Chromium's own start
-    print(f"Chromium: rendered at {seen.rendered_ms:.0f} ms / {seen2.rendered_ms:.0f} ms (cold / warm), "
-          f"load {seen.load_seconds:.2f} s / {seen2.load_seconds:.2f} s; console errors {len(seen.errors)}, "
-          f"external requests {len(seen.external_requests)}")
+    print(
+        f"Chromium: rendered at {seen.rendered_ms:.0f} ms / {seen2.rendered_ms:.0f} ms (cold / warm), "
+        f"load {seen.load_seconds:.2f} s / {seen2.load_seconds:.2f} s; console errors {len(seen.errors)}, "
+        f"external requests {len(seen.external_requests)}"
+    )
 
 
 if __name__ == "__main__":

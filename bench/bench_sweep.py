@@ -51,12 +51,19 @@ def main() -> None:
     from revprompt.core.engine import Engine
 
     # The whole ~N-token text is decoded (not cut to the model's trained window), as the issue measures.
-    fast = Engine.load(args.model, dtype=args.dtype, max_new_tokens=args.max_new_tokens, method="fast",
-                       max_input_tokens=args.tokens + 8)
+    fast = Engine.load(
+        args.model,
+        dtype=args.dtype,
+        max_new_tokens=args.max_new_tokens,
+        method="fast",
+        max_input_tokens=args.tokens + 8,
+    )
     ref = Engine(fast.model, fast.tokenizer, max_new_tokens=args.max_new_tokens, method="reference")
     texts = texts_of_about(fast.tokenizer, args.docs, args.tokens)
-    print(f"model={fast.model_name} dtype={args.dtype} docs={len(texts)} tokens/doc={args.tokens} "
-          f"configs={len(fast.configs)} threads={torch.get_num_threads()}")
+    print(
+        f"model={fast.model_name} dtype={args.dtype} docs={len(texts)} tokens/doc={args.tokens} "
+        f"configs={len(fast.configs)} threads={torch.get_num_threads()}"
+    )
     fast.sweep(texts[0][:200])  # warm-up: first-call allocations are not what a batch pays
 
     # The fast runs come first: the long reference runs afterwards cannot heat or fragment the machine for them
@@ -67,8 +74,11 @@ def main() -> None:
         b = fast.sweep(text)
         t_fast.append(time.perf_counter() - start)
         singles.append(b)
-        print(f"doc {i}: fast {t_fast[-1]:.2f}s, {len(b.candidates)} candidates, "
-              f"longest {max(len(c.token_ids) for c in b.candidates)} tokens", flush=True)
+        print(
+            f"doc {i}: fast {t_fast[-1]:.2f}s, {len(b.candidates)} candidates, "
+            f"longest {max(len(c.token_ids) for c in b.candidates)} tokens",
+            flush=True,
+        )
 
     start = time.perf_counter()
     batched = dict(fast.sweep_many(texts, batch_docs=args.batch_docs))
@@ -90,7 +100,9 @@ def main() -> None:
     mean_fast = sum(t_fast) / len(t_fast)
     mean_fast_ref_docs = sum(t_fast[: len(t_ref)]) / max(len(t_ref), 1)
     print(f"fast sweep, one doc at a time: {mean_fast:.2f} s/doc")
-    print(f"fast sweep, batch mode ({args.batch_docs} docs/forward): {t_batch:.2f} s/doc (identical to one at a time: {'yes' if batch_same else 'no'})")
+    print(
+        f"fast sweep, batch mode ({args.batch_docs} docs/forward): {t_batch:.2f} s/doc (identical to one at a time: {'yes' if batch_same else 'no'})"
+    )
     if t_ref:
         mean_ref = sum(t_ref) / len(t_ref)
         print(f"reference sweep: {mean_ref:.2f} s/doc (on {len(t_ref)} docs)")

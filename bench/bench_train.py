@@ -47,14 +47,31 @@ def run(name: str, pairs, steps: int, base) -> dict:
 
     settings = {"batch_size": 4, "grad_accum": 2, **CONFIGS[name]}
     with tempfile.TemporaryDirectory() as out:
-        cfg = TrainConfig(data=[], out_dir=out, base_model=base, max_steps=steps, warmup_steps=2, save_every=10**6,
-                          progress=False, resume=False, schedule="cosine", **settings)
+        cfg = TrainConfig(
+            data=[],
+            out_dir=out,
+            base_model=base,
+            max_steps=steps,
+            warmup_steps=2,
+            save_every=10**6,
+            progress=False,
+            resume=False,
+            schedule="cosine",
+            **settings,
+        )
         t0 = time.perf_counter()
         record = train(cfg, pairs=pairs)
         wall = time.perf_counter() - t0
-    return {"config": name, **settings, "bf16_used": record["bf16"], "pairs": record["examples_seen"],
-            "loop_seconds": record["seconds"], "pairs_per_s": record["examples_per_second"],
-            "wall_seconds": round(wall, 1), "mean_loss": record["mean_loss_first_20"]}
+    return {
+        "config": name,
+        **settings,
+        "bf16_used": record["bf16"],
+        "pairs": record["examples_seen"],
+        "loop_seconds": record["seconds"],
+        "pairs_per_s": record["examples_per_second"],
+        "wall_seconds": round(wall, 1),
+        "mean_loss": record["mean_loss_first_20"],
+    }
 
 
 def main(argv=None) -> int:
@@ -78,9 +95,14 @@ def main(argv=None) -> int:
     by = {r["config"]: r for r in results}
     import torch
 
-    summary = {"cpu_flags": cpu_flags(), "threads": torch.get_num_threads(), "cores": os.cpu_count(),
-               "torch": torch.__version__, "pairs_per_s": {r["config"]: r["pairs_per_s"] for r in results},
-               "ratio_new_over_old": round(by["new"]["pairs_per_s"] / by["old"]["pairs_per_s"], 2)}
+    summary = {
+        "cpu_flags": cpu_flags(),
+        "threads": torch.get_num_threads(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "pairs_per_s": {r["config"]: r["pairs_per_s"] for r in results},
+        "ratio_new_over_old": round(by["new"]["pairs_per_s"] / by["old"]["pairs_per_s"], 2),
+    }
     for name in args.extra:
         summary[f"ratio_{name}_over_old"] = round(by[name]["pairs_per_s"] / by["old"]["pairs_per_s"], 2)
     print(json.dumps(summary, indent=2))

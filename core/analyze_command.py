@@ -8,9 +8,8 @@ import warnings
 
 import click
 
-from revprompt.sources import dataforseo_cli
-from revprompt.sources.dataforseo_cli import dataforseo_options
-
+from ..sources import dataforseo_cli
+from ..sources.dataforseo_cli import dataforseo_options
 from . import ray_cli
 from .cli_options import db_option, hardware_options, load_engine
 from .errors import UserError
@@ -22,68 +21,167 @@ DEFAULT_CONCURRENCY = 4
 DEFAULT_TIMEOUT = 20.0
 
 
-def engine_description(model: str | None = None, dtype: str = "auto", top_n: int = DEFAULT_TOP_N,
-                       max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, max_input_tokens: int | None = None,
-                       method: str = "fast") -> dict:
+def engine_description(
+    model: str | None = None,
+    dtype: str = "auto",
+    top_n: int = DEFAULT_TOP_N,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    max_input_tokens: int | None = None,
+    method: str = "fast",
+) -> dict:
     """The engine settings a run is keyed by (with its targets and options: core/batch.py `target_key`).
     The TUI's paste builds its description here too, so a pasted text and `analyze -` share a run key."""
-    return {"model": model or "default", "top_n": top_n, "max_new_tokens": max_new_tokens,
-            "max_input_tokens": max_input_tokens, "method": method, "dtype": dtype}
+    return {
+        "model": model or "default",
+        "top_n": top_n,
+        "max_new_tokens": max_new_tokens,
+        "max_input_tokens": max_input_tokens,
+        "method": method,
+        "dtype": dtype,
+    }
 
 
-def batch_options(max_pages: int | None = None, max_depth: int = DEFAULT_MAX_DEPTH, retry_failed: bool = False,
-                  crawl_delay: float | None = None, concurrency: int = DEFAULT_CONCURRENCY,
-                  timeout: float = DEFAULT_TIMEOUT) -> dict:
+def batch_options(
+    max_pages: int | None = None,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    retry_failed: bool = False,
+    crawl_delay: float | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> dict:
     """The batch options of `revprompt analyze`, defaults included (those not in RUN_NEUTRAL_OPTIONS are part
     of the run key, so every caller that means "as analyze would" takes them from here)."""
-    return {"max_pages": max_pages, "max_depth": max_depth, "retry_failed": retry_failed,
-            "crawl_delay": crawl_delay, "concurrency": concurrency, "timeout": timeout}
+    return {
+        "max_pages": max_pages,
+        "max_depth": max_depth,
+        "retry_failed": retry_failed,
+        "crawl_delay": crawl_delay,
+        "concurrency": concurrency,
+        "timeout": timeout,
+    }
 
 
 @click.command("analyze")
 @click.argument("targets", nargs=-1)
 @db_option()
-@click.option("--model", default=None, envvar="REVPROMPT_MODEL",
-              help="'base', a local model or PEFT adapter directory, or a Hugging Face id. Default: the shipped model.")
+@click.option(
+    "--model",
+    default=None,
+    envvar="REVPROMPT_MODEL",
+    help="'base', a local model or PEFT adapter directory, or a Hugging Face id. Default: the shipped model.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON (one object per document).")
-@click.option("--top", "top_n", default=DEFAULT_TOP_N, show_default=True, help="How many ranked candidates to keep per text.")
-@click.option("--max-new-tokens", default=DEFAULT_MAX_NEW_TOKENS, show_default=True, help="Longest prompt the decoder may write.")
-@click.option("--max-input-tokens", type=int, default=None,
-              help="Longer inputs are read up to this many tokens (one note per run says how many were longer). "
-                   "Default: the length the model was trained on (192 for the shipped adapter), else 2048.")
+@click.option(
+    "--top", "top_n", default=DEFAULT_TOP_N, show_default=True, help="How many ranked candidates to keep per text."
+)
+@click.option(
+    "--max-new-tokens", default=DEFAULT_MAX_NEW_TOKENS, show_default=True, help="Longest prompt the decoder may write."
+)
+@click.option(
+    "--max-input-tokens",
+    type=int,
+    default=None,
+    help="Longer inputs are read up to this many tokens (one note per run says how many were longer). "
+    "Default: the length the model was trained on (192 for the shipped adapter), else 2048.",
+)
 @click.option("--source", "source_name", default=None, help="Force a source plugin (see `revprompt plugins`).")
-@click.option("--urls", "urls_file", type=click.Path(dir_okay=False), default=None, help="A file with one URL per line.")
+@click.option(
+    "--urls", "urls_file", type=click.Path(dir_okay=False), default=None, help="A file with one URL per line."
+)
 @click.option("--crawl", "crawl_url", default=None, help="Crawl a site from this URL (same host, robots.txt obeyed).")
-@click.option("--max-pages", type=click.IntRange(min=1), default=None,
-              help="Stop after this many pages (crawl: default 100; sitemaps: all they list).")
-@click.option("--max-depth", default=DEFAULT_MAX_DEPTH, show_default=True, help="With --crawl: how many links deep to follow.")
-@click.option("--crawl-delay", type=click.FloatRange(min=0), default=None,
-              help="With --crawl: seconds between requests (default: robots.txt Crawl-delay, else 0.5).")
-@click.option("--strip-params", default=None, metavar="NAMES",
-              help="Query parameters to drop from page URLs besides the trackers and session ids dropped by default "
-                   "(utm_*, gclid, fbclid, sessionid, phpsessid, jsessionid, sid, ...): comma-separated, "
-                   "'name*' for a prefix. E.g. --strip-params search,sort")
-@click.option("--keep-params", default=None, metavar="NAMES",
-              help="Query parameters to keep in page URLs although dropped by default (e.g. sid); '*' keeps all.")
-@click.option("--concurrency", type=click.IntRange(1, 32), default=DEFAULT_CONCURRENCY, show_default=True,
-              help="Pages fetched at the same time.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=DEFAULT_TIMEOUT, show_default=True,
-              help="Seconds a page may take in all (connecting, waiting, downloading) before it counts as failed.")
+@click.option(
+    "--max-pages",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop after this many pages (crawl: default 100; sitemaps: all they list).",
+)
+@click.option(
+    "--max-depth", default=DEFAULT_MAX_DEPTH, show_default=True, help="With --crawl: how many links deep to follow."
+)
+@click.option(
+    "--crawl-delay",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="With --crawl: seconds between requests (default: robots.txt Crawl-delay, else 0.5).",
+)
+@click.option(
+    "--strip-params",
+    default=None,
+    metavar="NAMES",
+    help="Query parameters to drop from page URLs besides the trackers and session ids dropped by default "
+    "(utm_*, gclid, fbclid, sessionid, phpsessid, jsessionid, sid, ...): comma-separated, "
+    "'name*' for a prefix. E.g. --strip-params search,sort",
+)
+@click.option(
+    "--keep-params",
+    default=None,
+    metavar="NAMES",
+    help="Query parameters to keep in page URLs although dropped by default (e.g. sid); '*' keeps all.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 32),
+    default=DEFAULT_CONCURRENCY,
+    show_default=True,
+    help="Pages fetched at the same time.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    help="Seconds a page may take in all (connecting, waiting, downloading) before it counts as failed.",
+)
 @click.option("--resume", "resume_run_id", default=None, help="Continue an earlier run by its run_id.")
 @click.option("--retry-failed", is_flag=True, help="On resume, retry documents that failed instead of skipping them.")
 @click.option("--no-plugins", is_flag=True, help="Skip the analysis plugins (key phrases, word frequencies, intent).")
-@click.option("--method", type=click.Choice(["fast", "reference"]), default="fast", show_default=True,
-              help="The batched sweep, or the plain per-config decoder it is checked against.")
-@click.option("--batch-docs", default=4, show_default=True,
-              help="Documents decoded together in one batched sweep (faster per document; more lost if killed).")
+@click.option(
+    "--method",
+    type=click.Choice(["fast", "reference"]),
+    default="fast",
+    show_default=True,
+    help="The batched sweep, or the plain per-config decoder it is checked against.",
+)
+@click.option(
+    "--batch-docs",
+    default=4,
+    show_default=True,
+    help="Documents decoded together in one batched sweep (faster per document; more lost if killed).",
+)
 @hardware_options
 @dataforseo_options
 @ray_options
-def analyze_command(targets, db, model, as_json, top_n, max_new_tokens, max_input_tokens, source_name, urls_file,
-                    crawl_url, max_pages, max_depth, crawl_delay, strip_params, keep_params, concurrency, timeout,
-                    resume_run_id, retry_failed,
-                    no_plugins, method, dtype, device, batch_docs, ray_address, ray_actors, ray_cpus,
-                    output_parquet, **dataforseo):
+def analyze_command(
+    targets,
+    db,
+    model,
+    as_json,
+    top_n,
+    max_new_tokens,
+    max_input_tokens,
+    source_name,
+    urls_file,
+    crawl_url,
+    max_pages,
+    max_depth,
+    crawl_delay,
+    strip_params,
+    keep_params,
+    concurrency,
+    timeout,
+    resume_run_id,
+    retry_failed,
+    no_plugins,
+    method,
+    dtype,
+    device,
+    batch_docs,
+    ray_address,
+    ray_actors,
+    ray_cpus,
+    output_parquet,
+    **dataforseo,
+):
     """Propose the prompts that most plausibly produced each TARGET.
 
     \b
@@ -120,8 +218,10 @@ def analyze_command(targets, db, model, as_json, top_n, max_new_tokens, max_inpu
     options: dict = {}
     source_name = dataforseo_cli.prepare(dataforseo, targets, source_name, options)
     if not targets:
-        raise UserError("nothing to analyse: give text, a file, '-', a URL, --urls FILE or --crawl URL "
-                        "(see `revprompt analyze --help`)")
+        raise UserError(
+            "nothing to analyse: give text, a file, '-', a URL, --urls FILE or --crawl URL "
+            "(see `revprompt analyze --help`)"
+        )
     options.update(batch_options(max_pages, max_depth, retry_failed, crawl_delay, concurrency, timeout))
     if strip_params or keep_params:  # only when given: the runs of earlier commands keep their target_key
         options.update(strip_params=strip_params, keep_params=keep_params)
@@ -129,7 +229,7 @@ def analyze_command(targets, db, model, as_json, top_n, max_new_tokens, max_inpu
     if targets == ["-"] and source_name in (None, "text"):
         # Piped text is read now, so the run is keyed by the text itself, as a text pasted in the TUI is
         # (`revprompt analyze -` twice with different texts are two runs, never one resumed by the other).
-        from revprompt.sources.text import read_stdin
+        from ..sources.text import read_stdin
 
         targets, source_name = [read_stdin()], "text"
     if dataforseo.get("estimate_only"):
@@ -140,8 +240,16 @@ def analyze_command(targets, db, model, as_json, top_n, max_new_tokens, max_inpu
     built = []  # the engine, once the runner has needed one (a resumed run may not)
 
     def make_engine():
-        engine = load_engine(model, dtype=dtype, device=device, top_n=top_n, max_new_tokens=max_new_tokens,
-                             max_input_tokens=max_input_tokens, method=method, batch_docs=batch_docs)
+        engine = load_engine(
+            model,
+            dtype=dtype,
+            device=device,
+            top_n=top_n,
+            max_new_tokens=max_new_tokens,
+            max_input_tokens=max_input_tokens,
+            method=method,
+            batch_docs=batch_docs,
+        )
         built.append(engine)
         return engine
 
@@ -149,16 +257,36 @@ def analyze_command(targets, db, model, as_json, top_n, max_new_tokens, max_inpu
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("ignore", InputTruncatedWarning)
         with Store(db) as store:
-            runner = BatchRunner(
-                store, make_engine, description,
-                analyzers=[] if no_plugins else registered_analyzers(),
-                options=options,
-                progress=None,
-            ) if ray_address is None else ray_cli.runner(  # --ray: the same batch, loads and sweeps on a cluster
-                store, description, [] if no_plugins else registered_analyzers(), options, ray_address,
-                ray_actors, ray_cpus, dict(model=model, dtype=dtype, device=device, top_n=top_n,
-                                           max_new_tokens=max_new_tokens, max_input_tokens=max_input_tokens,
-                                           method=method, batch_docs=batch_docs))
+            runner = (
+                BatchRunner(
+                    store,
+                    make_engine,
+                    description,
+                    analyzers=[] if no_plugins else registered_analyzers(),
+                    options=options,
+                    progress=None,
+                )
+                if ray_address is None
+                else ray_cli.runner(  # --ray: the same batch, loads and sweeps on a cluster
+                    store,
+                    description,
+                    [] if no_plugins else registered_analyzers(),
+                    options,
+                    ray_address,
+                    ray_actors,
+                    ray_cpus,
+                    dict(
+                        model=model,
+                        dtype=dtype,
+                        device=device,
+                        top_n=top_n,
+                        max_new_tokens=max_new_tokens,
+                        max_input_tokens=max_input_tokens,
+                        method=method,
+                        batch_docs=batch_docs,
+                    ),
+                )
+            )
             progress = BatchProgress(enabled=not as_json or sys.stderr.isatty())
             runner.progress = ray_cli.progress(store, output_parquet, progress)
             summary = None
@@ -179,8 +307,13 @@ def _window_note(engine, summary, single: bool) -> None:
     from .engine import window_note
 
     read = [result for _, result, _ in summary.results if result is not None]
-    note = window_note(getattr(engine, "max_input_tokens", None), getattr(engine, "window_origin", "default"),
-                       len(read), sum(1 for r in read if r.truncated), single)
+    note = window_note(
+        getattr(engine, "max_input_tokens", None),
+        getattr(engine, "window_origin", "default"),
+        len(read),
+        sum(1 for r in read if r.truncated),
+        single,
+    )
     if note:
         click.echo(note, err=True)
 
@@ -194,7 +327,13 @@ def _report(summary, as_json: bool, single: bool) -> None:
                 out = result_to_json(doc.uri, result, doc_id, summary.run_id)
                 out.update(title=doc.title, status=doc.status)
             else:
-                out = {"uri": doc.uri, "run_id": summary.run_id, "doc_id": doc_id, "status": doc.status, "error": doc.error}
+                out = {
+                    "uri": doc.uri,
+                    "run_id": summary.run_id,
+                    "doc_id": doc_id,
+                    "status": doc.status,
+                    "error": doc.error,
+                }
                 if doc.status == "duplicate":
                     out["duplicate_of"] = doc.meta.get("duplicate_of")
             click.echo(json.dumps(out, ensure_ascii=False))
@@ -219,8 +358,11 @@ def _report(summary, as_json: bool, single: bool) -> None:
         raise UserError(doc.error if local else f"{doc.uri}: {doc.error}", 2 if local else 1)
     if summary.failed and not summary.done and not summary.skipped and not summary.duplicates:
         # Nothing worked: a script or CI job running the batch must see it (the rows are stored all the same).
-        raise UserError(f"all {summary.failed} documents of run {summary.run_id} failed; see their errors with "
-                        f"revprompt sql \"SELECT uri, error FROM documents WHERE run_id = '{summary.run_id}'\"", 1)
+        raise UserError(
+            f"all {summary.failed} documents of run {summary.run_id} failed; see their errors with "
+            f"revprompt sql \"SELECT uri, error FROM documents WHERE run_id = '{summary.run_id}'\"",
+            1,
+        )
 
 
 MAX_TABLE_ROWS = 50  # a site batch can hold thousands of pages: the table shows the first ones
@@ -242,8 +384,13 @@ def _print_batch_table(summary) -> None:
             best = result.candidates[0]
             table.add_row(str(doc_id), escape(doc.uri), doc.status, escape(best.prompt), f"{best.perplexity:.2f}")
         elif doc.status == "duplicate":
-            table.add_row(str(doc_id), escape(doc.uri), "[dim]duplicate[/dim]",
-                          escape(f"same page as {doc.meta.get('duplicate_of')}"), "")
+            table.add_row(
+                str(doc_id),
+                escape(doc.uri),
+                "[dim]duplicate[/dim]",
+                escape(f"same page as {doc.meta.get('duplicate_of')}"),
+                "",
+            )
         else:
             table.add_row(str(doc_id), escape(doc.uri), f"[red]{doc.status}[/red]", escape(doc.error or ""), "")
     console = Console()
@@ -251,5 +398,8 @@ def _print_batch_table(summary) -> None:
     hidden = len(summary.results) - MAX_TABLE_ROWS
     if hidden > 0:
         console.print(
-            f"... and {hidden} more: revprompt sql \"SELECT uri, status, error FROM documents "
-            f"WHERE run_id = '{summary.run_id}'\"", markup=False, highlight=False)
+            f'... and {hidden} more: revprompt sql "SELECT uri, status, error FROM documents '
+            f"WHERE run_id = '{summary.run_id}'\"",
+            markup=False,
+            highlight=False,
+        )

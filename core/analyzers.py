@@ -58,7 +58,7 @@ class Analyzer(Protocol):
         (Analyzers written against the first protocol, `analyze_document(doc, result)`, still work: the runner
         passes `run_id` only to methods that accept it.)"""
 
-    def analyze_run(self, store: "Store", run_id: str) -> None:
+    def analyze_run(self, store: Store, run_id: str) -> None:
         """Run-level analysis after a batch (e.g. the site intent map); may be a no-op."""
 
     # Optional (not part of the protocol, so analyzers written before it still match):
@@ -75,7 +75,7 @@ class BaseAnalyzer:
     def analyze_document(self, doc: Document, result: SweepResult, run_id: str | None = None) -> dict[str, list[dict]]:
         return {}
 
-    def analyze_run(self, store: "Store", run_id: str) -> None:
+    def analyze_run(self, store: Store, run_id: str) -> None:
         return None
 
     def views(self) -> list:
@@ -97,7 +97,7 @@ def analyzer_name(analyzer) -> str:
     return getattr(analyzer, "name", None) or type(analyzer).__name__
 
 
-def prepare(store: "Store", analyzers: Sequence | None = None) -> list:
+def prepare(store: Store, analyzers: Sequence | None = None) -> list:
     """Create the tables of `analyzers` (default: all registered) and return those to use for the batch.
 
     One whose tables cannot be created (bad SQL, a clash with another table) is left out with a warning: a
@@ -154,8 +154,9 @@ def analyze_document(
     return {t: rows for t, rows in merged.items() if rows}
 
 
-def save_analysed(store: "Store", run_id: str, doc: Document, result: SweepResult | None,
-                  analyzers: Sequence = ()) -> int:
+def save_analysed(
+    store: Store, run_id: str, doc: Document, result: SweepResult | None, analyzers: Sequence = ()
+) -> int:
     """Store one document, its candidates and its analyzers' rows in one transaction; returns its doc_id.
 
     This is the one way a document enters the store (the batch, the TUI's paste through the batch, and the
@@ -185,7 +186,7 @@ def save_analysed(store: "Store", run_id: str, doc: Document, result: SweepResul
     return store.save_document(run_id, doc, None, None)
 
 
-def finish_run(store: "Store", run_id: str, analyzers: Sequence) -> dict[str, str]:
+def finish_run(store: Store, run_id: str, analyzers: Sequence) -> dict[str, str]:
     """Run every analyzer's run-level step; returns {analyzer name: error} for those that failed."""
     failures: dict[str, str] = {}
     for analyzer in analyzers:

@@ -45,10 +45,21 @@ log = logging.getLogger("revprompt.batch")
 DEFAULT_CONCURRENCY = 4
 # Options that change how targets are fetched, not which documents a run holds: changing them between a
 # run and its re-run still resumes it.
-RUN_NEUTRAL_OPTIONS = frozenset({
-    "retry_failed", "crawl_delay", "concurrency", "timeout", "connect_timeout", "read_timeout", "total_timeout",
-    "retries", "retry_backoff", "user_agent", "dataforseo_timeout",
-})
+RUN_NEUTRAL_OPTIONS = frozenset(
+    {
+        "retry_failed",
+        "crawl_delay",
+        "concurrency",
+        "timeout",
+        "connect_timeout",
+        "read_timeout",
+        "total_timeout",
+        "retries",
+        "retry_backoff",
+        "user_agent",
+        "dataforseo_timeout",
+    }
+)
 
 
 @dataclass
@@ -85,10 +96,16 @@ def pick_source(target: str, options: dict, source_name: str | None = None):
 
 def target_key(targets: Iterable[str], source_name: str | None, engine_description: dict, options: dict) -> str:
     payload = json.dumps(
-        {"targets": list(targets), "source": source_name, "engine": engine_description,
-         "options": {k: v for k, v in sorted(options.items())
-                     if not k.startswith("_") and k not in RUN_NEUTRAL_OPTIONS}},
-        sort_keys=True, default=str,
+        {
+            "targets": list(targets),
+            "source": source_name,
+            "engine": engine_description,
+            "options": {
+                k: v for k, v in sorted(options.items()) if not k.startswith("_") and k not in RUN_NEUTRAL_OPTIONS
+            },
+        },
+        sort_keys=True,
+        default=str,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
@@ -142,7 +159,9 @@ class BatchRunner:
         if resume_run_id:
             run = self.store.get_run(resume_run_id)
             if run is None:
-                raise UserError(f"no run {resume_run_id} in {self.store.path} (see `revprompt sql \"SELECT * FROM runs\"`)")
+                raise UserError(
+                    f'no run {resume_run_id} in {self.store.path} (see `revprompt sql "SELECT * FROM runs"`)'
+                )
         elif self.options.get("retry_failed"):
             _, rows = self.store.query(
                 "SELECT run_id FROM runs WHERE target_key = ? ORDER BY created_at DESC LIMIT 1", [key]
@@ -154,9 +173,13 @@ class BatchRunner:
             if run.status != "running":
                 self.store.reopen_run(run.run_id)
             return run.run_id, True
-        return self.store.create_run(command, self.engine_description.get("model", "?"), self.engine_description, key), False
+        return self.store.create_run(
+            command, self.engine_description.get("model", "?"), self.engine_description, key
+        ), False
 
-    def run(self, command: str, targets: list[str], source_name: str | None = None, resume_run_id: str | None = None) -> BatchSummary:
+    def run(
+        self, command: str, targets: list[str], source_name: str | None = None, resume_run_id: str | None = None
+    ) -> BatchSummary:
         self.check_targets(targets, source_name)
         run_id, resumed = self.open_run(command, targets, source_name, resume_run_id)
         try:
@@ -238,7 +261,9 @@ class BatchRunner:
             plan.append(_Target(source, target, items))
         return plan, total, estimated
 
-    def _pending(self, plan: list[_Target], finished: set[str], summary: BatchSummary) -> Iterator[tuple[object, str | Document]]:
+    def _pending(
+        self, plan: list[_Target], finished: set[str], summary: BatchSummary
+    ) -> Iterator[tuple[object, str | Document]]:
         """(source, uri or Document) for everything the run does not hold yet, each URI once."""
         seen: set[str] = set()
         for entry in plan:
@@ -262,7 +287,8 @@ class BatchRunner:
                 reason = redact_text(f"{type(exc).__name__}: {exc}")
                 raise UserError(
                     f"{entry.source.name} source stopped on {target}: {reason} "
-                    "(finished documents are stored; re-run the command to resume)", 1
+                    "(finished documents are stored; re-run the command to resume)",
+                    1,
                 ) from None
 
     def _load_ahead(self, pending: Iterator[tuple[object, str | Document]], options: dict) -> Iterator[Document]:
@@ -333,7 +359,9 @@ class BatchRunner:
                 try:
                     start = time.perf_counter()
                     result = self.engine.sweep(doc.text)
-                    result.seconds = result.seconds or time.perf_counter() - start  # an engine that timed itself knows best
+                    result.seconds = (
+                        result.seconds or time.perf_counter() - start
+                    )  # an engine that timed itself knows best
                 except UserError:
                     raise
                 except Exception as exc:  # one bad document must not stop the batch
@@ -385,7 +413,9 @@ class BatchRunner:
         keeps recognising the copies of pages an earlier session analysed)."""
         _, rows = self.store.query(
             "SELECT content_hash, uri FROM documents WHERE run_id = ? AND status = 'done' "
-            "AND content_hash IS NOT NULL ORDER BY doc_id DESC", [run_id])
+            "AND content_hash IS NOT NULL ORDER BY doc_id DESC",
+            [run_id],
+        )
         return dict(rows)  # the lowest doc_id wins: it comes last
 
     def _stored_meta(self, run_id: str, uri: str) -> dict | None:
@@ -393,7 +423,8 @@ class BatchRunner:
         reads it instead of fetching the page again."""
         _, rows = self.store.query(
             "SELECT meta, canonical, duplicate_of FROM documents WHERE run_id = ? AND uri = ?",
-            [run_id, stored_uri(uri)])
+            [run_id, stored_uri(uri)],
+        )
         if not rows:
             return None
         raw, canonical, duplicate_of = rows[0]

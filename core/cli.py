@@ -62,8 +62,13 @@ def cli(verbose):
 @db_option(read_only=True)
 @click.option("--json", "as_json", is_flag=True, help="Print rows as JSON objects.")
 @click.option("--max-width", default=60, show_default=True, help="Truncate wide cells in the table view.")
-@click.option("--parquet", "parquet_dir", default=None, metavar="DIR",
-              help="Query the Parquet shards of `analyze --output-parquet DIR` (a folder or URL) instead of --db.")
+@click.option(
+    "--parquet",
+    "parquet_dir",
+    default=None,
+    metavar="DIR",
+    help="Query the Parquet shards of `analyze --output-parquet DIR` (a folder or URL) instead of --db.",
+)
 def sql_command(query, db, as_json, max_width, parquet_dir):
     """Run one read-only SQL QUERY against the results database and print a table.
 
@@ -133,8 +138,11 @@ def _interrupted(exc: KeyboardInterrupt):
     """Ctrl-C: one line, no traceback, exit 130. A batch says which run stopped and how to go on."""
     run_id = getattr(exc, "run_id", None)
     if run_id:
-        click.echo(f"revprompt: interrupted; run {run_id} keeps the documents it finished: re-run the same command "
-                   f"(or add --resume {run_id}) to continue", err=True)
+        click.echo(
+            f"revprompt: interrupted; run {run_id} keeps the documents it finished: re-run the same command "
+            f"(or add --resume {run_id}) to continue",
+            err=True,
+        )
     else:
         click.echo("revprompt: interrupted; finished work is stored (re-run the command to resume)", err=True)
     sys.exit(130)

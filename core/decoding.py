@@ -52,9 +52,10 @@ def contrastive_search(
             output_hidden_states=True,
         )
         cand_hidden = _last_hidden(step)[:, -1].float()  # (k, H)
-        sims = torch.nn.functional.normalize(cand_hidden, dim=-1) @ torch.nn.functional.normalize(
-            context.float(), dim=-1
-        ).T
+        sims = (
+            torch.nn.functional.normalize(cand_hidden, dim=-1)
+            @ torch.nn.functional.normalize(context.float(), dim=-1).T
+        )
         degeneration = sims.max(dim=-1).values
         scores = (1.0 - penalty_alpha) * top_probs - penalty_alpha * degeneration
         best = int(scores.argmax())

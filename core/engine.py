@@ -7,7 +7,6 @@ import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 
-
 from . import cpu_linear, decoding, scoring
 from .junk import degenerate, page_junk
 from .prompt_format import encode_prefix, encode_prompt, stop_token_ids
@@ -39,8 +38,10 @@ def window_note(window: int | None, origin: str, n_texts: int, n_longer: int, si
     if single:
         if not n_longer:
             return None
-        return (f"revprompt: note: the text is longer than {window} tokens; its first {window} were read ({why}; "
-                "--max-input-tokens to change)")
+        return (
+            f"revprompt: note: the text is longer than {window} tokens; its first {window} were read ({why}; "
+            "--max-input-tokens to change)"
+        )
     return f"revprompt: inputs are read up to {window} tokens ({why}); {n_longer} of {n_texts} texts were longer"
 
 
@@ -84,8 +85,14 @@ class Engine:
         cpu_linear.pack_linears(model)
 
     @classmethod
-    def load(cls, model: str | None = None, dtype: str = "auto", max_input_tokens: int | None = None,
-             device: str = "auto", **kwargs) -> "Engine":
+    def load(
+        cls,
+        model: str | None = None,
+        dtype: str = "auto",
+        max_input_tokens: int | None = None,
+        device: str = "auto",
+        **kwargs,
+    ) -> Engine:
         """The engine on a named model. Without max_input_tokens, responses are cut to the length the model
         was trained on (recorded with a trained adapter), else to DEFAULT_MAX_INPUT_TOKENS. `auto` dtype and
         device follow the hardware (core/hardware.py)."""
@@ -94,8 +101,9 @@ class Engine:
         hf_model, tokenizer, spec = model_loader.load(model, dtype=dtype, device=device)
         window = max_input_tokens or spec.trained_response_tokens or DEFAULT_MAX_INPUT_TOKENS
         engine = cls(hf_model, tokenizer, model_name=spec.name, max_input_tokens=window, **kwargs)
-        engine.window_origin = ("option" if max_input_tokens else
-                                "trained" if spec.trained_response_tokens else "default")
+        engine.window_origin = (
+            "option" if max_input_tokens else "trained" if spec.trained_response_tokens else "default"
+        )
         return engine
 
     @property
@@ -141,12 +149,12 @@ class Engine:
         else:
             from .sweep import fast_sweep
 
-            out = fast_sweep(self.model, prefix.ids, self.configs, self.max_new_tokens, self.stop_ids,
-                             self.tokenizer.eos_token_id)
+            out = fast_sweep(
+                self.model, prefix.ids, self.configs, self.max_new_tokens, self.stop_ids, self.tokenizer.eos_token_id
+            )
             sequences, known_scores = out.sequences, out.scores
         candidates, dropped, demoted = self._rank(prefix.ids, sequences, known_scores, page=text)
-        return SweepResult(candidates, len(prefix.ids), prefix.truncated, time.perf_counter() - start, dropped,
-                           demoted)
+        return SweepResult(candidates, len(prefix.ids), prefix.truncated, time.perf_counter() - start, dropped, demoted)
 
     def sweep_many(self, texts: Iterable[str], batch_docs: int | None = None) -> Iterator[tuple[int, SweepResult]]:
         """Sweep many texts, yielding (index, result) in order as each batch finishes.
@@ -166,8 +174,14 @@ class Engine:
         def run(chunk):
             start = time.perf_counter()
             encoded = [self.encode(text) for _, text in chunk]
-            outs = fast_sweep_many(self.model, [e.ids for e in encoded], self.configs, self.max_new_tokens,
-                                   self.stop_ids, self.tokenizer.eos_token_id)
+            outs = fast_sweep_many(
+                self.model,
+                [e.ids for e in encoded],
+                self.configs,
+                self.max_new_tokens,
+                self.stop_ids,
+                self.tokenizer.eos_token_id,
+            )
             share = (time.perf_counter() - start) / len(chunk)  # wall time, split evenly
             for (i, text), enc, out in zip(chunk, encoded, outs):
                 candidates, dropped, demoted = self._rank(enc.ids, out.sequences, out.scores, page=text)
@@ -198,8 +212,13 @@ class Engine:
             sequences.setdefault(tuple(ids), []).append(config)
         return sequences
 
-    def _rank(self, prefix_ids: list[int], sequences: dict[tuple[int, ...], list[DecodeConfig]],
-              known_scores: dict | None = None, page: str | None = None) -> tuple[list[Candidate], int, int]:
+    def _rank(
+        self,
+        prefix_ids: list[int],
+        sequences: dict[tuple[int, ...], list[DecodeConfig]],
+        known_scores: dict | None = None,
+        page: str | None = None,
+    ) -> tuple[list[Candidate], int, int]:
         """Score each distinct sequence (closing EOS included) and keep the best `top_n`; return them with the
         number dropped as degenerate and the number ranked last as junk for `page`.
 
@@ -212,7 +231,8 @@ class Engine:
             if not text:
                 continue  # an empty prompt is no candidate
             (junk if self.drop_degenerate and degenerate(text) else keyed).append(
-                (body + [self.tokenizer.eos_token_id], configs))
+                (body + [self.tokenizer.eos_token_id], configs)
+            )
         if not keyed:  # every candidate is degenerate: show them rather than nothing
             keyed, junk = junk, []
         # Sequences that differ only in their stop token score the same way: merge them.

@@ -181,8 +181,10 @@ def _assemble(path: Path, dtype: str):
     loaded = {model.get_parameter(k).data_ptr() for k in state if k in dict(model.named_parameters())}
     untied = [k for k in result.missing_keys if model.get_parameter(k).data_ptr() not in loaded]
     if untied or result.unexpected_keys:
-        raise ValueError(f"checkpoint keys do not match the architecture: missing {untied[:3]}, "
-                         f"unexpected {result.unexpected_keys[:3]}")
+        raise ValueError(
+            f"checkpoint keys do not match the architecture: missing {untied[:3]}, "
+            f"unexpected {result.unexpected_keys[:3]}"
+        )
     return model
 
 

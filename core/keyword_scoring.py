@@ -121,8 +121,9 @@ def score_encoded(
     return [-total / len(c) for total, c in zip(totals, continuations)]
 
 
-def _score_packed(model, cache, n_prefix: int, chunk: list[list[int]], index: list[int], totals: list[float],
-                  device) -> None:
+def _score_packed(
+    model, cache, n_prefix: int, chunk: list[list[int]], index: list[int], totals: list[float], device
+) -> None:
     """Add to `totals[index[b]]` the log-probabilities of tokens 2.. and EOS of each continuation in `chunk`.
 
     The continuations' tokens (all but their EOS) go through the model as ONE sequence appended to the page's
@@ -140,15 +141,17 @@ def _score_packed(model, cache, n_prefix: int, chunk: list[list[int]], index: li
     row = 0
     for length in lengths:
         visible[row : row + length, n_prefix + row : n_prefix + row + length] = torch.ones(
-            (length, length), dtype=torch.bool, device=device).tril()
+            (length, length), dtype=torch.bool, device=device
+        ).tril()
         row += length
     key_positions = torch.cat([torch.arange(n_prefix, device=device), positions])
     owner = torch.zeros(n_prefix + n_rows, dtype=torch.long, device=device)  # one document: the page
     blocks = _doc_blocks(model.config, visible, owner, key_positions, positions, owner[:n_rows], 1)
     try:
         with using_tree_attention(model):
-            hidden = model.model(input_ids=flat[None], position_ids=positions[None], attention_mask=blocks,
-                                 cache=cache, use_cache=True).last_hidden_state[0]  # (R, H): row t predicts t+1
+            hidden = model.model(
+                input_ids=flat[None], position_ids=positions[None], attention_mask=blocks, cache=cache, use_cache=True
+            ).last_hidden_state[0]  # (R, H): row t predicts t+1
     finally:
         for layer in cache.layers:  # back to the page alone for the next batch
             layer.keys = layer.keys[..., :n_prefix, :]

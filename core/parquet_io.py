@@ -75,8 +75,9 @@ class ParquetSink:
 
     def advance(self, doc):
         if self.run_id is None:  # the document just saved tells which run this is
-            rows = self.store.execute("SELECT run_id FROM documents WHERE uri = ? ORDER BY doc_id DESC LIMIT 1",
-                                      [doc.uri])
+            rows = self.store.execute(
+                "SELECT run_id FROM documents WHERE uri = ? ORDER BY doc_id DESC LIMIT 1", [doc.uri]
+            )
             self.run_id = rows[0][0] if rows else None
         if self.progress:
             self.progress.advance(doc)
@@ -101,8 +102,11 @@ class ParquetSink:
         store = self.store
         if self._exported is None:
             self._exported = self._shard_doc_ids(run_id)
-        ids = [r[0] for r in store.execute("SELECT doc_id FROM documents WHERE run_id = ? ORDER BY doc_id", [run_id])
-               if r[0] not in self._exported]
+        ids = [
+            r[0]
+            for r in store.execute("SELECT doc_id FROM documents WHERE run_id = ? ORDER BY doc_id", [run_id])
+            if r[0] not in self._exported
+        ]
         self._write("runs", f"{run_id}.parquet", store.arrow("SELECT * FROM runs WHERE run_id = ?", [run_id]))
         if not ids:
             return 0
@@ -111,10 +115,14 @@ class ParquetSink:
         name = f"{run_id}-{ids[0]:012d}-{len(ids)}-{uuid.uuid4().hex[:6]}.parquet"
         chosen = "doc_id IN (SELECT doc_id FROM _export_ids)"
         with store.registered("_export_ids", pa.table({"doc_id": pa.array(ids, pa.int64())})):
-            shards = {t: store.arrow(f'SELECT * FROM "{t}" WHERE {chosen}')
-                      for t in store.tables_with_column("doc_id") if t != "documents"}
-            shards["candidate_tokens"] = store.arrow("SELECT t.* FROM candidate_tokens t JOIN candidates c "
-                                                     f"USING (candidate_id) WHERE c.{chosen}")
+            shards = {
+                t: store.arrow(f'SELECT * FROM "{t}" WHERE {chosen}')
+                for t in store.tables_with_column("doc_id")
+                if t != "documents"
+            }
+            shards["candidate_tokens"] = store.arrow(
+                f"SELECT t.* FROM candidate_tokens t JOIN candidates c USING (candidate_id) WHERE c.{chosen}"
+            )
             for table, data in shards.items():
                 if data.num_rows:
                     self._write(table, name, data)
@@ -144,8 +152,9 @@ class ParquetSink:
         table = _read(self.fs, f"{self.base}/documents", columns=["doc_id", "run_id"])
         if table is None:
             return set()
-        return {d for d, r in zip(table.column("doc_id").to_pylist(), table.column("run_id").to_pylist())
-                if r == run_id}
+        return {
+            d for d, r in zip(table.column("doc_id").to_pylist(), table.column("run_id").to_pylist()) if r == run_id
+        }
 
 
 def _read(fs, folder: str, columns: list[str] | None = None):
@@ -157,9 +166,11 @@ def _read(fs, folder: str, columns: list[str] | None = None):
     info = fs.get_file_info(folder)
     if info.type != pafs.FileType.Directory:
         return None
-    files = sorted(f.path for f in fs.get_file_info(pafs.FileSelector(folder))
-                   if f.type == pafs.FileType.File and f.path.endswith(".parquet")
-                   and not Path(f.path).name.startswith("."))
+    files = sorted(
+        f.path
+        for f in fs.get_file_info(pafs.FileSelector(folder))
+        if f.type == pafs.FileType.File and f.path.endswith(".parquet") and not Path(f.path).name.startswith(".")
+    )
     if not files:
         return None
     tables = [pq.read_table(f, filesystem=fs, columns=columns) for f in files]
@@ -172,8 +183,9 @@ def shard_tables(root: str) -> list[str]:
     fs, base = _fs(root)
     if fs.get_file_info(base).type != pafs.FileType.Directory:
         raise UserError(f"no Parquet shards at {root} (write them with `revprompt analyze --output-parquet`)", 2)
-    return sorted(Path(f.path).name for f in fs.get_file_info(pafs.FileSelector(base))
-                  if f.type == pafs.FileType.Directory)
+    return sorted(
+        Path(f.path).name for f in fs.get_file_info(pafs.FileSelector(base)) if f.type == pafs.FileType.Directory
+    )
 
 
 def load_into(store, root: str) -> dict[str, int]:
@@ -201,9 +213,11 @@ def load_into(store, root: str) -> dict[str, int]:
             if runs:
                 before = con.execute("SELECT count(*) FROM runs").fetchone()[0]
                 cols = _shared(con, "runs", runs)
-                con.execute(f"INSERT INTO runs ({cols}) SELECT {_prefixed(cols, 's')} FROM (SELECT DISTINCT ON "
-                            f"(run_id) * FROM {runs} ORDER BY run_id, created_at DESC) s "
-                            "WHERE run_id NOT IN (SELECT run_id FROM runs)")
+                con.execute(
+                    f"INSERT INTO runs ({cols}) SELECT {_prefixed(cols, 's')} FROM (SELECT DISTINCT ON "
+                    f"(run_id) * FROM {runs} ORDER BY run_id, created_at DESC) s "
+                    "WHERE run_id NOT IN (SELECT run_id FROM runs)"
+                )
                 added["runs"] = con.execute("SELECT count(*) FROM runs").fetchone()[0] - before
             docs = register("documents")
             con.execute(f"""CREATE OR REPLACE TEMP TABLE _docmap AS
@@ -212,7 +226,7 @@ def load_into(store, root: str) -> dict[str, int]:
                 WHERE NOT EXISTS (SELECT 1 FROM documents d WHERE d.run_id = s.run_id AND d.uri = s.uri)""")
             cols = _shared(con, "documents", docs, exclude={"doc_id"})
             con.execute(f"""INSERT INTO documents (doc_id, {cols})
-                SELECT m.new_id, {_prefixed(cols, 's')} FROM (SELECT DISTINCT ON (doc_id) * FROM {docs}) s
+                SELECT m.new_id, {_prefixed(cols, "s")} FROM (SELECT DISTINCT ON (doc_id) * FROM {docs}) s
                 JOIN _docmap m ON m.old_id = s.doc_id""")
             added["documents"] = con.execute("SELECT count(*) FROM _docmap").fetchone()[0]
             cands = register("candidates") if "candidates" in tables else None
@@ -222,7 +236,7 @@ def load_into(store, root: str) -> dict[str, int]:
                     SELECT DISTINCT candidate_id FROM {cands} WHERE doc_id IN (SELECT old_id FROM _docmap))""")
                 cols = _shared(con, "candidates", cands, exclude={"candidate_id", "doc_id"})
                 con.execute(f"""INSERT INTO candidates (candidate_id, doc_id, {cols})
-                    SELECT c.new_id, m.new_id, {_prefixed(cols, 's')}
+                    SELECT c.new_id, m.new_id, {_prefixed(cols, "s")}
                     FROM (SELECT DISTINCT ON (candidate_id) * FROM {cands}) s
                     JOIN _candmap c ON c.old_id = s.candidate_id JOIN _docmap m ON m.old_id = s.doc_id""")
                 added["candidates"] = con.execute("SELECT count(*) FROM _candmap").fetchone()[0]
@@ -269,7 +283,7 @@ class _Rows:
         self.store = store
         self.rows: list[tuple] = []
 
-    def execute(self, sql: str, params=None) -> "_Rows":
+    def execute(self, sql: str, params=None) -> _Rows:
         self.rows = self.store.execute(sql, params or [])
         return self
 

@@ -72,8 +72,9 @@ class BatchProgress:
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("[green]{task.fields[done]} done[/green] [red]{task.fields[failed]} failed[/red]"
-                       "{task.fields[skipped]}"),
+            TextColumn(
+                "[green]{task.fields[done]} done[/green] [red]{task.fields[failed]} failed[/red]{task.fields[skipped]}"
+            ),
             TextColumn("{task.fields[rate]}"),
             TimeElapsedColumn(),
             TextColumn("eta"),
@@ -82,8 +83,9 @@ class BatchProgress:
             transient=False,
         )
         self._progress.start()
-        self._task = self._progress.add_task(self.label, total=total, done=0, failed=0, rate="",
-                                             skipped=self._skipped_text())
+        self._task = self._progress.add_task(
+            self.label, total=total, done=0, failed=0, rate="", skipped=self._skipped_text()
+        )
 
     def skip(self, uri: str | None = None) -> None:
         """A document an earlier, interrupted run already finished."""
@@ -108,8 +110,9 @@ class BatchProgress:
                 self._line(doc)
             return
         if self._progress is not None:
-            self._progress.update(self._task, advance=1, total=self.total, done=self.done, failed=self.failed,
-                                  rate=self.rate_text())
+            self._progress.update(
+                self._task, advance=1, total=self.total, done=self.done, failed=self.failed, rate=self.rate_text()
+            )
 
     def finish(self) -> None:
         if self._progress is not None:
@@ -148,9 +151,13 @@ class BatchProgress:
         encoding = getattr(stream, "encoding", None) or "utf-8"
         bound = ("≤" if _can_encode("≤", encoding) else "<=") if self.estimated else ""
         where = f"[{n}/{bound}{self.total}]" if self.total is not None else f"[{n}]"
-        what = (f"done {doc.uri}" if doc.status == "done" else
-                f"duplicate {doc.uri} (of {doc.meta.get('duplicate_of')})" if doc.status == "duplicate" else
-                f"failed {doc.uri}: {doc.error}")
+        what = (
+            f"done {doc.uri}"
+            if doc.status == "done"
+            else f"duplicate {doc.uri} (of {doc.meta.get('duplicate_of')})"
+            if doc.status == "duplicate"
+            else f"failed {doc.uri}: {doc.error}"
+        )
         facts = [f"{self.done} done", f"{self.failed} failed"]
         if self.duplicates:
             facts.append(f"{self.duplicates} duplicates")
@@ -166,4 +173,3 @@ class BatchProgress:
             print(line.encode(encoding, "replace").decode(encoding), file=stream, flush=True)
         except (OSError, ValueError):  # a closed or broken stderr must not stop the batch
             pass
-

@@ -105,8 +105,9 @@ def connect(address: str = "auto", local_cpus: int | None = None, verbose: bool 
         address = os.environ.get("RAY_ADDRESS") or "local"
     try:
         if address == "local":
-            ray.init(address="local", num_cpus=local_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-                     **quiet)
+            ray.init(
+                address="local", num_cpus=local_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", **quiet
+            )
         else:
             host = address.removeprefix("ray://").rsplit(":", 1)[0].strip("[]")
             loopback = host in ("localhost", "::1") or host.startswith("127.")
@@ -148,8 +149,15 @@ class EngineWorker:
         if self.error:
             return {"error": self.error}
         e = self.engine
-        return {"pid": os.getpid(), "host": socket.gethostname(), "device": e.device, "dtype": e.dtype,
-                "max_input_tokens": e.max_input_tokens, "window_origin": e.window_origin, "batch_docs": e.batch_docs}
+        return {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "device": e.device,
+            "dtype": e.dtype,
+            "max_input_tokens": e.max_input_tokens,
+            "window_origin": e.window_origin,
+            "batch_docs": e.batch_docs,
+        }
 
     def pid(self) -> int:
         return os.getpid()
@@ -225,10 +233,14 @@ def worker_class(io_threads: int):
     """EngineWorker as a Ray actor class with `io_threads` loading threads and one sweeping thread."""
     ray = require_ray()
     if io_threads not in _WORKER_CLASSES:
-        cls = type("EngineWorker", (EngineWorker,), {
-            "load": ray.method(concurrency_group="io")(EngineWorker.load),
-            "analyse": ray.method(concurrency_group="compute")(EngineWorker.analyse),
-        })
+        cls = type(
+            "EngineWorker",
+            (EngineWorker,),
+            {
+                "load": ray.method(concurrency_group="io")(EngineWorker.load),
+                "analyse": ray.method(concurrency_group="compute")(EngineWorker.analyse),
+            },
+        )
         _WORKER_CLASSES[io_threads] = ray.remote(concurrency_groups={"io": io_threads, "compute": 1})(cls)
     return _WORKER_CLASSES[io_threads]
 
@@ -265,11 +277,21 @@ class RayBatchRunner(BatchRunner):
 
     `engine_kwargs` are `Engine.load`'s arguments (each actor calls it once)."""
 
-    def __init__(self, store: Store, engine_kwargs: dict, engine_description: dict, analyzers: list | None = None,
-                 options: dict | None = None, progress=None, run_level_analysis: bool = True,
-                 settings: RaySettings | None = None, verbose: bool = False):
-        super().__init__(store, self._no_local_engine, engine_description, analyzers, options, progress,
-                         run_level_analysis)
+    def __init__(
+        self,
+        store: Store,
+        engine_kwargs: dict,
+        engine_description: dict,
+        analyzers: list | None = None,
+        options: dict | None = None,
+        progress=None,
+        run_level_analysis: bool = True,
+        settings: RaySettings | None = None,
+        verbose: bool = False,
+    ):
+        super().__init__(
+            store, self._no_local_engine, engine_description, analyzers, options, progress, run_level_analysis
+        )
         self.engine_kwargs = dict(engine_kwargs)
         self.settings = settings or RaySettings()
         self.verbose = verbose
@@ -320,12 +342,16 @@ class RayBatchRunner(BatchRunner):
         gpus = s.gpus_per_actor if s.gpus_per_actor is not None else (1.0 if on_gpu else 0.0)
         cpus = s.cpus_per_actor
         if cpus > total.get("CPU", 0) or gpus > total.get("GPU", 0):
-            raise UserError(f"the Ray cluster has {total.get('CPU', 0):g} CPUs and {total.get('GPU', 0):g} GPUs: "
-                            f"no room for an actor of {cpus:g} CPUs and {gpus:g} GPUs (see --ray-cpus)", 2)
+            raise UserError(
+                f"the Ray cluster has {total.get('CPU', 0):g} CPUs and {total.get('GPU', 0):g} GPUs: "
+                f"no room for an actor of {cpus:g} CPUs and {gpus:g} GPUs (see --ray-cpus)",
+                2,
+            )
         n = s.actors or max(1, int(total.get("GPU", 0) // gpus) if gpus else int(total.get("CPU", 0) // cpus))
         io_threads = max(1, int(self.options.get("concurrency") or DEFAULT_CONCURRENCY))
-        actor = worker_class(io_threads).options(num_cpus=cpus, num_gpus=gpus, max_restarts=MAX_RESTARTS,
-                                                 max_task_retries=0)
+        actor = worker_class(io_threads).options(
+            num_cpus=cpus, num_gpus=gpus, max_restarts=MAX_RESTARTS, max_task_retries=0
+        )
         threads = max(1, int(round(cpus)))
         for i in range(n):
             worker = _Worker(i, actor.remote(self.engine_kwargs, threads))
@@ -345,8 +371,7 @@ class RayBatchRunner(BatchRunner):
         while True:
             usable = [w for w in self.workers if w.ready and w.alive]
             if not any(w.alive for w in self.workers):
-                raise UserError("every Ray actor died (finished documents are stored; re-run the command to "
-                                "resume)", 1)
+                raise UserError("every Ray actor died (finished documents are stored; re-run the command to resume)", 1)
             if avoid is not None and len(usable) > 1:
                 usable = [w for w in usable if w is not avoid]
             if usable:
@@ -505,8 +530,11 @@ class RayBatchRunner(BatchRunner):
                 elif source.name in REMOTE_LOAD_SOURCES or getattr(source, "remote_loads", False):
                     job = _Job("load", None, source=source.name, uri=item)
                     self._submit(job)
-                    lookahead = max(concurrency, len([w for w in self.workers if w.alive])
-                                    * (concurrency + self.batch_docs * ANALYSES_PER_WORKER))
+                    lookahead = max(
+                        concurrency,
+                        len([w for w in self.workers if w.alive])
+                        * (concurrency + self.batch_docs * ANALYSES_PER_WORKER),
+                    )
                     queue.append(job)
                 elif getattr(source, "concurrent_loads", False):
                     queue.append(pool.submit(self._load, source, item, options))

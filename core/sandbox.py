@@ -36,7 +36,7 @@ READ_STATEMENTS = frozenset({"SELECT", "EXPLAIN", "PRAGMA", "CALL"})
 # What `export --query` accepts: it is wrapped in `COPY (...) TO`, so it must be a plain query.
 QUERY_STATEMENTS = frozenset({"SELECT"})
 
-EMPTY = "the query is empty: give one SQL statement, e.g. \"SELECT count(*) FROM documents\""
+EMPTY = 'the query is empty: give one SQL statement, e.g. "SELECT count(*) FROM documents"'
 
 
 def writable_path(path: str | Path) -> Path:
@@ -61,7 +61,7 @@ def lock_down(con: duckdb.DuckDBPyConnection, writable_files: list[str | Path] =
     con.execute("SET lock_configuration = true")
 
 
-def open_sandbox(path: str | Path, write_to: str | Path | None = None) -> "Store":
+def open_sandbox(path: str | Path, write_to: str | Path | None = None) -> Store:
     """The results database at `path`, read-only and locked down; `write_to` is the one file it may write."""
     from .store import Store  # store imports this module for its error lines
 
@@ -103,7 +103,7 @@ def execute(con: duckdb.DuckDBPyConnection, sql: str | None, allowed: frozenset[
         raise UserError(error_line(exc)) from None
 
 
-def query(store: "Store", sql: str | None) -> tuple[list[str], list[tuple]]:
+def query(store: Store, sql: str | None) -> tuple[list[str], list[tuple]]:
     """Columns and rows of the one statement in `sql` (`revprompt sql`)."""
     columns, rows, _ = store.run_one(sql)
     return columns, rows

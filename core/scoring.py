@@ -22,7 +22,9 @@ def _finish(token_ids: list[int], logprobs: list[float]) -> PromptScore:
 
 
 @torch.no_grad()
-def score_continuations(model, prefix_ids: list[int], continuations: list[list[int]], batch_size: int = 16) -> list[PromptScore]:
+def score_continuations(
+    model, prefix_ids: list[int], continuations: list[list[int]], batch_size: int = 16
+) -> list[PromptScore]:
     """Mean NLL of each continuation's tokens given the prefix, teacher-forced.
 
     The prefix is encoded once; its cache is repeated across a batch of continuations (right-padded, the

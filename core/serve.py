@@ -42,8 +42,8 @@ class BadRequest(Exception):
 
 
 def _analyze(engine, lock: threading.Lock, payload) -> dict:
+    from ..sources.text import text_uri
     from .output import result_to_json
-    from revprompt.sources.text import text_uri
 
     if not isinstance(payload, dict):
         raise BadRequest('the body must be a JSON object like {"text": "...", "top": 10}')
@@ -73,8 +73,10 @@ def _analyze(engine, lock: threading.Lock, payload) -> dict:
 
 def _health(engine) -> dict:
     describe = engine.describe() if hasattr(engine, "describe") else {}
-    return {"status": "ok", **{k: describe.get(k) for k in ("model", "dtype", "device", "max_input_tokens",
-                                                             "max_new_tokens", "top_n")}}
+    return {
+        "status": "ok",
+        **{k: describe.get(k) for k in ("model", "dtype", "device", "max_input_tokens", "max_new_tokens", "top_n")},
+    }
 
 
 def make_server(engine, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> ThreadingHTTPServer:
@@ -108,8 +110,9 @@ def make_server(engine, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> T
             try:
                 length = int(self.headers.get("Content-Length") or 0)
                 if length > MAX_BODY_BYTES:
-                    raise BadRequest(f"the body is over {MAX_BODY_BYTES // 2**20} MB",
-                                     HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+                    raise BadRequest(
+                        f"the body is over {MAX_BODY_BYTES // 2**20} MB", HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+                    )
                 try:
                     payload = json.loads(self.rfile.read(length) or b"null")
                 except ValueError:
@@ -136,16 +139,27 @@ def _is_loopback(host: str) -> bool:
 
 
 @click.command("serve")
-@click.option("--host", default=DEFAULT_HOST, show_default=True,
-              help="Address to listen on. The API has no authentication: keep it on loopback unless the network "
-                   "is trusted.")
+@click.option(
+    "--host",
+    default=DEFAULT_HOST,
+    show_default=True,
+    help="Address to listen on. The API has no authentication: keep it on loopback unless the network is trusted.",
+)
 @click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True)
-@click.option("--model", default=None, envvar="REVPROMPT_MODEL",
-              help="'base', a local model or PEFT adapter directory, or a Hugging Face id. Default: the shipped model.")
+@click.option(
+    "--model",
+    default=None,
+    envvar="REVPROMPT_MODEL",
+    help="'base', a local model or PEFT adapter directory, or a Hugging Face id. Default: the shipped model.",
+)
 @click.option("--top", "top_n", default=10, show_default=True, help="Candidates per text unless a request says.")
 @click.option("--max-new-tokens", default=48, show_default=True, help="Longest prompt the decoder may write.")
-@click.option("--max-input-tokens", type=int, default=None,
-              help="Texts are read up to this many tokens. Default: the length the model was trained on.")
+@click.option(
+    "--max-input-tokens",
+    type=int,
+    default=None,
+    help="Texts are read up to this many tokens. Default: the length the model was trained on.",
+)
 @hardware_options
 def serve_command(host, port, model, top_n, max_new_tokens, max_input_tokens, dtype, device):
     """Keep one engine loaded and answer JSON requests over HTTP (loopback by default).
@@ -163,19 +177,26 @@ def serve_command(host, port, model, top_n, max_new_tokens, max_input_tokens, dt
     Nothing is stored; use `revprompt analyze` to keep results in the database.
     """
     click.echo("revprompt: loading the model ...", err=True)
-    engine = load_engine(model, dtype=dtype, device=device, top_n=top_n, max_new_tokens=max_new_tokens,
-                         max_input_tokens=max_input_tokens)
+    engine = load_engine(
+        model, dtype=dtype, device=device, top_n=top_n, max_new_tokens=max_new_tokens, max_input_tokens=max_input_tokens
+    )
     try:
         server = make_server(engine, host, port)
     except OSError as exc:
         raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 1) from None
     bound_host, bound_port = server.server_address[:2]
     if not _is_loopback(host):
-        click.echo(f"revprompt: warning: listening on {host}, not loopback: anyone who can reach it can use it "
-                   "(there is no authentication)", err=True)
-    click.echo(f"revprompt: serving {engine.model_name} ({engine.dtype}, {engine.device}, inputs read up to "
-               f"{engine.max_input_tokens} tokens) on http://{bound_host}:{bound_port}  "
-               "(POST /analyze, GET /health; ctrl+c stops)", err=True)
+        click.echo(
+            f"revprompt: warning: listening on {host}, not loopback: anyone who can reach it can use it "
+            "(there is no authentication)",
+            err=True,
+        )
+    click.echo(
+        f"revprompt: serving {engine.model_name} ({engine.dtype}, {engine.device}, inputs read up to "
+        f"{engine.max_input_tokens} tokens) on http://{bound_host}:{bound_port}  "
+        "(POST /analyze, GET /health; ctrl+c stops)",
+        err=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

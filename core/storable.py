@@ -26,17 +26,38 @@ from urllib.parse import urlsplit, urlunsplit
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#@]*@")
 # Query (or path-parameter) names whose value is a credential, lower case, compared case-insensitively.
-SECRET_PARAMS = frozenset({
-    "password", "passwd", "pwd", "secret", "client_secret", "api_key", "apikey", "api-key", "access_token",
-    "auth_token", "id_token", "refresh_token", "private_token", "session_token", "authorization",
-    "x-amz-signature", "x-amz-credential", "x-amz-security-token", "x-goog-signature", "x-goog-credential",
-})
+SECRET_PARAMS = frozenset(
+    {
+        "password",
+        "passwd",
+        "pwd",
+        "secret",
+        "client_secret",
+        "api_key",
+        "apikey",
+        "api-key",
+        "access_token",
+        "auth_token",
+        "id_token",
+        "refresh_token",
+        "private_token",
+        "session_token",
+        "authorization",
+        "x-amz-signature",
+        "x-amz-credential",
+        "x-amz-security-token",
+        "x-goog-signature",
+        "x-goog-credential",
+    }
+)
 # ... and names also used for ordinary values: redacted only when the value looks like a secret.
 SECRET_IF_LONG = frozenset({"key", "token", "sig", "signature", "auth", "pass", "code"})
 REDACTED = "***"
 _SECRET_QUERY = re.compile(
-    r"(?i)([?&;](" + "|".join(re.escape(n) for n in sorted(SECRET_PARAMS | SECRET_IF_LONG, key=len, reverse=True))
-    + r")=)([^&#\s\"'<>]+)")
+    r"(?i)([?&;]("
+    + "|".join(re.escape(n) for n in sorted(SECRET_PARAMS | SECRET_IF_LONG, key=len, reverse=True))
+    + r")=)([^&#\s\"'<>]+)"
+)
 _LOOKS_SECRET = re.compile(r"(?=.*[A-Za-z])(?=.*[0-9])[A-Za-z0-9._~+/=%-]{16,}")
 
 
@@ -45,7 +66,7 @@ def _redact_param(m: re.Match) -> str:
     core = value.rstrip(")]}.,;:!?")  # a URL quoted in prose ends before its closing bracket or full stop
     if not core or core == REDACTED or (name in SECRET_IF_LONG and not _LOOKS_SECRET.fullmatch(core)):
         return m.group(0)
-    return m.group(1) + REDACTED + value[len(core):]
+    return m.group(1) + REDACTED + value[len(core) :]
 
 
 def _redact_query(text: str) -> str:

@@ -199,14 +199,19 @@ class Store:
     def _refuse_foreign_database(self) -> None:
         """Someone else's DuckDB file (a `--db` typo, a shared analytics file) must not get revprompt's tables
         added to it: one with tables of its own and none of ours is refused before anything is written."""
-        tables = {r[0] for r in self.con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()"
-        ).fetchall()}
+        tables = {
+            r[0]
+            for r in self.con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()"
+            ).fetchall()
+        }
         if tables and not tables & {"schema_version", "runs", "documents"}:
             self.con.close()
             shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
-            raise UserError(f"{self.path} is a DuckDB database, but not revprompt's (it holds {shown}); "
-                            "give --db a new file or one revprompt made")
+            raise UserError(
+                f"{self.path} is a DuckDB database, but not revprompt's (it holds {shown}); "
+                "give --db a new file or one revprompt made"
+            )
 
     def ensure_tables(self, ddl: Iterable[str]) -> None:
         """Create a plugin's tables (idempotent `CREATE TABLE IF NOT EXISTS ...` statements)."""
@@ -240,8 +245,14 @@ class Store:
         self.con.execute(
             "INSERT INTO runs (run_id, created_at, command, target_key, model, config, status) "
             "VALUES (?, ?, ?, ?, ?, ?, 'running')",
-            [run_id, utcnow(), safe_text(redact_text(command)), target_key, safe_text(model),
-             json.dumps(safe_value(config or {}))],
+            [
+                run_id,
+                utcnow(),
+                safe_text(redact_text(command)),
+                target_key,
+                safe_text(model),
+                json.dumps(safe_value(config or {})),
+            ],
         )
         return run_id
 
@@ -278,8 +289,9 @@ class Store:
             return 0.0
         costs = run.config.get("cost_usd") if isinstance(run.config.get("cost_usd"), dict) else {}
         costs[api] = round(float(costs.get(api) or 0.0) + float(usd), 6)
-        self.con.execute("UPDATE runs SET config = ? WHERE run_id = ?",
-                         [json.dumps({**run.config, "cost_usd": costs}), run_id])
+        self.con.execute(
+            "UPDATE runs SET config = ? WHERE run_id = ?", [json.dumps({**run.config, "cost_usd": costs}), run_id]
+        )
         return costs[api]
 
     def finished_uris(self, run_id: str, include_failed: bool = True) -> set[str]:
@@ -309,8 +321,10 @@ class Store:
         """
         uri = stored_uri(doc.uri)
         meta = dict(doc.meta or {})
-        columns = [safe_text(redact_url(meta.pop(k))) if isinstance(meta.get(k), str) else meta.pop(k, None)
-                   for k in META_COLUMNS]
+        columns = [
+            safe_text(redact_url(meta.pop(k))) if isinstance(meta.get(k), str) else meta.pop(k, None)
+            for k in META_COLUMNS
+        ]
         with self.transaction():
             con = self.con
             old = con.execute("SELECT doc_id FROM documents WHERE run_id = ? AND uri = ?", [run_id, uri]).fetchall()
@@ -322,11 +336,23 @@ class Store:
                        canonical, content_hash, duplicate_of)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING doc_id""",
                 [
-                    run_id, uri, safe_text(doc.source), safe_text(doc.title), safe_text(doc.description),
-                    safe_text(doc.text), doc.status, safe_text(redact_text(doc.error)), doc.http_status,
-                    safe_text(doc.content_type), doc.fetched_at, utcnow() if result else None,
-                    result.n_input_tokens if result else None, result.truncated if result else None,
-                    result.seconds if result else None, json.dumps(_stored_meta(meta), default=str), *columns,
+                    run_id,
+                    uri,
+                    safe_text(doc.source),
+                    safe_text(doc.title),
+                    safe_text(doc.description),
+                    safe_text(doc.text),
+                    doc.status,
+                    safe_text(redact_text(doc.error)),
+                    doc.http_status,
+                    safe_text(doc.content_type),
+                    doc.fetched_at,
+                    utcnow() if result else None,
+                    result.n_input_tokens if result else None,
+                    result.truncated if result else None,
+                    result.seconds if result else None,
+                    json.dumps(_stored_meta(meta), default=str),
+                    *columns,
                 ],
             ).fetchone()[0]
             if result is not None:
@@ -344,8 +370,15 @@ class Store:
                        penalty_alpha, configs, n_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    RETURNING candidate_id""",
                 [
-                    doc_id, run_id, cand.rank, cand.prompt, cand.perplexity, cand.mean_nll, cand.confidence,
-                    cand.top_k, cand.penalty_alpha,
+                    doc_id,
+                    run_id,
+                    cand.rank,
+                    cand.prompt,
+                    cand.perplexity,
+                    cand.mean_nll,
+                    cand.confidence,
+                    cand.top_k,
+                    cand.penalty_alpha,
                     json.dumps([{"top_k": c.top_k, "penalty_alpha": c.penalty_alpha} for c in cand.configs]),
                     len(cand.token_probs),
                 ],
@@ -444,7 +477,8 @@ class Store:
         """The columns of `table` in order (none when there is no such table)."""
         rows = self.con.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = 'main' "
-            "ORDER BY ordinal_position", [table]
+            "ORDER BY ordinal_position",
+            [table],
         ).fetchall()
         return [r[0] for r in rows]
 

@@ -186,11 +186,21 @@ def fast_sweep_many(
             row_doc[row : row + k] = node.doc
             row += k
         visible[:, n_keys:] = torch.eye(n_rows, dtype=torch.bool, device=device)
-        blocks = _doc_blocks(model.config, visible, torch.cat([slot_owner, row_doc]),
-                             torch.cat([key_positions, query_positions]), query_positions, row_doc, n_docs)
+        blocks = _doc_blocks(
+            model.config,
+            visible,
+            torch.cat([slot_owner, row_doc]),
+            torch.cat([key_positions, query_positions]),
+            query_positions,
+            row_doc,
+            n_docs,
+        )
         with using_tree_attention(model):
             hidden = body(
-                input_ids=flat_ids[None], position_ids=query_positions[None], attention_mask=blocks, cache=cache,
+                input_ids=flat_ids[None],
+                position_ids=query_positions[None],
+                attention_mask=blocks,
+                cache=cache,
                 use_cache=True,
             ).last_hidden_state[0]  # (R, H)
         hidden_unit = torch.nn.functional.normalize(hidden.float(), dim=-1)
@@ -228,9 +238,15 @@ def fast_sweep_many(
                 scores[parent.doc][tuple(parent.tokens) + (eos_id,)] = _finish(parent.tokens + [eos_id], lps)
                 continue
             next_live.append(
-                _Node(chosen, tokens, parent.slots + [n_keys + flat_row],
-                      torch.cat([parent.hidden, hidden[flat_row : flat_row + 1]]), parent.logprobs,
-                      parent.token_logprobs + [token_lp], doc=parent.doc)
+                _Node(
+                    chosen,
+                    tokens,
+                    parent.slots + [n_keys + flat_row],
+                    torch.cat([parent.hidden, hidden[flat_row : flat_row + 1]]),
+                    parent.logprobs,
+                    parent.token_logprobs + [token_lp],
+                    doc=parent.doc,
+                )
             )
             grow_rows.append(flat_row)
         if next_live:

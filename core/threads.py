@@ -36,8 +36,7 @@ class DaemonPool:
                 raise RuntimeError("cannot submit to a pool that was shut down")
             self._work.put((future, fn, args, kwargs))
             if self._idle == 0 and len(self._threads) < self.max_workers:
-                thread = threading.Thread(target=self._worker, name=f"{self.prefix}_{len(self._threads)}",
-                                          daemon=True)
+                thread = threading.Thread(target=self._worker, name=f"{self.prefix}_{len(self._threads)}", daemon=True)
                 self._threads.append(thread)
                 thread.start()
             else:

@@ -31,15 +31,20 @@ class DocBlocks:
 
 def tree_attention_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
     if not isinstance(attention_mask, DocBlocks):
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                      **kwargs)
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
     # query (B, heads, Q, D); key/value (B, kv_heads, K, D); the output is (B, Q, heads, D) like SDPA's wrapper.
     out = query.new_empty((query.shape[0], query.shape[2], query.shape[1], value.shape[-1]))
     gqa = query.shape[1] != key.shape[1]
     for rows, keys, visible in zip(attention_mask.rows, attention_mask.keys, attention_mask.visible):
         attended = torch.nn.functional.scaled_dot_product_attention(
-            query.index_select(2, rows), key.index_select(2, keys), value.index_select(2, keys),
-            attn_mask=visible, scale=scaling, enable_gqa=gqa,
+            query.index_select(2, rows),
+            key.index_select(2, keys),
+            value.index_select(2, keys),
+            attn_mask=visible,
+            scale=scaling,
+            enable_gqa=gqa,
         )
         out[:, rows] = attended.transpose(1, 2)
     return out, None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class SweepResult:
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass
@@ -95,7 +95,7 @@ class Document:
     content_type: str | None = None
     meta: dict = field(default_factory=dict)
 
-    def failed(self, error: str) -> "Document":
+    def failed(self, error: str) -> Document:
         self.status = "failed"
         self.error = error
         return self

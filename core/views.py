@@ -4,7 +4,7 @@ An analyzer fills its own tables (core/analyzers.py); its `views()` method says 
 for a person: a title, one SELECT over its tables and a layout. The TUI builds a tab for every view of every
 registered analyzer, built-in or third-party, without knowing any of them by name:
 
-    from revprompt import View
+    from .. import View
 
     class PromptLengths(BaseAnalyzer):
         ...

@@ -34,8 +34,9 @@ MAX_JOB_REQUESTS = 2000  # keeps one job's inlined responses (read back in one G
 MAX_JOB_BYTES = 8 * 1024 * 1024  # well under the API's 20 MB for inlined requests, leaving room for JSON overhead
 REQUEST_OVERHEAD_BYTES = 2048  # generation config, system instruction, schema, metadata per request
 SUCCEEDED = "JOB_STATE_SUCCEEDED"
-TERMINAL_STATES = frozenset({SUCCEEDED, "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED",
-                             "JOB_STATE_PARTIALLY_SUCCEEDED"})
+TERMINAL_STATES = frozenset(
+    {SUCCEEDED, "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED", "JOB_STATE_PARTIALLY_SUCCEEDED"}
+)
 
 
 @dataclass
@@ -105,8 +106,10 @@ class BatchRunner:
             name = await self._submit(chunk)
             keys = [r.key for r in chunk]
             self.tables.add_batch_job(name, self.stage, self.settings.model, keys)
-            self.notify(f"submitted batch job {name} ({len(chunk)} requests); if this run stops, the same "
-                        f"command picks the job up")
+            self.notify(
+                f"submitted batch job {name} ({len(chunk)} requests); if this run stops, the same "
+                f"command picks the job up"
+            )
             jobs.append((name, self.settings.model, keys))
         await self._wait(jobs, handle, flush)
         return len(jobs)

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import click
 
-from revprompt.core.cli_options import db_option
-from revprompt.core.errors import UserError
-from revprompt.core.hookspecs import hookimpl
-
+from ..core.cli_options import db_option
+from ..core.errors import UserError
+from ..core.hookspecs import hookimpl
 from .categories import BY_KEY, CATEGORIES
 
 CATEGORY_CHOICE = click.Choice([c.key for c in CATEGORIES])
@@ -46,20 +45,48 @@ _db_option = db_option(help_text="DuckDB file to store pairs in.")
 def _gemini_options(func):
     """Options shared by the two Gemini stages."""
     options = [
-        click.option("--model", default=None,
-                     help="Gemini model [default: gemini-2.5-flash, or `model` in the config]."),
-        click.option("--base-url", default=None, metavar="URL",
-                     help="API endpoint, e.g. a proxy [env REVPROMPT_GEMINI_BASE_URL]."),
-        click.option("--vertexai/--gemini-api", "vertexai", default=None,
-                     help="Use Vertex AI (GOOGLE_CLOUD_PROJECT/LOCATION) instead of the Gemini API key."),
-        click.option("--concurrency", default=100, show_default=True, type=click.IntRange(1, 1000),
-                     help="Calls in flight at once."),
-        click.option("--max-attempts", default=8, show_default=True, type=click.IntRange(1, 100),
-                     help="Tries per call before it is left for a re-run (429s, 5xx, malformed answers)."),
-        click.option("--backoff", default=1.0, show_default=True, type=click.FloatRange(0),
-                     help="First retry delay in seconds; doubles on each retry, at most 60 s."),
-        click.option("--timeout", default=None, type=click.FloatRange(1),
-                     help="Seconds before one call is abandoned and retried [default: 300]."),
+        click.option(
+            "--model", default=None, help="Gemini model [default: gemini-2.5-flash, or `model` in the config]."
+        ),
+        click.option(
+            "--base-url",
+            default=None,
+            metavar="URL",
+            help="API endpoint, e.g. a proxy [env REVPROMPT_GEMINI_BASE_URL].",
+        ),
+        click.option(
+            "--vertexai/--gemini-api",
+            "vertexai",
+            default=None,
+            help="Use Vertex AI (GOOGLE_CLOUD_PROJECT/LOCATION) instead of the Gemini API key.",
+        ),
+        click.option(
+            "--concurrency",
+            default=100,
+            show_default=True,
+            type=click.IntRange(1, 1000),
+            help="Calls in flight at once.",
+        ),
+        click.option(
+            "--max-attempts",
+            default=8,
+            show_default=True,
+            type=click.IntRange(1, 100),
+            help="Tries per call before it is left for a re-run (429s, 5xx, malformed answers).",
+        ),
+        click.option(
+            "--backoff",
+            default=1.0,
+            show_default=True,
+            type=click.FloatRange(0),
+            help="First retry delay in seconds; doubles on each retry, at most 60 s.",
+        ),
+        click.option(
+            "--timeout",
+            default=None,
+            type=click.FloatRange(1),
+            help="Seconds before one call is abandoned and retried [default: 300].",
+        ),
         click.option("--price-in", type=float, default=None, help="USD per million input tokens, for the estimate."),
         click.option("--price-out", type=float, default=None, help="USD per million output tokens, for the estimate."),
         click.option("--estimate", "estimate_only", is_flag=True, help="Print the cost/size estimate and stop."),
@@ -102,8 +129,16 @@ def _price(model, price_in, price_out, batch: bool = False):
 def _echo_spent(counters, model, price_in, price_out, batch: bool = False) -> None:
     from .estimate import price_for, spent_line
 
-    click.echo(spent_line(counters.input_tokens, counters.output_tokens, counters.wasted_tokens, model,
-                          price_for(model, price_in, price_out), batch))
+    click.echo(
+        spent_line(
+            counters.input_tokens,
+            counters.output_tokens,
+            counters.wasted_tokens,
+            model,
+            price_for(model, price_in, price_out),
+            batch,
+        )
+    )
 
 
 def _confirm_estimate(estimate, yes: bool, estimate_only: bool) -> bool:
@@ -134,8 +169,7 @@ def _gemini_errors(func):
 
 
 def _open_tables(db):
-    from revprompt.core.store import Store
-
+    from ..core.store import Store
     from .tables import DatagenTables
 
     store = Store(db)
@@ -143,25 +177,70 @@ def _open_tables(db):
 
 
 @datagen_group.command("prompts")
-@click.option("-n", "--per-category", default=1000, show_default=True, type=click.IntRange(1),
-              help="Unique prompts wanted in each category (the total to reach, not to add).")
-@click.option("-c", "--category", "categories", multiple=True, type=CATEGORY_CHOICE,
-              help="Only these categories (repeatable) [default: all five].")
-@click.option("--batch-size", default=100, show_default=True, type=click.IntRange(1, 100),
-              help="Prompts asked for in one call.")
+@click.option(
+    "-n",
+    "--per-category",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Unique prompts wanted in each category (the total to reach, not to add).",
+)
+@click.option(
+    "-c",
+    "--category",
+    "categories",
+    multiple=True,
+    type=CATEGORY_CHOICE,
+    help="Only these categories (repeatable) [default: all five].",
+)
+@click.option(
+    "--batch-size", default=100, show_default=True, type=click.IntRange(1, 100), help="Prompts asked for in one call."
+)
 @click.option("--temperature", default=1.0, show_default=True, type=click.FloatRange(0, 2))
-@click.option("--topics", "topics_file", type=click.Path(exists=True, dir_okay=False),
-              help="File of topic areas, one a line, rotated across batches [default: 60 built-in areas].")
-@click.option("--batch", "use_batch", is_flag=True,
-              help="Use the Gemini Batch API: half price, answers within hours. Resumable: a re-run picks up "
-                   "the submitted jobs.")
-@click.option("--poll", "poll_s", default=30.0, show_default=True, type=click.FloatRange(0.01),
-              help="Seconds between checks on a --batch job.")
+@click.option(
+    "--topics",
+    "topics_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="File of topic areas, one a line, rotated across batches [default: 60 built-in areas].",
+)
+@click.option(
+    "--batch",
+    "use_batch",
+    is_flag=True,
+    help="Use the Gemini Batch API: half price, answers within hours. Resumable: a re-run picks up the submitted jobs.",
+)
+@click.option(
+    "--poll",
+    "poll_s",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0.01),
+    help="Seconds between checks on a --batch job.",
+)
 @_gemini_options
 @_gemini_errors
-def prompts_command(per_category, categories, batch_size, temperature, topics_file, use_batch, poll_s, model,
-                    base_url, vertexai, concurrency, max_attempts, backoff, timeout, price_in, price_out,
-                    estimate_only, yes, no_progress, db):
+def prompts_command(
+    per_category,
+    categories,
+    batch_size,
+    temperature,
+    topics_file,
+    use_batch,
+    poll_s,
+    model,
+    base_url,
+    vertexai,
+    concurrency,
+    max_attempts,
+    backoff,
+    timeout,
+    price_in,
+    price_out,
+    estimate_only,
+    yes,
+    no_progress,
+    db,
+):
     """Stage 1: have Gemini write user prompts, PER-CATEGORY unique ones in each of five categories.
 
     \b
@@ -237,28 +316,77 @@ def prompts_command(per_category, categories, batch_size, temperature, topics_fi
 
 
 @datagen_group.command("responses")
-@click.option("-c", "--category", "categories", multiple=True, type=CATEGORY_CHOICE,
-              help="Only prompts of these categories (repeatable).")
+@click.option(
+    "-c",
+    "--category",
+    "categories",
+    multiple=True,
+    type=CATEGORY_CHOICE,
+    help="Only prompts of these categories (repeatable).",
+)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Answer at most this many prompts this run.")
-@click.option("--thinking-budget", default=None, type=click.IntRange(-1),
-              help="Thinking tokens per answer (Gemini 2.5): 0 off, -1 the model decides [default: as little as "
-                   "the model allows: off on Flash, 128 on 2.5 Pro, the lowest level on Gemini 3].")
-@click.option("--thinking-level", default=None, type=click.Choice(["minimal", "low", "medium", "high"],
-              case_sensitive=False), help="Thinking level, for Gemini 3 models (they take no budget).")
-@click.option("--batch", "use_batch", is_flag=True,
-              help="Use the Gemini Batch API: half price, answers within hours. Resumable: a re-run picks up "
-                   "the submitted jobs.")
-@click.option("--poll", "poll_s", default=30.0, show_default=True, type=click.FloatRange(0.01),
-              help="Seconds between checks on a --batch job.")
-@click.option("--max-output-tokens", default=2048, show_default=True, type=click.IntRange(1),
-              help="Longest answer in tokens (training caps sequences at 2,048).")
+@click.option(
+    "--thinking-budget",
+    default=None,
+    type=click.IntRange(-1),
+    help="Thinking tokens per answer (Gemini 2.5): 0 off, -1 the model decides [default: as little as "
+    "the model allows: off on Flash, 128 on 2.5 Pro, the lowest level on Gemini 3].",
+)
+@click.option(
+    "--thinking-level",
+    default=None,
+    type=click.Choice(["minimal", "low", "medium", "high"], case_sensitive=False),
+    help="Thinking level, for Gemini 3 models (they take no budget).",
+)
+@click.option(
+    "--batch",
+    "use_batch",
+    is_flag=True,
+    help="Use the Gemini Batch API: half price, answers within hours. Resumable: a re-run picks up the submitted jobs.",
+)
+@click.option(
+    "--poll",
+    "poll_s",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0.01),
+    help="Seconds between checks on a --batch job.",
+)
+@click.option(
+    "--max-output-tokens",
+    default=2048,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Longest answer in tokens (training caps sequences at 2,048).",
+)
 @click.option("--temperature", default=None, type=click.FloatRange(0, 2), help="[default: the model's]")
 @click.option("--retry-failed", is_flag=True, help="Ask again for prompts that failed for good (e.g. blocked).")
 @_gemini_options
 @_gemini_errors
-def responses_command(categories, limit, thinking_budget, thinking_level, use_batch, poll_s, max_output_tokens,
-                      temperature, retry_failed, model, base_url, vertexai, concurrency, max_attempts, backoff,
-                      timeout, price_in, price_out, estimate_only, yes, no_progress, db):
+def responses_command(
+    categories,
+    limit,
+    thinking_budget,
+    thinking_level,
+    use_batch,
+    poll_s,
+    max_output_tokens,
+    temperature,
+    retry_failed,
+    model,
+    base_url,
+    vertexai,
+    concurrency,
+    max_attempts,
+    backoff,
+    timeout,
+    price_in,
+    price_out,
+    estimate_only,
+    yes,
+    no_progress,
+    db,
+):
     """Stage 2: have Gemini answer every stored prompt that has no answer yet.
 
     Answers are stored as pairs in datagen_pairs, committed every second, so a killed run loses at most the
@@ -327,10 +455,20 @@ def responses_command(categories, limit, thinking_budget, thinking_level, use_ba
 
 @datagen_group.command("import")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["auto", "pairs", "alpaca", "sharegpt"]), default="auto",
-              show_default=True, help="Record shape; auto looks at the first record.")
-@click.option("--prompt-field", default="prompt", show_default=True,
-              help="Prompt field for the pairs shape; dotted paths reach into nested objects (a.b.0.c).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "pairs", "alpaca", "sharegpt"]),
+    default="auto",
+    show_default=True,
+    help="Record shape; auto looks at the first record.",
+)
+@click.option(
+    "--prompt-field",
+    default="prompt",
+    show_default=True,
+    help="Prompt field for the pairs shape; dotted paths reach into nested objects (a.b.0.c).",
+)
 @click.option("--response-field", default="response", show_default=True, help="Response field for the pairs shape.")
 @click.option("--source", default=None, help="Label stored with each pair [default: the file name without extension].")
 @click.option("--model", default=None, help="Model that wrote the responses [default: each record's `model` field].")
@@ -359,8 +497,10 @@ def import_command(files, fmt, prompt_field, response_field, source, model, db):
     with store:
         for path in files:
             report = import_file(tables, path, fmt, prompt_field, response_field, source, model)
-            line = (f"{path}: {report.added} pairs added ({report.shape} shape), {report.duplicates} duplicates, "
-                    f"{report.skipped} skipped")
+            line = (
+                f"{path}: {report.added} pairs added ({report.shape} shape), {report.duplicates} duplicates, "
+                f"{report.skipped} skipped"
+            )
             click.echo(line)
             for example in report.skip_examples:
                 click.echo(f"  skipped {example}", err=True)
@@ -368,8 +508,13 @@ def import_command(files, fmt, prompt_field, response_field, source, model, db):
 
 @datagen_group.command("export")
 @click.argument("out_dir", type=click.Path(file_okay=False))
-@click.option("--dev-fraction", default=0.02, show_default=True, type=float,
-              help="Share of prompts held out in dev.jsonl (0 for none).")
+@click.option(
+    "--dev-fraction",
+    default=0.02,
+    show_default=True,
+    type=float,
+    help="Share of prompts held out in dev.jsonl (0 for none).",
+)
 @click.option("--seed", default=0, show_default=True, help="Changes which prompts land in dev.")
 @click.option("--source", "sources", multiple=True, help="Only pairs from this source (repeatable), e.g. gemini.")
 @click.option("-c", "--category", "categories", multiple=True, type=CATEGORY_CHOICE, help="Only these categories.")

@@ -117,8 +117,14 @@ def _size(n: int) -> str:
 BATCH_PRICE_FACTOR = 0.5
 
 
-def spent_line(input_tokens: int, output_tokens: int, wasted_tokens: int, model: str,
-               price: tuple[float, float] | None, batch: bool = False) -> str:
+def spent_line(
+    input_tokens: int,
+    output_tokens: int,
+    wasted_tokens: int,
+    model: str,
+    price: tuple[float, float] | None,
+    batch: bool = False,
+) -> str:
     """What a finished run used and cost: every answer that came back counts, the rejected ones too."""
     line = f"tokens used: {input_tokens:,} input / {output_tokens:,} output"
     if wasted_tokens:

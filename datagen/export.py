@@ -16,14 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from revprompt.core.errors import UserError
-
+from ..core.errors import UserError
 from .dedup import prompt_key
 from .tables import DatagenTables
 
 
 def in_dev(prompt: str, dev_fraction: float, seed: int) -> bool:
-    digest = hashlib.sha256(f"{seed}\x00{prompt_key(prompt)}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{seed}\x00{prompt_key(prompt)}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < dev_fraction
 
 
@@ -56,8 +55,14 @@ def export_pairs(
     try:
         with open(tmp_train, "w", encoding="utf-8") as train, open(tmp_dev, "w", encoding="utf-8") as dev:
             for pair in tables.iter_pairs(sources, categories, include_incomplete):
-                row = {"id": f"dg{pair['pair_id']}", "prompt": pair["prompt"], "response": pair["response"],
-                       "source": pair["source"], "category": pair["category"], "model": pair["model"]}
+                row = {
+                    "id": f"dg{pair['pair_id']}",
+                    "prompt": pair["prompt"],
+                    "response": pair["response"],
+                    "source": pair["source"],
+                    "category": pair["category"],
+                    "model": pair["model"],
+                }
                 line = json.dumps(row, ensure_ascii=False) + "\n"
                 if dev_fraction > 0 and in_dev(pair["prompt"], dev_fraction, seed):
                     dev.write(line)

@@ -14,8 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from revprompt.core.errors import UserError
-
+from ..core.errors import UserError
 from .tables import DatagenTables
 
 FORMATS = ("auto", "pairs", "alpaca", "sharegpt")
@@ -196,8 +195,17 @@ class ImportReport:
 class _FileImport:
     """The state of importing one file: the shape (fixed by the first good record), the pending chunk, counts."""
 
-    def __init__(self, tables: DatagenTables, path: Path, shape, source: str, model: str | None, model_field: str,
-                 prompt_field: str, response_field: str):
+    def __init__(
+        self,
+        tables: DatagenTables,
+        path: Path,
+        shape,
+        source: str,
+        model: str | None,
+        model_field: str,
+        prompt_field: str,
+        response_field: str,
+    ):
         self.tables, self.path, self.shape = tables, path, shape
         self.source, self.model, self.model_field = source, model, model_field
         self.prompt_field, self.response_field = prompt_field, response_field
@@ -223,14 +231,16 @@ class _FileImport:
         meta = {"file": self.path.name, "record": position}
         if isinstance(record.get("id"), (str, int)):
             meta["id"] = record["id"]
-        self.chunk.append({
-            "prompt": prompt,
-            "response": response,
-            "source": self.source,
-            "model": self.model or _str_or_none(record.get(self.model_field)),
-            "category": _str_or_none(record.get("category")),
-            "meta": meta,
-        })
+        self.chunk.append(
+            {
+                "prompt": prompt,
+                "response": response,
+                "source": self.source,
+                "model": self.model or _str_or_none(record.get(self.model_field)),
+                "category": _str_or_none(record.get("category")),
+                "meta": meta,
+            }
+        )
         if len(self.chunk) >= CHUNK:
             self.flush()
 
@@ -261,15 +271,25 @@ def import_file(
         raise UserError(f"no such file: {path}")
     if fmt not in FORMATS:
         raise UserError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
-    job = _FileImport(tables, path, make_shape(fmt, prompt_field, response_field), source or path.name.split(".")[0],
-                      model, model_field, prompt_field, response_field)
+    job = _FileImport(
+        tables,
+        path,
+        make_shape(fmt, prompt_field, response_field),
+        source or path.name.split(".")[0],
+        model,
+        model_field,
+        prompt_field,
+        response_field,
+    )
     try:
         for position, record in read_records(path):
             job.take(position, record)
     except (UnicodeDecodeError, OSError, EOFError) as exc:
         job.flush()  # keep what was read before the damage
-        raise UserError(f"{path}: cannot read past record {job.report.read} ({type(exc).__name__}); "
-                        f"{job.report.added} pairs were imported") from None
+        raise UserError(
+            f"{path}: cannot read past record {job.report.read} ({type(exc).__name__}); "
+            f"{job.report.added} pairs were imported"
+        ) from None
     job.flush()
     report = job.report
     report.shape = type(job.shape).__name__.removesuffix("Shape").lower() if job.shape else fmt

@@ -20,10 +20,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from revprompt.core.errors import UserError
-from revprompt.core.config import Secret, config_path  # noqa: F401  (re-exported)
-from revprompt.core.config import read_config_section as _read_config_section
-from revprompt.core.config import truthy as _truthy
+from ..core.config import Secret, config_path  # noqa: F401  (re-exported)
+from ..core.config import read_config_section as _read_config_section
+from ..core.config import truthy as _truthy
+from ..core.errors import UserError
 
 DEFAULT_MODEL = "gemini-2.5-flash"
 BASE_URL_ENV = "REVPROMPT_GEMINI_BASE_URL"
@@ -58,7 +58,7 @@ class GeminiSettings:
         vertexai: bool | None = None,
         timeout_s: float | None = None,
         config_file: Path | None = None,
-    ) -> "GeminiSettings":
+    ) -> GeminiSettings:
         """Options win over the environment, which wins over the config file."""
         conf = read_config_section(config_file)
         env = os.environ
@@ -91,8 +91,7 @@ class GeminiSettings:
         if self.vertexai:
             if not (self.api_key or self.project or self.base_url):
                 raise UserError(
-                    "Vertex AI needs a project (GOOGLE_CLOUD_PROJECT or `project` in the config file) "
-                    "or an API key"
+                    "Vertex AI needs a project (GOOGLE_CLOUD_PROJECT or `project` in the config file) or an API key"
                 )
         elif not self.api_key:
             raise UserError(

@@ -21,8 +21,15 @@ from dataclasses import dataclass, field
 
 from .categories import BY_KEY, RESPONSE_SCHEMA, SYSTEM_INSTRUCTION, TOPICS, Category, batch_request, topic_for
 from .estimate import Estimate, estimate_prompt_stage
-from .gemini import Backoff, CallCounters, CallProblem, GeminiCaller, PermanentFailure, RetriesExhausted
-from .gemini import parse_prompt_list
+from .gemini import (
+    Backoff,
+    CallCounters,
+    CallProblem,
+    GeminiCaller,
+    PermanentFailure,
+    RetriesExhausted,
+    parse_prompt_list,
+)
 from .pool import RunProgress, run_pool
 from .settings import GeminiSettings
 from .tables import DatagenTables
@@ -90,8 +97,9 @@ def plan_round(tables: DatagenTables, opts: PromptOptions, topup: bool) -> list[
     for key in opts.categories:
         category = BY_KEY[key]
         done = tables.done_batches(key)
-        missing = [b for b in plan_base(category, opts.per_category, opts.batch_size, opts.topics)
-                   if b.batch_no not in done]
+        missing = [
+            b for b in plan_base(category, opts.per_category, opts.batch_size, opts.topics) if b.batch_no not in done
+        ]
         if missing or not topup:
             jobs.extend(missing)
             continue
@@ -200,7 +208,13 @@ async def _run_batch(
         return False
     prompts = result.value[: batch.size]  # a model that over-delivers must not overshoot the target
     added = tables.save_batch(
-        batch.category.key, batch.batch_no, batch.topic, batch.size, prompts, settings.model, result.usage,
+        batch.category.key,
+        batch.batch_no,
+        batch.topic,
+        batch.size,
+        prompts,
+        settings.model,
+        result.usage,
         result.attempts,
     )
     report.batches_done += 1
@@ -274,8 +288,7 @@ async def _run_batch_api(
             return
         counters.add_usage(usage)
         prompts = prompts[: batch.size]  # a model that over-delivers must not overshoot the target
-        added = tables.save_batch(category, batch.batch_no, batch.topic, batch.size, prompts, model, usage,
-                                  tries[key])
+        added = tables.save_batch(category, batch.batch_no, batch.topic, batch.size, prompts, model, usage, tries[key])
         failed.discard(key)
         report.batches_done += 1
         report.prompts_received += len(prompts)
@@ -299,8 +312,9 @@ async def _run_batch_api(
             for _ in range(MAX_BATCH_ROUNDS):
                 retry.clear()
                 await runner.run([request(b) for b in todo], handle, nothing_to_flush)
-                todo = [b for b in todo if batch_key(b) in retry
-                        and b.batch_no not in tables.done_batches(b.category.key)]
+                todo = [
+                    b for b in todo if batch_key(b) in retry and b.batch_no not in tables.done_batches(b.category.key)
+                ]
                 if not todo:
                     break
                 counters.retries += len(todo)

@@ -59,7 +59,10 @@ def pending(tables: DatagenTables, opts: ResponseOptions) -> list[PendingPrompt]
 def estimate(tables: DatagenTables, opts: ResponseOptions, model: str, price) -> Estimate:
     thinking = plan_thinking(model, opts.thinking_budget, opts.thinking_level)
     return estimate_response_stage(
-        (len(p.prompt) for p in pending(tables, opts)), model, price, opts.max_output_tokens,
+        (len(p.prompt) for p in pending(tables, opts)),
+        model,
+        price,
+        opts.max_output_tokens,
         thinking.estimated_tokens,
     )
 
@@ -78,9 +81,9 @@ def generate_responses(
     tables: DatagenTables, settings: GeminiSettings, opts: ResponseOptions, backoff: Backoff | None = None
 ) -> ResponseStageReport:
     report = ResponseStageReport()
-    report.already_answered = tables.store.execute(
-        "SELECT count(*) FROM datagen_pairs WHERE prompt_id IS NOT NULL"
-    )[0][0]
+    report.already_answered = tables.store.execute("SELECT count(*) FROM datagen_pairs WHERE prompt_id IS NOT NULL")[0][
+        0
+    ]
     if opts.batch:
         asyncio.run(_run_batch(tables, settings, opts, backoff or Backoff(), report))
     else:
@@ -131,7 +134,9 @@ async def _run(
     try:
         with RunProgress("responses", len(jobs), caller.counters, opts.show_progress) as progress:
             await run_pool(
-                jobs, lambda p: _answer(tables, caller, settings, config, p, buffer, report), opts.concurrency,
+                jobs,
+                lambda p: _answer(tables, caller, settings, config, p, buffer, report),
+                opts.concurrency,
                 progress,
             )
     finally:
@@ -177,7 +182,10 @@ MAX_BATCH_ROUNDS = 3
 
 
 async def _run_batch(
-    tables: DatagenTables, settings: GeminiSettings, opts: ResponseOptions, backoff: Backoff,
+    tables: DatagenTables,
+    settings: GeminiSettings,
+    opts: ResponseOptions,
+    backoff: Backoff,
     report: ResponseStageReport,
 ) -> None:
     """Stage 2 through the Batch API: jobs from an earlier run first, then new jobs for what is still missing."""
@@ -236,11 +244,9 @@ async def _run_batch(
             if not todo and not runner.open_keys():
                 break
             retry.clear()
-            await runner.run([BatchRequest(f"p{p.prompt_id}", p.prompt, config) for p in todo], handle,
-                             buffer.flush)
+            await runner.run([BatchRequest(f"p{p.prompt_id}", p.prompt, config) for p in todo], handle, buffer.flush)
             # Only what came back unusable is asked again, never more than the run was asked for (--limit).
-            todo = [p for p in tables.prompts_by_id(sorted(retry)).values()
-                    if not tables.has_answer(p.prompt_id)]
+            todo = [p for p in tables.prompts_by_id(sorted(retry)).values() if not tables.has_answer(p.prompt_id)]
             if todo:
                 counters.retries += len(todo)
     finally:

@@ -16,9 +16,8 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from revprompt.core.store import Store
-from revprompt.core.types import utcnow
-
+from ..core.store import Store
+from ..core.types import utcnow
 from .dedup import pair_key, prompt_key
 
 DDL = [
@@ -115,9 +114,7 @@ class DatagenTables:
     # -- stage 1: prompts -------------------------------------------------------------------------------
     def done_batches(self, category: str) -> dict[int, int]:
         """batch_no -> prompts requested, for every stage-1 call of `category` already stored."""
-        rows = self.store.execute(
-            "SELECT batch_no, requested FROM datagen_batches WHERE category = ?", [category]
-        )
+        rows = self.store.execute("SELECT batch_no, requested FROM datagen_batches WHERE category = ?", [category])
         return {int(b): int(r) for b, r in rows}
 
     def prompt_count(self, category: str | None = None) -> int:
@@ -148,15 +145,27 @@ class DatagenTables:
             if fresh:
                 inserted = self.store.execute(
                     "INSERT OR IGNORE INTO datagen_prompts (prompt, prompt_key, category, batch_no, source, model, "
-                    "created_at) VALUES " + ", ".join(["(?, ?, ?, ?, 'gemini', ?, ?)"] * len(fresh))
+                    "created_at) VALUES "
+                    + ", ".join(["(?, ?, ?, ?, 'gemini', ?, ?)"] * len(fresh))
                     + " RETURNING prompt_id",
                     [v for key, text in fresh.items() for v in (text, key, category, batch_no, model, now)],
                 )
                 added = len(inserted)
             self.store.execute(
                 "INSERT INTO datagen_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [category, batch_no, topic, requested, len(prompts), added, model, usage.input_tokens,
-                 usage.output_tokens, attempts, now],
+                [
+                    category,
+                    batch_no,
+                    topic,
+                    requested,
+                    len(prompts),
+                    added,
+                    model,
+                    usage.input_tokens,
+                    usage.output_tokens,
+                    attempts,
+                    now,
+                ],
             )
         return added
 
@@ -165,9 +174,7 @@ class DatagenTables:
         where = ["NOT EXISTS (SELECT 1 FROM datagen_pairs r WHERE r.prompt_id = p.prompt_id)"]
         params: list = []
         if not retry_failed:
-            where.append(
-                "NOT EXISTS (SELECT 1 FROM datagen_errors e WHERE e.prompt_id = p.prompt_id AND e.permanent)"
-            )
+            where.append("NOT EXISTS (SELECT 1 FROM datagen_errors e WHERE e.prompt_id = p.prompt_id AND e.permanent)")
         if categories:
             where.append(f"p.category IN ({', '.join('?' * len(categories))})")
             params.extend(categories)
@@ -192,7 +199,8 @@ class DatagenTables:
             return {}
         rows = self.store.execute(
             f"SELECT prompt_id, prompt, category FROM datagen_prompts WHERE prompt_id IN "
-            f"({', '.join('?' * len(prompt_ids))})", list(prompt_ids)
+            f"({', '.join('?' * len(prompt_ids))})",
+            list(prompt_ids),
         )
         return {row[0]: PendingPrompt(*row) for row in rows}
 
@@ -211,13 +219,24 @@ class DatagenTables:
         now = utcnow()
         params: list = []
         for prompt, text, model, finish_reason, usage in answers:
-            params += [prompt.prompt_id, prompt.prompt, text, pair_key(prompt.prompt, text), prompt.category, model,
-                       finish_reason, usage.input_tokens, usage.output_tokens, now]
+            params += [
+                prompt.prompt_id,
+                prompt.prompt,
+                text,
+                pair_key(prompt.prompt, text),
+                prompt.category,
+                model,
+                finish_reason,
+                usage.input_tokens,
+                usage.output_tokens,
+                now,
+            ]
         with self.store.transaction():
             rows = self.store.execute(
                 "INSERT OR IGNORE INTO datagen_pairs (prompt_id, prompt, response, pair_key, source, category, model, "
                 "finish_reason, input_tokens, output_tokens, created_at) VALUES "
-                + ", ".join(["(?, ?, ?, ?, 'gemini', ?, ?, ?, ?, ?, ?)"] * len(answers)) + " RETURNING pair_id",
+                + ", ".join(["(?, ?, ?, ?, 'gemini', ?, ?, ?, ?, ?, ?)"] * len(answers))
+                + " RETURNING pair_id",
                 params,
             )
         return len(rows)
@@ -236,8 +255,14 @@ class DatagenTables:
             if key in values:
                 continue
             values[key] = [
-                r["prompt"], r["response"], key, r["source"], r.get("category"), r.get("model"),
-                json.dumps(r["meta"]) if r.get("meta") else None, now,
+                r["prompt"],
+                r["response"],
+                key,
+                r["source"],
+                r.get("category"),
+                r.get("model"),
+                json.dumps(r["meta"]) if r.get("meta") else None,
+                now,
             ]
         if not values:
             return 0
@@ -282,7 +307,8 @@ class DatagenTables:
         """(name, model, keys) of the jobs of `stage` whose results are not stored yet, oldest first."""
         rows = self.store.execute(
             "SELECT name, model, keys FROM datagen_batch_jobs WHERE stage = ? AND finished_at IS NULL "
-            "ORDER BY created_at, name", [stage]
+            "ORDER BY created_at, name",
+            [stage],
         )
         return [(name, model, json.loads(keys)) for name, model, keys in rows]
 
@@ -313,8 +339,14 @@ class DatagenTables:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY pair_id"
         for pair_id, prompt, response, source, category, model in self.store.iter_rows(sql, params, chunk):
-            yield {"pair_id": pair_id, "prompt": prompt, "response": response, "source": source,
-                   "category": category, "model": model}
+            yield {
+                "pair_id": pair_id,
+                "prompt": prompt,
+                "response": response,
+                "source": source,
+                "category": category,
+                "model": model,
+            }
 
     def summary(self) -> dict:
         """Counts for `datagen status`."""
@@ -323,18 +355,22 @@ class DatagenTables:
             "prompts_by_category": q(
                 "SELECT category, count(*) FROM datagen_prompts GROUP BY category ORDER BY category"
             ),
-            "batches": q("SELECT count(*), coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0) "
-                         "FROM datagen_batches")[0],
+            "batches": q(
+                "SELECT count(*), coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0) FROM datagen_batches"
+            )[0],
             "pairs_by_source": q(
                 "SELECT source, count(*), count(*) FILTER (WHERE finish_reason IS NOT NULL "
                 f"AND finish_reason <> '{COMPLETE_FINISH}') FROM datagen_pairs GROUP BY source ORDER BY source"
             ),
-            "response_tokens": q("SELECT coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0) "
-                                 "FROM datagen_pairs WHERE prompt_id IS NOT NULL")[0],
+            "response_tokens": q(
+                "SELECT coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0) "
+                "FROM datagen_pairs WHERE prompt_id IS NOT NULL"
+            )[0],
             "unanswered": self.pending_count(retry_failed=True),
-            "failed_for_good": q("SELECT count(DISTINCT prompt_id) FROM datagen_errors WHERE permanent AND "
-                                 "prompt_id NOT IN (SELECT prompt_id FROM datagen_pairs WHERE prompt_id IS NOT NULL)"
-                                 )[0][0],
+            "failed_for_good": q(
+                "SELECT count(DISTINCT prompt_id) FROM datagen_errors WHERE permanent AND "
+                "prompt_id NOT IN (SELECT prompt_id FROM datagen_pairs WHERE prompt_id IS NOT NULL)"
+            )[0][0],
             "errors_by_kind": q(
                 "SELECT stage, kind, count(*) FROM datagen_errors GROUP BY stage, kind ORDER BY stage, kind"
             ),

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from revprompt.core.errors import UserError
+from ..core.errors import UserError
 
 LEVELS = ("MINIMAL", "LOW", "MEDIUM", "HIGH")
 # Thinking tokens assumed per answer at each level, for the cost estimate only (the API sets no fixed count).

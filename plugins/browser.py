@@ -28,8 +28,14 @@ def find_chromium() -> tuple[str | None, str | None, str | None]:
     driver = next((p for n in DRIVER_NAMES if (p := shutil.which(n))), None)
     if browser is None or driver is None:
         missing = " and ".join(n for n, p in (("chromium", browser), ("chromedriver", driver)) if p is None)
-        return browser, driver, (f"{missing} not found on PATH (Debian: apt-get install chromium chromium-driver; "
-                                 "scripts/setup.sh does it when run as root)")
+        return (
+            browser,
+            driver,
+            (
+                f"{missing} not found on PATH (Debian: apt-get install chromium chromium-driver; "
+                "scripts/setup.sh does it when run as root)"
+            ),
+        )
     try:
         import selenium  # noqa: F401
     except ImportError:
@@ -54,8 +60,15 @@ class PageVisit:
         return [u for u in self.requests if not u.startswith(LOCAL_SCHEMES)]
 
 
-def visit(path: str | Path, probe: str | None = None, screenshot: str | Path | None = None,
-          width: int = 1400, height: int = 1000, actions=None, timeout: float = 30.0) -> PageVisit:
+def visit(
+    path: str | Path,
+    probe: str | None = None,
+    screenshot: str | Path | None = None,
+    width: int = 1400,
+    height: int = 1000,
+    actions=None,
+    timeout: float = 30.0,
+) -> PageVisit:
     """Load `path` (a local file) in headless Chromium with the network blocked and return what happened.
 
     `probe`: JavaScript (a function body that returns a JSON-able value) run after the page rendered;
@@ -68,12 +81,24 @@ def visit(path: str | Path, probe: str | None = None, screenshot: str | Path | N
         raise RuntimeError(reason)
     opts = webdriver.ChromeOptions()
     opts.binary_location = browser
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                f"--window-size={width},{height}", "--host-resolver-rules=MAP * ~NOTFOUND",
-                "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
-                "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--disable-extensions",
-                "--disable-features=Translate,OptimizationHints,MediaRouter", "--hide-scrollbars"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        f"--window-size={width},{height}",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        "--proxy-server=http://127.0.0.1:9",
+        "--proxy-bypass-list=<-loopback>",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--disable-features=Translate,OptimizationHints,MediaRouter",
+        "--hide-scrollbars",
+    ):
         opts.add_argument(arg)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=opts)

@@ -1,7 +1,6 @@
 """The built-in analyzers, registered through the same hook as any third-party plugin."""
 
-from revprompt.core.hookspecs import hookimpl
-
+from ..core.hookspecs import hookimpl
 from .key_phrases import KeyPhrasesAnalyzer
 from .site_intent import SiteIntentAnalyzer
 from .word_frequency import WordFrequencyAnalyzer

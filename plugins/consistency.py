@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from revprompt.core.errors import UserError
+from ..core.errors import UserError
 
 PROMPT_KEYS = ("prompt", "instruction", "question", "input")
 RESPONSE_KEYS = ("response", "output", "answer", "completion")

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from revprompt.core.errors import UserError
+from ..core.errors import UserError
 
 log = logging.getLogger("revprompt.embeddings")
 

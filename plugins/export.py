@@ -5,19 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from revprompt.core.errors import UserError
-from revprompt.core.sandbox import QUERY_STATEMENTS, writable_path
-from revprompt.core.views import table_names  # noqa: F401  (re-exported: one definition, in core)
+from ..core.errors import UserError
+from ..core.sandbox import QUERY_STATEMENTS, writable_path
+from ..core.views import table_names  # noqa: F401  (re-exported: one definition, in core)
 
 if TYPE_CHECKING:
-    from revprompt.core.store import Store
+    from ..core.store import Store
 
 FORMATS = {
     "parquet": "(FORMAT parquet)",
     "csv": "(FORMAT csv, HEADER true)",
     "jsonl": "(FORMAT json)",  # DuckDB writes newline-delimited JSON: one object a line
 }
-SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+SUFFIXES = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+}
 
 
 def format_for(path: str | Path, fmt: str | None) -> str:
@@ -32,14 +39,14 @@ def format_for(path: str | Path, fmt: str | None) -> str:
     return SUFFIXES[suffix]
 
 
-def list_tables(store: "Store") -> list[str]:
+def list_tables(store: Store) -> list[str]:
     _, rows = store.query(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY table_name"
     )
     return [r[0] for r in rows]
 
 
-def _select_for(store: "Store", table: str | None, query: str | None) -> str:
+def _select_for(store: Store, table: str | None, query: str | None) -> str:
     if (table is None) == (query is None):
         raise UserError("give exactly one of --table NAME or --query SQL")
     if table is not None:
@@ -53,7 +60,7 @@ def _select_for(store: "Store", table: str | None, query: str | None) -> str:
 
 
 def export(
-    store: "Store", output: str | Path, fmt: str | None = None, table: str | None = None, query: str | None = None
+    store: Store, output: str | Path, fmt: str | None = None, table: str | None = None, query: str | None = None
 ) -> int:
     """Write `table` or the result of `query` to `output`; returns the number of rows written.
 

@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from revprompt.core.errors import UserError
-from revprompt.core.types import utcnow
-from revprompt.sources.tabular import (
+from ..core.errors import UserError
+from ..core.types import utcnow
+from ..sources.tabular import (
     ZIP_MAGIC,
     decode_strict,
     find_column,
@@ -49,7 +49,7 @@ from revprompt.sources.tabular import (
 )
 
 if TYPE_CHECKING:
-    from revprompt.core.store import Store
+    from ..core.store import Store
 
 log = logging.getLogger("revprompt.gsc")
 
@@ -70,8 +70,10 @@ FORMATS = {
     "ui_queries": "web UI export, Queries.csv",
     "ui_pages": "web UI export, Pages.csv",
 }
-EXPECTED = ("query / Query / Top queries, page / url / Landing Page / Top pages, clicks, impressions, ctr, "
-            "position or sum_position")
+EXPECTED = (
+    "query / Query / Top queries, page / url / Landing Page / Top pages, clicks, impressions, ctr, "
+    "position or sum_position"
+)
 
 
 @dataclass
@@ -132,8 +134,10 @@ def read_ui_zip(data: bytes, name: str) -> list[GscFile]:
             continue  # Countries.csv, Devices.csv, Dates.csv, Filters.csv, Search appearance.csv
         out.append(read_csv_text(text, member_name))
     if not out:
-        raise UserError(f"{name}: a zip without Queries.csv or Pages.csv (found: {', '.join(members) or 'no CSV'}); "
-                        "export the Performance report from Search Console (Export > Download CSV)")
+        raise UserError(
+            f"{name}: a zip without Queries.csv or Pages.csv (found: {', '.join(members) or 'no CSV'}); "
+            "export the Performance report from Search Console (Export > Download CSV)"
+        )
     return out
 
 
@@ -151,20 +155,24 @@ def read_csv_text(text: str, name: str) -> GscFile:
         "anonymized": find_column(header, ANONYMIZED),
     }
     if col["query"] is None and col["page"] is None:
-        from revprompt.sources.tabular import shown_columns
+        from ..sources.tabular import shown_columns
 
-        raise UserError(f"{name}: no query or page column (found: {shown_columns(header)}); expected a Search "
-                        f"Console export with {EXPECTED}")
+        raise UserError(
+            f"{name}: no query or page column (found: {shown_columns(header)}); expected a Search "
+            f"Console export with {EXPECTED}"
+        )
     if col["impressions"] is None and col["clicks"] is None:
-        from revprompt.sources.tabular import shown_columns
+        from ..sources.tabular import shown_columns
 
-        raise UserError(f"{name}: no clicks or impressions column (found: {shown_columns(header)}); expected "
-                        f"{EXPECTED}")
+        raise UserError(
+            f"{name}: no clicks or impressions column (found: {shown_columns(header)}); expected {EXPECTED}"
+        )
     fmt = _format(header, col)
     decimal_comma = delimiter == ";"
     agg = _Aggregate()
     out = GscFile(name, fmt)
     for n, row in enumerate(rows, start=2):
+
         def cell(key: str, row: list[str] = row) -> str:
             i = col[key]
             return row[i].strip() if i is not None and i < len(row) else ""
@@ -183,13 +191,21 @@ def read_csv_text(text: str, name: str) -> GscFile:
             total = _number(cell(key), name, n, key, decimal_comma)
             if total is not None and impressions:
                 position = total / impressions + 1.0  # zero-based, summed over impressions
-        agg.add(query, page, _number(cell("clicks"), name, n, "clicks", decimal_comma), impressions,
-                _number(cell("ctr"), name, n, "ctr", decimal_comma, percent=True), position)
+        agg.add(
+            query,
+            page,
+            _number(cell("clicks"), name, n, "clicks", decimal_comma),
+            impressions,
+            _number(cell("ctr"), name, n, "ctr", decimal_comma, percent=True),
+            position,
+        )
         out.source_rows += 1
     out.rows = agg.rows()
     if not out.rows:
-        raise UserError(f"{name}: no rows with a query or page"
-                        + (f" ({out.anonymized} anonymized rows skipped)" if out.anonymized else ""))
+        raise UserError(
+            f"{name}: no rows with a query or page"
+            + (f" ({out.anonymized} anonymized rows skipped)" if out.anonymized else "")
+        )
     return out
 
 
@@ -225,8 +241,10 @@ def read_api_json(text: str, name: str) -> GscFile:
             urls = [k for k in keys if isinstance(k, str) and k.startswith(("http://", "https://"))]
             others = [k for k in keys if isinstance(k, str) and k not in urls]
             if len(urls) > 1 or len(others) > 1:
-                raise UserError(f"{name}: row {n} has keys {keys!r}; revprompt reads rows of the dimensions "
-                                "[query, page], [query] or [page]")
+                raise UserError(
+                    f"{name}: row {n} has keys {keys!r}; revprompt reads rows of the dimensions "
+                    "[query, page], [query] or [page]"
+                )
             page = urls[0] if urls else None
             query = others[0] if others else None
         if not query and not page:
@@ -266,8 +284,9 @@ class _Aggregate:
         self._rows: dict[tuple[str | None, str | None], dict] = {}
 
     def add(self, query, page, clicks, impressions, ctr, position) -> None:
-        acc = self._rows.setdefault((query, page), {"clicks": None, "impressions": None, "ctr": [], "pos_w": 0.0,
-                                                    "pos_weight": 0.0, "n": 0})
+        acc = self._rows.setdefault(
+            (query, page), {"clicks": None, "impressions": None, "ctr": [], "pos_w": 0.0, "pos_weight": 0.0, "n": 0}
+        )
         acc["n"] += 1
         if clicks is not None:
             acc["clicks"] = (acc["clicks"] or 0.0) + clicks
@@ -295,8 +314,19 @@ class _Aggregate:
 
 
 # -- storing --------------------------------------------------------------------------------------------------------
-GSC_COLUMNS = ("import_id", "source_file", "format", "query", "page", "clicks", "impressions", "ctr", "position",
-               "n_rows", "imported_at")
+GSC_COLUMNS = (
+    "import_id",
+    "source_file",
+    "format",
+    "query",
+    "page",
+    "clicks",
+    "impressions",
+    "ctr",
+    "position",
+    "n_rows",
+    "imported_at",
+)
 
 
 def save_export(store: Store, files: list[GscFile], source_file: str) -> tuple[str, int]:
@@ -306,20 +336,37 @@ def save_export(store: Store, files: list[GscFile], source_file: str) -> tuple[s
 
     import_id = uuid.uuid4().hex[:12]
     now = utcnow()
-    rows = [(import_id, source_file, f.format, r.query, r.page, r.clicks, r.impressions, r.ctr, r.position, r.n_rows,
-             now) for f in files for r in f.rows]
-    table = pa.table({c: [row[i] for row in rows] for i, c in enumerate(GSC_COLUMNS)},
-                     schema=pa.schema([("import_id", pa.string()), ("source_file", pa.string()),
-                                       ("format", pa.string()), ("query", pa.string()), ("page", pa.string()),
-                                       ("clicks", pa.float64()), ("impressions", pa.float64()),
-                                       ("ctr", pa.float64()), ("position", pa.float64()), ("n_rows", pa.int64()),
-                                       ("imported_at", pa.timestamp("us"))]))
+    rows = [
+        (import_id, source_file, f.format, r.query, r.page, r.clicks, r.impressions, r.ctr, r.position, r.n_rows, now)
+        for f in files
+        for r in f.rows
+    ]
+    table = pa.table(
+        {c: [row[i] for row in rows] for i, c in enumerate(GSC_COLUMNS)},
+        schema=pa.schema(
+            [
+                ("import_id", pa.string()),
+                ("source_file", pa.string()),
+                ("format", pa.string()),
+                ("query", pa.string()),
+                ("page", pa.string()),
+                ("clicks", pa.float64()),
+                ("impressions", pa.float64()),
+                ("ctr", pa.float64()),
+                ("position", pa.float64()),
+                ("n_rows", pa.int64()),
+                ("imported_at", pa.timestamp("us")),
+            ]
+        ),
+    )
     with store.transaction():
         replaced = store.execute("SELECT count(*) FROM gsc_rows WHERE source_file = ?", [source_file])[0][0]
         store.execute("DELETE FROM gsc_rows WHERE source_file = ?", [source_file])
         with store.registered("_revprompt_gsc_rows", table):
-            store.execute(f"INSERT INTO gsc_rows ({', '.join(GSC_COLUMNS)}) "
-                          f"SELECT {', '.join(GSC_COLUMNS)} FROM _revprompt_gsc_rows")
+            store.execute(
+                f"INSERT INTO gsc_rows ({', '.join(GSC_COLUMNS)}) "
+                f"SELECT {', '.join(GSC_COLUMNS)} FROM _revprompt_gsc_rows"
+            )
     return import_id, int(replaced)
 
 
@@ -354,16 +401,20 @@ def load_queries(store: Store, limit: int | None = None) -> tuple[list[GscQuery]
                   sum(position * coalesce(impressions, 1)) / nullif(sum(CASE WHEN position IS NOT NULL
                       THEN coalesce(impressions, 1) END), 0) AS position
            FROM gsc_rows WHERE query IS NOT NULL AND length(trim(query)) > 0
-           GROUP BY q ORDER BY impressions DESC, clicks DESC, q""" + (f" LIMIT {int(limit)}" if limit else ""))
+           GROUP BY q ORDER BY impressions DESC, clicks DESC, q"""
+        + (f" LIMIT {int(limit)}" if limit else "")
+    )
     if not totals:
-        raise UserError(f"{store.path} holds no Search Console queries: import an export with queries "
-                        "(`revprompt gsc import FILE`)")
+        raise UserError(
+            f"{store.path} holds no Search Console queries: import an export with queries (`revprompt gsc import FILE`)"
+        )
     queries = {q: GscQuery(q, float(i), float(c), p) for q, i, c, p in totals}
     _, pairs = store.query(
         f"""SELECT {QUERY_SQL} AS q, page, sum(coalesce(impressions, 0)), sum(coalesce(clicks, 0)),
                   sum(position * coalesce(impressions, 1)) / nullif(sum(CASE WHEN position IS NOT NULL
                       THEN coalesce(impressions, 1) END), 0)
-           FROM gsc_rows WHERE query IS NOT NULL AND page IS NOT NULL GROUP BY q, page""")
+           FROM gsc_rows WHERE query IS NOT NULL AND page IS NOT NULL GROUP BY q, page"""
+    )
     for q, page, impressions, clicks, position in pairs:
         if q in queries:
             queries[q].pages[page] = (float(impressions), float(clicks), position)
@@ -373,7 +424,7 @@ def load_queries(store: Store, limit: int | None = None) -> tuple[list[GscQuery]
 def url_key(url: str) -> str:
     """How a GSC page URL and a stored document URI are compared: normalised (sources/urlnorm.py), without a
     trailing slash."""
-    from revprompt.sources.urlnorm import normalize_url
+    from ..sources.urlnorm import normalize_url
 
     try:
         url = normalize_url(url)

@@ -12,10 +12,9 @@ below one carried by fewer (ties at most), and confidence decides between phrase
 
 from __future__ import annotations
 
-from revprompt.core.analyzers import BaseAnalyzer
-from revprompt.core.types import Document, SweepResult
-from revprompt.core.views import View
-
+from ..core.analyzers import BaseAnalyzer
+from ..core.types import Document, SweepResult
+from ..core.views import View
 from .text import ngrams, words
 
 TABLE = "key_phrases"
@@ -99,11 +98,13 @@ class KeyPhrasesAnalyzer(BaseAnalyzer):
         return {TABLE: [{"run_id": run_id, **r} for r in rows]}
 
     def views(self) -> list[View]:
-        return [View(
-            title="Key phrases",
-            key="k",
-            label="Phrases",
-            sql=f"""SELECT phrase, weight, n, n_candidates FROM {TABLE} WHERE doc_id = $doc_id
+        return [
+            View(
+                title="Key phrases",
+                key="k",
+                label="Phrases",
+                sql=f"""SELECT phrase, weight, n, n_candidates FROM {TABLE} WHERE doc_id = $doc_id
                      ORDER BY weight DESC NULLS LAST, phrase LIMIT 100""",
-            columns={"phrase": "Phrase", "weight": "Weight", "n": "n-gram", "n_candidates": "Candidates"},
-        )]
+                columns={"phrase": "Phrase", "weight": "Weight", "n": "n-gram", "n_candidates": "Candidates"},
+            )
+        ]

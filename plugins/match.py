@@ -30,12 +30,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-from revprompt.core.errors import UserError
-from revprompt.core.types import utcnow
+
+from ..core.errors import UserError
+from ..core.types import utcnow
 
 if TYPE_CHECKING:
-    from revprompt.core.engine import Engine
-    from revprompt.core.store import Store
+    from ..core.engine import Engine
+    from ..core.store import Store
 
 log = logging.getLogger("revprompt.match")
 
@@ -123,8 +124,13 @@ class KeywordResult:
     @property
     def cannibalisation(self) -> bool:
         """Two pages answer and the model can barely tell which answers better."""
-        return (self.answered and self.runner_up is not None and self.runner_up.nll <= self.no_page_nll
-                and self.margin is not None and self.margin < self.margin_threshold)
+        return (
+            self.answered
+            and self.runner_up is not None
+            and self.runner_up.nll <= self.no_page_nll
+            and self.margin is not None
+            and self.margin < self.margin_threshold
+        )
 
     def scored_page(self, page: int) -> Scored | None:
         return next((s for s in self.scored if s.page == page), None)
@@ -135,12 +141,14 @@ def load_pages(store: Store, run_id: str | None = None) -> list[Page]:
     """The analysed documents with text (failed and duplicate ones left out), one per URI: the latest analysis
     of a page analysed in several runs. `run_id` keeps one run's."""
     if run_id is not None and store.get_run(run_id) is None:
-        raise UserError(f"no run {run_id} in {store.path} (see: revprompt sql \"SELECT run_id, command FROM runs\")")
+        raise UserError(f'no run {run_id} in {store.path} (see: revprompt sql "SELECT run_id, command FROM runs")')
     where, params = ("AND run_id = ?", [run_id]) if run_id else ("", [])
     _, rows = store.query(
         f"""SELECT doc_id, run_id, uri, title, text FROM documents
             WHERE status = 'done' AND text IS NOT NULL AND length(trim(text)) > 0 {where}
-            ORDER BY doc_id""", params)
+            ORDER BY doc_id""",
+        params,
+    )
     latest: dict[str, Page] = {}
     for doc_id, run, uri, title, text in rows:
         latest[uri] = Page(uri=uri, text=text, title=title, doc_id=doc_id, run_id=run)  # later doc_ids win
@@ -151,15 +159,17 @@ def _text_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def page_vectors(pages: Sequence[Page], embed: Callable[[Sequence[str]], np.ndarray],
-                 store: Store | None = None) -> np.ndarray:
+def page_vectors(
+    pages: Sequence[Page], embed: Callable[[Sequence[str]], np.ndarray], store: Store | None = None
+) -> np.ndarray:
     """MiniLM vectors of the pages, from `page_embeddings` where the same text was embedded before."""
     texts = [p.embedding_text() for p in pages]
     hashes = [_text_hash(t) for t in texts]
     cached: dict[tuple[int, str], list[float]] = {}
     if store is not None and store.has_table("page_embeddings"):
-        _, rows = store.query("SELECT doc_id, text_hash, embedding FROM page_embeddings WHERE model = ?",
-                              [EMBEDDING_MODEL])
+        _, rows = store.query(
+            "SELECT doc_id, text_hash, embedding FROM page_embeddings WHERE model = ?", [EMBEDDING_MODEL]
+        )
         cached = {(doc_id, h): emb for doc_id, h, emb in rows}
     vectors: list[np.ndarray | None] = [
         np.asarray(cached[(p.doc_id, h)], dtype=np.float32) if (p.doc_id, h) in cached else None
@@ -171,8 +181,9 @@ def page_vectors(pages: Sequence[Page], embed: Callable[[Sequence[str]], np.ndar
         for i, v in zip(missing, fresh):
             vectors[i] = v
         if store is not None and store.has_table("page_embeddings"):
-            _cache_vectors(store, [(pages[i].doc_id, hashes[i], vectors[i]) for i in missing
-                                   if pages[i].doc_id is not None])
+            _cache_vectors(
+                store, [(pages[i].doc_id, hashes[i], vectors[i]) for i in missing if pages[i].doc_id is not None]
+            )
     if not pages:
         return np.zeros((0, 0), dtype=np.float32)
     return _unit(np.stack(vectors))
@@ -184,17 +195,23 @@ def _cache_vectors(store: Store, new: list[tuple[int, str, np.ndarray]]) -> None
         return
     import pyarrow as pa
 
-    table = pa.table({
-        "doc_id": pa.array([d for d, _, _ in new], pa.int64()),
-        "model": pa.array([EMBEDDING_MODEL] * len(new), pa.string()),
-        "text_hash": pa.array([h for _, h, _ in new], pa.string()),
-        "embedding": pa.array([v.astype(np.float32).tolist() for _, _, v in new], pa.list_(pa.float32())),
-    })
+    table = pa.table(
+        {
+            "doc_id": pa.array([d for d, _, _ in new], pa.int64()),
+            "model": pa.array([EMBEDDING_MODEL] * len(new), pa.string()),
+            "text_hash": pa.array([h for _, h, _ in new], pa.string()),
+            "embedding": pa.array([v.astype(np.float32).tolist() for _, _, v in new], pa.list_(pa.float32())),
+        }
+    )
     with store.transaction(), store.registered("_revprompt_page_vectors", table):
-        store.execute("DELETE FROM page_embeddings WHERE model = ? AND doc_id IN "
-                      "(SELECT doc_id FROM _revprompt_page_vectors)", [EMBEDDING_MODEL])
-        store.execute("INSERT INTO page_embeddings (doc_id, model, text_hash, embedding) "
-                      "SELECT doc_id, model, text_hash, embedding FROM _revprompt_page_vectors")
+        store.execute(
+            "DELETE FROM page_embeddings WHERE model = ? AND doc_id IN (SELECT doc_id FROM _revprompt_page_vectors)",
+            [EMBEDDING_MODEL],
+        )
+        store.execute(
+            "INSERT INTO page_embeddings (doc_id, model, text_hash, embedding) "
+            "SELECT doc_id, model, text_hash, embedding FROM _revprompt_page_vectors"
+        )
 
 
 def _unit(m: np.ndarray) -> np.ndarray:
@@ -212,10 +229,16 @@ def default_embed(texts: Sequence[str]) -> np.ndarray:
 class Matcher:
     """Shortlist by cosine, re-rank by NLL. `engine` is a core Engine (its model, tokenizer and window)."""
 
-    def __init__(self, engine: Engine, shortlist: int = DEFAULT_SHORTLIST, no_page_nll: float = NO_PAGE_NLL,
-                 margin: float = CANNIBALISATION_MARGIN, embed: Callable[[Sequence[str]], np.ndarray] | None = None,
-                 progress: Callable[[int, int], None] | None = None):
-        from revprompt.core.keyword_scoring import ScoringStats
+    def __init__(
+        self,
+        engine: Engine,
+        shortlist: int = DEFAULT_SHORTLIST,
+        no_page_nll: float = NO_PAGE_NLL,
+        margin: float = CANNIBALISATION_MARGIN,
+        embed: Callable[[Sequence[str]], np.ndarray] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ):
+        from ..core.keyword_scoring import ScoringStats
 
         if shortlist < 1:
             raise UserError("--shortlist must be at least 1")
@@ -237,8 +260,13 @@ class Matcher:
         order = np.argsort(-np.take_along_axis(cosines, top, axis=1), axis=1, kind="stable")
         return np.take_along_axis(top, order, axis=1)
 
-    def match(self, keywords: Sequence[str], pages: Sequence[Page], vectors: np.ndarray | None = None,
-              extra_pairs: dict[int, Iterable[int]] | None = None) -> list[KeywordResult]:
+    def match(
+        self,
+        keywords: Sequence[str],
+        pages: Sequence[Page],
+        vectors: np.ndarray | None = None,
+        extra_pairs: dict[int, Iterable[int]] | None = None,
+    ) -> list[KeywordResult]:
         """One result per keyword. `extra_pairs` (keyword index -> page indices) are scored besides the
         shortlist (the pages Search Console shows for a query)."""
         if not keywords:
@@ -260,10 +288,11 @@ class Matcher:
             results.append(KeywordResult(keyword, scored, self.no_page_nll, self.margin))
         return results
 
-    def score(self, keywords: Sequence[str], pages: Sequence[Page], wanted: dict[int, set[int]]
-              ) -> dict[tuple[int, int], float]:
+    def score(
+        self, keywords: Sequence[str], pages: Sequence[Page], wanted: dict[int, set[int]]
+    ) -> dict[tuple[int, int], float]:
         """NLL of every wanted (keyword, page) pair, page by page: each page's prefix is encoded once."""
-        from revprompt.core.keyword_scoring import score_keywords
+        from ..core.keyword_scoring import score_keywords
 
         by_page: dict[int, list[int]] = {}
         for k, page_set in wanted.items():
@@ -273,8 +302,15 @@ class Matcher:
         engine = self.engine
         for done, p in enumerate(sorted(by_page), start=1):
             ks = by_page[p]
-            values = score_keywords(engine.model, engine.tokenizer, pages[p].text, [keywords[k] for k in ks],
-                                    engine.max_input_tokens, engine.max_new_tokens, stats=self.stats)
+            values = score_keywords(
+                engine.model,
+                engine.tokenizer,
+                pages[p].text,
+                [keywords[k] for k in ks],
+                engine.max_input_tokens,
+                engine.max_new_tokens,
+                stats=self.stats,
+            )
             for k, v in zip(ks, values):
                 out[(k, p)] = v
             if self.progress:
@@ -285,7 +321,7 @@ class Matcher:
 def read_keywords(text: str, name: str) -> list[str]:
     """Keywords from a file's text: one a line ('#' starts a comment line), or a CSV whose header has a
     keyword / query column (keyword tools' and Search Console's exports). Duplicates are dropped."""
-    from revprompt.sources.tabular import find_column, parse_csv
+    from ..sources.tabular import find_column, parse_csv
 
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
@@ -316,8 +352,25 @@ def unique_keywords(keywords: Iterable[str]) -> list[str]:
 
 
 # -- storing ----------------------------------------------------------------------------------------------------
-MATCH_COLUMNS = ("run_id", "keyword", "doc_id", "rank", "nll", "cosine", "cosine_rank", "gap", "margin", "answers",
-                 "cannibalisation", "gsc_page", "impressions", "uri", "match_id", "model", "created_at")
+MATCH_COLUMNS = (
+    "run_id",
+    "keyword",
+    "doc_id",
+    "rank",
+    "nll",
+    "cosine",
+    "cosine_rank",
+    "gap",
+    "margin",
+    "answers",
+    "cannibalisation",
+    "gsc_page",
+    "impressions",
+    "uri",
+    "match_id",
+    "model",
+    "created_at",
+)
 
 
 def match_rows(results: Sequence[KeywordResult], pages: Sequence[Page], match_id: str, model: str) -> list[tuple]:
@@ -327,12 +380,27 @@ def match_rows(results: Sequence[KeywordResult], pages: Sequence[Page], match_id
         best = r.best
         for rank, s in enumerate(r.scored, start=1):
             page = pages[s.page]
-            rows.append((
-                page.run_id, r.keyword, page.doc_id, rank, _finite(s.nll), _finite(s.cosine), s.cosine_rank,
-                _finite(s.nll - best.nll), _finite(r.margin) if rank == 1 else None, s.nll <= r.no_page_nll,
-                r.cannibalisation if rank <= 2 else False, s.page == r.google_page if r.google_page is not None else None,
-                r.gsc_pages.get(s.page), page.uri, match_id, model, now,
-            ))
+            rows.append(
+                (
+                    page.run_id,
+                    r.keyword,
+                    page.doc_id,
+                    rank,
+                    _finite(s.nll),
+                    _finite(s.cosine),
+                    s.cosine_rank,
+                    _finite(s.nll - best.nll),
+                    _finite(r.margin) if rank == 1 else None,
+                    s.nll <= r.no_page_nll,
+                    r.cannibalisation if rank <= 2 else False,
+                    s.page == r.google_page if r.google_page is not None else None,
+                    r.gsc_pages.get(s.page),
+                    page.uri,
+                    match_id,
+                    model,
+                    now,
+                )
+            )
     return rows
 
 
@@ -355,11 +423,15 @@ def save_matches(store: Store, results: Sequence[KeywordResult], pages: Sequence
             with store.registered("_revprompt_match_keywords", old):
                 store.execute(
                     f"DELETE FROM keyword_matches WHERE run_id IN ({', '.join('?' * len(runs))}) "
-                    "AND keyword IN (SELECT keyword FROM _revprompt_match_keywords)", runs)
+                    "AND keyword IN (SELECT keyword FROM _revprompt_match_keywords)",
+                    runs,
+                )
         if rows:
             with store.registered("_revprompt_match_rows", table):
-                store.execute(f"INSERT INTO keyword_matches ({', '.join(MATCH_COLUMNS)}) "
-                              f"SELECT {', '.join(MATCH_COLUMNS)} FROM _revprompt_match_rows")
+                store.execute(
+                    f"INSERT INTO keyword_matches ({', '.join(MATCH_COLUMNS)}) "
+                    f"SELECT {', '.join(MATCH_COLUMNS)} FROM _revprompt_match_rows"
+                )
     return match_id
 
 
@@ -368,15 +440,26 @@ def result_json(r: KeywordResult, pages: Sequence[Page]) -> dict:
         if s is None:
             return None
         p = pages[s.page]
-        out = {"uri": p.uri, "doc_id": p.doc_id, "title": p.title, "nll": round(s.nll, 4),
-               "cosine": round(s.cosine, 4), "cosine_rank": s.cosine_rank}
+        out = {
+            "uri": p.uri,
+            "doc_id": p.doc_id,
+            "title": p.title,
+            "nll": round(s.nll, 4),
+            "cosine": round(s.cosine, 4),
+            "cosine_rank": s.cosine_rank,
+        }
         if s.page in r.gsc_pages:
             out["impressions"] = r.gsc_pages[s.page]
         return out
 
-    out = {"keyword": r.keyword, "best": page(r.best), "runner_up": page(r.runner_up),
-           "margin": None if r.margin is None else round(r.margin, 4), "answered": r.answered,
-           "cannibalisation": r.cannibalisation}
+    out = {
+        "keyword": r.keyword,
+        "best": page(r.best),
+        "runner_up": page(r.runner_up),
+        "margin": None if r.margin is None else round(r.margin, 4),
+        "answered": r.answered,
+        "cannibalisation": r.cannibalisation,
+    }
     if r.google_page is not None:
         out["google_page"] = page(r.scored_page(r.google_page))
     return out

@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 import click
-from revprompt.core.cli_options import db_option, hardware_options
-from revprompt.core.errors import UserError
-from revprompt.core.hookspecs import hookimpl
 
+from ..core.cli_options import db_option, hardware_options
+from ..core.errors import UserError
+from ..core.hookspecs import hookimpl
 from . import match as matching
 
 MAX_TABLE_ROWS = 200
@@ -50,8 +50,15 @@ class _Progress:
                     TimeRemainingColumn,
                 )
 
-                self._bar = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                     TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+                self._bar = Progress(
+                    TextColumn(self.label),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                    TimeRemainingColumn(),
+                    console=Console(stderr=True),
+                    transient=True,
+                )
                 self._bar.start()
                 self._task = self._bar.add_task(self.label, total=total)
             self._bar.update(self._task, completed=done)
@@ -74,30 +81,78 @@ class _Progress:
 # -- match ----------------------------------------------------------------------------------------------------
 @click.command("match")
 @click.argument("keywords_file", required=False, metavar="[KEYWORDS_FILE]")
-@click.option("--keyword", "-k", "keyword_options", multiple=True, metavar="TEXT",
-              help="A keyword to match (repeatable); with or without KEYWORDS_FILE.")
-@click.option("--from-gsc", is_flag=True,
-              help="Match the queries of the imported Search Console data (`revprompt gsc import`) and report the "
-                   "pages that answer their queries poorly and the queries Google maps to another page.")
+@click.option(
+    "--keyword",
+    "-k",
+    "keyword_options",
+    multiple=True,
+    metavar="TEXT",
+    help="A keyword to match (repeatable); with or without KEYWORDS_FILE.",
+)
+@click.option(
+    "--from-gsc",
+    is_flag=True,
+    help="Match the queries of the imported Search Console data (`revprompt gsc import`) and report the "
+    "pages that answer their queries poorly and the queries Google maps to another page.",
+)
 @db_option(help_text="DuckDB results file with analysed pages; keyword_matches is written to it.")
-@click.option("--run", "run_id", default=None, metavar="RUN_ID",
-              help="Match against this run's pages only (default: every analysed page, latest analysis of each).")
-@click.option("--shortlist", default=matching.DEFAULT_SHORTLIST, show_default=True, type=click.IntRange(1, 200),
-              help="Pages per keyword (nearest by MiniLM cosine) that the model re-ranks.")
-@click.option("--no-page-nll", type=float, default=None,
-              help=f"Mean NLL past which no page answers a keyword (default {matching.NO_PAGE_NLL}, calibrated "
-                   "for the shipped model on dev pairs).")
-@click.option("--margin", type=float, default=None,
-              help=f"Best and runner-up closer than this (mean NLL) flag cannibalisation (default "
-                   f"{matching.CANNIBALISATION_MARGIN}).")
-@click.option("--limit", type=click.IntRange(min=1), default=None,
-              help="With --from-gsc: only the N queries with the most impressions.")
-@click.option("--model", default=None, envvar="REVPROMPT_MODEL",
-              help="'base', a local model or adapter directory. Default: the shipped model.")
+@click.option(
+    "--run",
+    "run_id",
+    default=None,
+    metavar="RUN_ID",
+    help="Match against this run's pages only (default: every analysed page, latest analysis of each).",
+)
+@click.option(
+    "--shortlist",
+    default=matching.DEFAULT_SHORTLIST,
+    show_default=True,
+    type=click.IntRange(1, 200),
+    help="Pages per keyword (nearest by MiniLM cosine) that the model re-ranks.",
+)
+@click.option(
+    "--no-page-nll",
+    type=float,
+    default=None,
+    help=f"Mean NLL past which no page answers a keyword (default {matching.NO_PAGE_NLL}, calibrated "
+    "for the shipped model on dev pairs).",
+)
+@click.option(
+    "--margin",
+    type=float,
+    default=None,
+    help=f"Best and runner-up closer than this (mean NLL) flag cannibalisation (default "
+    f"{matching.CANNIBALISATION_MARGIN}).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --from-gsc: only the N queries with the most impressions.",
+)
+@click.option(
+    "--model",
+    default=None,
+    envvar="REVPROMPT_MODEL",
+    help="'base', a local model or adapter directory. Default: the shipped model.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per keyword.")
 @hardware_options
-def match_command(keywords_file, keyword_options, from_gsc, db, run_id, shortlist, no_page_nll, margin, limit, model,
-                  as_json, dtype, device):
+def match_command(
+    keywords_file,
+    keyword_options,
+    from_gsc,
+    db,
+    run_id,
+    shortlist,
+    no_page_nll,
+    margin,
+    limit,
+    model,
+    as_json,
+    dtype,
+    device,
+):
     """Which analysed page answers each keyword best, the runner-up, and whether any page answers it.
 
     \b
@@ -113,18 +168,19 @@ def match_command(keywords_file, keyword_options, from_gsc, db, run_id, shortlis
       revprompt match -k "fix a leaking tap" -k "repot an orchid"
       revprompt gsc import search-console.csv && revprompt match --from-gsc
     """
-    from revprompt.core.store import Store
-
+    from ..core.store import Store
     from . import gsc
 
     keywords: list[str] = []
     if keywords_file:
-        from revprompt.sources.tabular import read_text
+        from ..sources.tabular import read_text
 
         keywords += matching.read_keywords(read_text(keywords_file, "keywords file"), keywords_file)
     keywords += list(keyword_options)
     if not keywords and not from_gsc:
-        raise UserError("no keywords: give a KEYWORDS_FILE, --keyword TEXT or --from-gsc (see `revprompt match --help`)")
+        raise UserError(
+            "no keywords: give a KEYWORDS_FILE, --keyword TEXT or --from-gsc (see `revprompt match --help`)"
+        )
     if not Path(db).exists():
         raise UserError(f"no database at {db} (run `revprompt analyze` first, or pass --db)")
     no_page_nll = matching.NO_PAGE_NLL if no_page_nll is None else no_page_nll
@@ -135,22 +191,27 @@ def match_command(keywords_file, keyword_options, from_gsc, db, run_id, shortlis
     with Store(db) as store:
         pages = matching.load_pages(store, run_id)
         if not pages:
-            raise UserError(f"no analysed pages in {db}" + (f" for run {run_id}" if run_id else "")
-                            + ": run `revprompt analyze` first")
+            raise UserError(
+                f"no analysed pages in {db}"
+                + (f" for run {run_id}" if run_id else "")
+                + ": run `revprompt analyze` first"
+            )
         queries, has_pairs = gsc.load_queries(store, limit) if from_gsc else ([], False)
         keywords = matching.unique_keywords(keywords + [q.query for q in queries])
         extra, gsc_info = _gsc_pairs(keywords, queries, pages)
         vectors = matching.page_vectors(pages, matching.default_embed, store)
 
-    from revprompt.core.cli_options import load_engine
+    from ..core.cli_options import load_engine
 
     engine = load_engine(model, dtype=dtype, device=device)
     if (model or "default") not in ("default", matching.CALIBRATED_MODEL) and not as_json:
-        click.echo(f"revprompt: note: the no-page threshold ({no_page_nll}) and margin ({margin}) were calibrated "
-                   f"for the {matching.CALIBRATED_MODEL} model; set --no-page-nll / --margin for this one", err=True)
+        click.echo(
+            f"revprompt: note: the no-page threshold ({no_page_nll}) and margin ({margin}) were calibrated "
+            f"for the {matching.CALIBRATED_MODEL} model; set --no-page-nll / --margin for this one",
+            err=True,
+        )
     progress = _Progress("matching", enabled=True)
-    matcher = matching.Matcher(engine, shortlist=shortlist, no_page_nll=no_page_nll, margin=margin,
-                               progress=progress)
+    matcher = matching.Matcher(engine, shortlist=shortlist, no_page_nll=no_page_nll, margin=margin, progress=progress)
     try:
         results = matcher.match(keywords, pages, vectors, extra)
     finally:
@@ -171,8 +232,11 @@ def match_command(keywords_file, keyword_options, from_gsc, db, run_id, shortlis
         if from_gsc:
             _print_gsc(results, pages, queries, has_pairs)
     n_rows = sum(len(r.scored) for r in results)
-    click.echo(f"revprompt: {len(results)} keyword{'s' if len(results) != 1 else ''} over {len(pages)} pages; "
-               f"{n_rows} rows stored in keyword_matches (match_id {match_id})", err=True)
+    click.echo(
+        f"revprompt: {len(results)} keyword{'s' if len(results) != 1 else ''} over {len(pages)} pages; "
+        f"{n_rows} rows stored in keyword_matches (match_id {match_id})",
+        err=True,
+    )
 
 
 MAX_GSC_PAGES_PER_QUERY = 5  # pages Search Console shows for a query that are scored besides the shortlist
@@ -234,10 +298,18 @@ def _print_matches(results, pages, from_gsc: bool) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title="keyword → page (mean NLL of the keyword given the page: lower answers better)",
-                  title_justify="left")
-    for name, justify in (("keyword", "left"), ("best page", "left"), ("nll", "right"), ("runner-up", "left"),
-                          ("nll", "right"), ("margin", "right"), ("verdict", "left")):
+    table = Table(
+        title="keyword → page (mean NLL of the keyword given the page: lower answers better)", title_justify="left"
+    )
+    for name, justify in (
+        ("keyword", "left"),
+        ("best page", "left"),
+        ("nll", "right"),
+        ("runner-up", "left"),
+        ("nll", "right"),
+        ("margin", "right"),
+        ("verdict", "left"),
+    ):
         table.add_column(name, justify=justify, overflow="fold")
     for r in results[:MAX_TABLE_ROWS]:
         best, runner = r.best, r.runner_up
@@ -248,14 +320,22 @@ def _print_matches(results, pages, from_gsc: bool) -> None:
         else:
             verdict = "clear"
         table.add_row(
-            escape(r.keyword), escape(_page_label(pages[best.page])), f"{best.nll:.2f}",
-            escape(_page_label(pages[runner.page])) if runner else "", f"{runner.nll:.2f}" if runner else "",
-            f"{r.margin:.2f}" if r.margin is not None else "", verdict)
+            escape(r.keyword),
+            escape(_page_label(pages[best.page])),
+            f"{best.nll:.2f}",
+            escape(_page_label(pages[runner.page])) if runner else "",
+            f"{runner.nll:.2f}" if runner else "",
+            f"{r.margin:.2f}" if r.margin is not None else "",
+            verdict,
+        )
     console = _console()
     console.print(table)
     if len(results) > MAX_TABLE_ROWS:
-        console.print(f"... and {len(results) - MAX_TABLE_ROWS} more: revprompt sql \"SELECT keyword, uri, nll, "
-                      "margin, answers, cannibalisation FROM keyword_matches WHERE rank = 1\"", markup=False)
+        console.print(
+            f'... and {len(results) - MAX_TABLE_ROWS} more: revprompt sql "SELECT keyword, uri, nll, '
+            'margin, answers, cannibalisation FROM keyword_matches WHERE rank = 1"',
+            markup=False,
+        )
 
 
 def _print_gsc(results, pages, queries, has_pairs: bool) -> None:
@@ -266,10 +346,12 @@ def _print_gsc(results, pages, queries, has_pairs: bool) -> None:
     by_query = {q.query: q for q in queries}
     gsc_results = [r for r in results if r.keyword in by_query]
     if not has_pairs:
-        console.print("[yellow]Search Console data without query x page pairs[/yellow] (the web UI's export has "
-                      "Queries.csv and Pages.csv separately): every query was matched to its best page, but which "
-                      "page Google shows for it is unknown, so poorly answered and mis-mapped queries cannot be "
-                      "found. Import an API, Looker Studio or BigQuery export with query and page columns for that.")
+        console.print(
+            "[yellow]Search Console data without query x page pairs[/yellow] (the web UI's export has "
+            "Queries.csv and Pages.csv separately): every query was matched to its best page, but which "
+            "page Google shows for it is unknown, so poorly answered and mis-mapped queries cannot be "
+            "found. Import an API, Looker Studio or BigQuery export with query and page columns for that."
+        )
         return
 
     # 1. per page: queries it gets impressions for but answers poorly
@@ -279,10 +361,15 @@ def _print_gsc(results, pages, queries, has_pairs: bool) -> None:
             s = r.scored_page(p)
             if s is not None and s.nll > r.no_page_nll:
                 poorly.setdefault(p, []).append((r, s))
-    table = Table(title="Optimisation targets: queries a page gets impressions for but answers poorly "
-                        "(nll past the no-page threshold)", title_justify="left")
+    table = Table(
+        title="Optimisation targets: queries a page gets impressions for but answers poorly "
+        "(nll past the no-page threshold)",
+        title_justify="left",
+    )
     for name in ("page", "query", "impressions", "position", "nll", "answered better by"):
-        table.add_column(name, overflow="fold", justify="right" if name in ("impressions", "position", "nll") else "left")
+        table.add_column(
+            name, overflow="fold", justify="right" if name in ("impressions", "position", "nll") else "left"
+        )
     order = sorted(poorly, key=lambda p: -sum(r.gsc_pages[p] for r, _ in poorly[p]))
     shown = 0
     for p in order:
@@ -292,31 +379,46 @@ def _print_gsc(results, pages, queries, has_pairs: bool) -> None:
             q = by_query[r.keyword]
             pos = next((v[2] for u, v in q.pages.items() if _same(u, pages[p].uri)), None)
             better = r.best if r.best and r.best.page != p and r.answered else None
-            table.add_row(escape(_page_label(pages[p], 50)), escape(r.keyword), f"{r.gsc_pages[p]:,.0f}",
-                          f"{pos:.1f}" if pos else "", f"{s.nll:.2f}",
-                          escape(f"{_page_label(pages[better.page], 50)} ({better.nll:.2f})") if better else "")
+            table.add_row(
+                escape(_page_label(pages[p], 50)),
+                escape(r.keyword),
+                f"{r.gsc_pages[p]:,.0f}",
+                f"{pos:.1f}" if pos else "",
+                f"{s.nll:.2f}",
+                escape(f"{_page_label(pages[better.page], 50)} ({better.nll:.2f})") if better else "",
+            )
             shown += 1
-    console.print(table if poorly else "No poorly answered queries: every page answers the queries it gets "
-                                       "impressions for.")
+    console.print(
+        table if poorly else "No poorly answered queries: every page answers the queries it gets impressions for."
+    )
 
     # 2. mis-mapped queries
     mis = sorted((r for r in gsc_results if _mis_mapped(r)), key=lambda r: -by_query[r.keyword].impressions)
-    table = Table(title="Mis-mapped queries: the model's best page is not the page Google shows most",
-                  title_justify="left")
+    table = Table(
+        title="Mis-mapped queries: the model's best page is not the page Google shows most", title_justify="left"
+    )
     for name in ("query", "impressions", "Google's page", "nll", "model's page", "nll"):
         table.add_column(name, overflow="fold", justify="right" if name in ("impressions", "nll") else "left")
     for r in mis[:MAX_TABLE_ROWS]:
         g = r.scored_page(r.google_page)
-        table.add_row(escape(r.keyword), f"{by_query[r.keyword].impressions:,.0f}",
-                      escape(_page_label(pages[r.google_page], 45)), f"{g.nll:.2f}",
-                      escape(_page_label(pages[r.best.page], 45)), f"{r.best.nll:.2f}")
+        table.add_row(
+            escape(r.keyword),
+            f"{by_query[r.keyword].impressions:,.0f}",
+            escape(_page_label(pages[r.google_page], 45)),
+            f"{g.nll:.2f}",
+            escape(_page_label(pages[r.best.page], 45)),
+            f"{r.best.nll:.2f}",
+        )
     console.print(table if mis else "No mis-mapped queries.")
 
     missing = [r for r in gsc_results if r.google_page is None and by_query[r.keyword].pages]
     if missing:
-        console.print(f"{len(missing)} quer{'ies' if len(missing) != 1 else 'y'} whose Google page is not among the "
-                      "analysed pages (analyse those pages to compare them): "
-                      + ", ".join(escape(r.keyword) for r in missing[:5]) + (" ..." if len(missing) > 5 else ""))
+        console.print(
+            f"{len(missing)} quer{'ies' if len(missing) != 1 else 'y'} whose Google page is not among the "
+            "analysed pages (analyse those pages to compare them): "
+            + ", ".join(escape(r.keyword) for r in missing[:5])
+            + (" ..." if len(missing) > 5 else "")
+        )
 
 
 def _same(a: str, b: str) -> bool:
@@ -349,8 +451,7 @@ def gsc_import_command(files, db):
       revprompt gsc import gsc-query-page.csv --db site.duckdb
       revprompt gsc import "https___example.com_-Performance-on-Search-2026-11-25.zip"
     """
-    from revprompt.core.store import Store
-
+    from ..core.store import Store
     from . import gsc
 
     parsed = [(f, gsc.read_export(f)) for f in files]  # every file checked before anything is written
@@ -359,16 +460,21 @@ def gsc_import_command(files, db):
             source = str(Path(path).expanduser().resolve())
             _, replaced = gsc.save_export(store, tables, source)
             for t in tables:
-                kind = ("query x page rows" if t.pairs else "query rows" if all(r.query for r in t.rows)
-                        else "page rows")
+                kind = "query x page rows" if t.pairs else "query rows" if all(r.query for r in t.rows) else "page rows"
                 extra = f", {t.anonymized} anonymized skipped" if t.anonymized else ""
-                click.echo(f"revprompt: {t.name}: {len(t.rows):,} {kind} ({gsc.FORMATS[t.format]}; "
-                           f"{t.source_rows:,} source rows{extra})", err=True)
+                click.echo(
+                    f"revprompt: {t.name}: {len(t.rows):,} {kind} ({gsc.FORMATS[t.format]}; "
+                    f"{t.source_rows:,} source rows{extra})",
+                    err=True,
+                )
             if replaced:
                 click.echo(f"revprompt: replaced {replaced:,} rows of an earlier import of {path}", err=True)
             if not any(t.pairs for t in tables):
-                click.echo("revprompt: note: no query x page pairs in this export: `match --from-gsc` can match its "
-                           "queries but not compare them with the pages Google shows", err=True)
+                click.echo(
+                    "revprompt: note: no query x page pairs in this export: `match --from-gsc` can match its "
+                    "queries but not compare them with the pages Google shows",
+                    err=True,
+                )
     click.echo(f"revprompt: stored in {db} (table gsc_rows); next: revprompt match --from-gsc --db {db}", err=True)
 
 

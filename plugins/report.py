@@ -31,34 +31,53 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from revprompt.core.errors import UserError
-
+from ..core.errors import UserError
 from .text import is_stopword, words
 
 if TYPE_CHECKING:
-    from revprompt.core.store import Store
+    from ..core.store import Store
 
 TOP_PHRASES = 15  # key phrases shown per document
 TOP_WORDS = 12  # heatmap rows per document
 MAX_SITE_ROWS = 20000  # cannibalisation pairs / keyword matches embedded at most
-PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
-           "#bab0ac", "#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"]
+PALETTE = [
+    "#4e79a7",
+    "#f28e2b",
+    "#e15759",
+    "#76b7b2",
+    "#59a14f",
+    "#edc948",
+    "#b07aa1",
+    "#ff9da7",
+    "#9c755f",
+    "#bab0ac",
+    "#1f77b4",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+]
 
 
 # -- reading ------------------------------------------------------------------------------------------------
-def _rows(store: "Store", sql: str, params=None) -> list[dict]:
+def _rows(store: Store, sql: str, params=None) -> list[dict]:
     cols, rows = store.query(sql, params)
     return [dict(zip(cols, r)) for r in rows]
 
 
-def _columns(store: "Store", table: str) -> list[str]:
+def _columns(store: Store, table: str) -> list[str]:
     _, rows = store.query(
         "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = 'main' "
-        "ORDER BY ordinal_position", [table])
+        "ORDER BY ordinal_position",
+        [table],
+    )
     return [r[0] for r in rows]
 
 
-def resolve_run(store: "Store", run_id: str | None) -> str:
+def resolve_run(store: Store, run_id: str | None) -> str:
     """The run to report: `run_id` (or a unique prefix of one), else the latest run."""
     if not _columns(store, "runs"):
         raise UserError(f"{store.path} holds no revprompt results (no runs table); run `revprompt analyze` first")
@@ -74,7 +93,7 @@ def resolve_run(store: "Store", run_id: str | None) -> str:
     if len(ids) == 1:
         return ids[0]
     if not ids:
-        raise UserError(f"no run {run_id!r} in {store.path} (see `revprompt sql \"SELECT * FROM runs\"`)")
+        raise UserError(f'no run {run_id!r} in {store.path} (see `revprompt sql "SELECT * FROM runs"`)')
     raise UserError(f"{run_id!r} matches {len(ids)} runs ({', '.join(ids[:5])}); give more of the id")
 
 
@@ -130,7 +149,7 @@ def _word_matrix(cands: list[dict], counts: dict[int, Counter] | None) -> list:
     return [ordered, [[per_word[w].get(i, 0) for i in range(len(cands))] for w in ordered]]
 
 
-def _site_table(store: "Store", table: str, run_id: str, doc_ids_sql: str) -> dict | None:
+def _site_table(store: Store, table: str, run_id: str, doc_ids_sql: str) -> dict | None:
     """A run-level table as {columns, rows, total}; rows of this run only (by run_id, else by doc_id);
     doc_id columns get the page's uri next to them."""
     cols = _columns(store, table)
@@ -155,17 +174,19 @@ def _site_table(store: "Store", table: str, run_id: str, doc_ids_sql: str) -> di
     _, total = store.query(f'SELECT count(*) FROM "{table}" t {where}', params)
     c_out, rows = store.query(
         f'SELECT {", ".join(extra + shown)} FROM "{table}" t {" ".join(joins)} {where} {order_sql} '
-        f"LIMIT {MAX_SITE_ROWS}", params)
+        f"LIMIT {MAX_SITE_ROWS}",
+        params,
+    )
     return {"columns": c_out, "rows": [[_plain(v) for v in r] for r in rows], "total": int(total[0][0])}
 
 
 OWN_SECTIONS = {"site_intent"}  # analyzers whose run views the report draws itself (intent map, cannibalisation)
 
 
-def _view_tables(store: "Store", run_id: str) -> list[dict]:
+def _view_tables(store: Store, run_id: str) -> list[dict]:
     """The run views (`table` kind) of the registered analyzers the report has no section of its own for, as
     {title, columns, rows, total}; a `doc_column` is kept as `doc_id`, so a click opens the page."""
-    from revprompt.core.views import analyzer_views, read_view
+    from ..core.views import analyzer_views, read_view
 
     out = []
     for view in analyzer_views(scope="run"):
@@ -178,12 +199,18 @@ def _view_tables(store: "Store", run_id: str) -> list[dict]:
         if view.doc_column and view.doc_column not in columns:
             columns.append(view.doc_column)
             headings.append("doc_id")
-        out.append({"title": view.title, "columns": headings, "total": len(data.rows),
-                    "rows": [[_plain(row.get(c)) for c in columns] for row in data.rows[:MAX_SITE_ROWS]]})
+        out.append(
+            {
+                "title": view.title,
+                "columns": headings,
+                "total": len(data.rows),
+                "rows": [[_plain(row.get(c)) for c in columns] for row in data.rows[:MAX_SITE_ROWS]],
+            }
+        )
     return out
 
 
-def collect(store: "Store", run_id: str | None = None) -> dict:
+def collect(store: Store, run_id: str | None = None) -> dict:
     """Everything the report shows for one run (the latest when `run_id` is None), as plain JSON-able data."""
     run_id = resolve_run(store, run_id)
     run = _rows(store, "SELECT * FROM runs WHERE run_id = ?", [run_id])[0]
@@ -191,14 +218,22 @@ def collect(store: "Store", run_id: str | None = None) -> dict:
         config = json.loads(run.get("config") or "{}")
     except (TypeError, ValueError):
         config = {}
-    docs = _rows(store, """SELECT doc_id, uri, title, status, error, http_status, n_input_tokens, truncated,
-                                  seconds, duplicate_of FROM documents WHERE run_id = ? ORDER BY doc_id""", [run_id])
-    cands = _rows(store, """SELECT c.doc_id, c.candidate_id, c.rank, c.prompt, c.perplexity, c.confidence, c.configs,
+    docs = _rows(
+        store,
+        """SELECT doc_id, uri, title, status, error, http_status, n_input_tokens, truncated,
+                                  seconds, duplicate_of FROM documents WHERE run_id = ? ORDER BY doc_id""",
+        [run_id],
+    )
+    cands = _rows(
+        store,
+        """SELECT c.doc_id, c.candidate_id, c.rank, c.prompt, c.perplexity, c.confidence, c.configs,
                                    c.top_k, c.penalty_alpha,
                                    list(t.token ORDER BY t.position) FILTER (WHERE t.token IS NOT NULL) AS tokens,
                                    list(t.prob ORDER BY t.position) FILTER (WHERE t.token IS NOT NULL) AS probs
                             FROM candidates c LEFT JOIN candidate_tokens t ON t.candidate_id = c.candidate_id
-                            WHERE c.run_id = ? GROUP BY ALL ORDER BY c.doc_id, c.rank""", [run_id])
+                            WHERE c.run_id = ? GROUP BY ALL ORDER BY c.doc_id, c.rank""",
+        [run_id],
+    )
     by_doc: dict[int, list[dict]] = defaultdict(list)
     for cand in cands:
         by_doc[cand["doc_id"]].append(cand)
@@ -209,19 +244,26 @@ def collect(store: "Store", run_id: str | None = None) -> dict:
     if {"doc_id", "phrase"} <= set(kp_cols):
         weight = "weight" if "weight" in kp_cols else "NULL"
         maximal = "AND coalesce(maximal, true)" if "maximal" in kp_cols else ""
-        for row in _rows(store, f"""SELECT doc_id, phrase, {weight} AS weight FROM key_phrases
+        for row in _rows(
+            store,
+            f"""SELECT doc_id, phrase, {weight} AS weight FROM key_phrases
                                    WHERE doc_id IN ({doc_ids_sql}) {maximal}
                                    QUALIFY row_number() OVER (PARTITION BY doc_id
                                        ORDER BY {weight} DESC NULLS LAST, phrase) <= {TOP_PHRASES}
-                                   ORDER BY doc_id, weight DESC NULLS LAST, phrase""", [run_id]):
+                                   ORDER BY doc_id, weight DESC NULLS LAST, phrase""",
+            [run_id],
+        ):
             phrases[row["doc_id"]].append([row["phrase"], _num(row["weight"], 2)])
 
     word_counts: dict[int, dict[int, Counter]] = defaultdict(lambda: defaultdict(Counter))
     wf_cols = set(_columns(store, "word_frequencies"))
     if {"doc_id", "candidate_id", "word", "count"} <= wf_cols:
         content = "AND NOT coalesce(stopword, false)" if "stopword" in wf_cols else ""
-        _, rows = store.query(f"""SELECT doc_id, candidate_id, word, count FROM word_frequencies
-                                 WHERE doc_id IN ({doc_ids_sql}) {content}""", [run_id])
+        _, rows = store.query(
+            f"""SELECT doc_id, candidate_id, word, count FROM word_frequencies
+                                 WHERE doc_id IN ({doc_ids_sql}) {content}""",
+            [run_id],
+        )
         for doc_id, cand_id, word, count in rows:
             if word:
                 word_counts[doc_id][cand_id][word] += int(count or 0)
@@ -234,9 +276,13 @@ def collect(store: "Store", run_id: str | None = None) -> dict:
         xy = "i.x, i.y" if {"x", "y"} <= ic_cols else "NULL AS x, NULL AS y"
         label = "i.cluster_label" if "cluster_label" in ic_cols else "NULL"
         seen: dict[int, dict] = {}
-        for row in _rows(store, f"""SELECT i.doc_id, i.cluster_id, {label} AS label, {xy}, d.uri, d.title
+        for row in _rows(
+            store,
+            f"""SELECT i.doc_id, i.cluster_id, {label} AS label, {xy}, d.uri, d.title
                                     FROM intent_clusters i LEFT JOIN documents d ON d.doc_id = i.doc_id
-                                    {where} ORDER BY i.cluster_id, i.doc_id""", [run_id]):
+                                    {where} ORDER BY i.cluster_id, i.doc_id""",
+            [run_id],
+        ):
             cid = int(row["cluster_id"])
             clusters_of[row["doc_id"]] = cid
             cl = seen.setdefault(cid, {"id": cid, "label": row["label"] or f"cluster {cid}", "size": 0, "docs": []})
@@ -249,28 +295,53 @@ def collect(store: "Store", run_id: str | None = None) -> dict:
     out_docs = []
     for d in docs:
         cs = by_doc.get(d["doc_id"], [])
-        out_docs.append({
-            "i": d["doc_id"], "u": d["uri"], "t": d["title"] or "", "s": d["status"], "e": d["error"],
-            "h": d["http_status"], "n": d["n_input_tokens"], "tr": bool(d["truncated"]), "dup": d["duplicate_of"],
-            "c": [[c["rank"], c["prompt"], _num(c["perplexity"], 2), _num(c["confidence"], 3),
-                   config_label(c["configs"], c["top_k"], c["penalty_alpha"]),
-                   [t.replace("\u2581", " ") for t in (c["tokens"] or [])],
-                   [int(round(100 * float(p))) for p in (c["probs"] or [])]] for c in cs],
-            "k": phrases.get(d["doc_id"], []),
-            "w": _word_matrix(cs, word_counts.get(d["doc_id"])) if cs else [[], []],
-            "cl": clusters_of.get(d["doc_id"]),
-        })
+        out_docs.append(
+            {
+                "i": d["doc_id"],
+                "u": d["uri"],
+                "t": d["title"] or "",
+                "s": d["status"],
+                "e": d["error"],
+                "h": d["http_status"],
+                "n": d["n_input_tokens"],
+                "tr": bool(d["truncated"]),
+                "dup": d["duplicate_of"],
+                "c": [
+                    [
+                        c["rank"],
+                        c["prompt"],
+                        _num(c["perplexity"], 2),
+                        _num(c["confidence"], 3),
+                        config_label(c["configs"], c["top_k"], c["penalty_alpha"]),
+                        [t.replace("\u2581", " ") for t in (c["tokens"] or [])],
+                        [int(round(100 * float(p))) for p in (c["probs"] or [])],
+                    ]
+                    for c in cs
+                ],
+                "k": phrases.get(d["doc_id"], []),
+                "w": _word_matrix(cs, word_counts.get(d["doc_id"])) if cs else [[], []],
+                "cl": clusters_of.get(d["doc_id"]),
+            }
+        )
 
     status = Counter(d["status"] for d in docs)
     return {
         "run": {
-            "run_id": run_id, "command": run.get("command"), "model": run.get("model"), "status": run.get("status"),
-            "created_at": _plain(run.get("created_at")), "finished_at": _plain(run.get("finished_at")),
+            "run_id": run_id,
+            "command": run.get("command"),
+            "model": run.get("model"),
+            "status": run.get("status"),
+            "created_at": _plain(run.get("created_at")),
+            "finished_at": _plain(run.get("finished_at")),
             "seconds": _num((run["finished_at"] - run["created_at"]).total_seconds(), 1)
-            if run.get("finished_at") and run.get("created_at") else None,
+            if run.get("finished_at") and run.get("created_at")
+            else None,
             "config": _plain(json.loads(json.dumps(config, default=str))),
-            "n_docs": len(docs), "n_done": status.get("done", 0), "n_failed": status.get("failed", 0),
-            "n_duplicate": status.get("duplicate", 0), "n_candidates": len(cands),
+            "n_docs": len(docs),
+            "n_done": status.get("done", 0),
+            "n_failed": status.get("failed", 0),
+            "n_duplicate": status.get("duplicate", 0),
+            "n_candidates": len(cands),
             "n_clusters": len(clusters),
         },
         "docs": out_docs,
@@ -292,8 +363,10 @@ def _intent_map_svg(data: dict, width: int = 760, height: int = 440) -> str:
     """The intent map as static SVG: one dot per page at its 2-D position, coloured by cluster."""
     pts = data["points"]
     if not pts:
-        return '<p class="muted">No intent map for this run (the site intent analysis did not run, or ' \
-               'fewer than two pages were analysed).</p>'
+        return (
+            '<p class="muted">No intent map for this run (the site intent analysis did not run, or '
+            "fewer than two pages were analysed).</p>"
+        )
     pad = 24
     xs, ys = [p[1] for p in pts], [p[2] for p in pts]
     x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
@@ -310,27 +383,41 @@ def _intent_map_svg(data: dict, width: int = 760, height: int = 440) -> str:
         cx = pad + (x - x0) * sx if x1 != x0 else width / 2
         cy = height - pad - (y - y0) * sy if y1 != y0 else height / 2
         colour = PALETTE[order.get(cid, 0) % len(PALETTE)]
-        dots.append(f'<circle class="pt" data-doc="{doc_id}" data-cluster="{cid}" cx="{cx:.1f}" cy="{cy:.1f}" '
-                    f'r="{r}" fill="{colour}"><title>{_e(doc.get("t") or doc.get("u"))}\n{_e(best)}\n'
-                    f'cluster {cid}: {_e(labels.get(cid))}</title></circle>')
-    return (f'<svg id="intent-map" class="chart" viewBox="0 0 {width} {height}" width="100%" '
-            f'role="img" aria-label="intent map: pages by the question they answer">'
-            f'<rect x="0" y="0" width="{width}" height="{height}" class="plot-bg"/>{"".join(dots)}</svg>')
+        dots.append(
+            f'<circle class="pt" data-doc="{doc_id}" data-cluster="{cid}" cx="{cx:.1f}" cy="{cy:.1f}" '
+            f'r="{r}" fill="{colour}"><title>{_e(doc.get("t") or doc.get("u"))}\n{_e(best)}\n'
+            f"cluster {cid}: {_e(labels.get(cid))}</title></circle>"
+        )
+    return (
+        f'<svg id="intent-map" class="chart" viewBox="0 0 {width} {height}" width="100%" '
+        f'role="img" aria-label="intent map: pages by the question they answer">'
+        f'<rect x="0" y="0" width="{width}" height="{height}" class="plot-bg"/>{"".join(dots)}</svg>'
+    )
 
 
 def _summary_html(run: dict) -> str:
     cost = run["config"].get("cost_usd") if isinstance(run.get("config"), dict) else None
     items = [
-        ("Run", run["run_id"]), ("What", run["command"]), ("Model", run["model"]), ("Status", run["status"]),
-        ("Started", run["created_at"]), ("Finished", run["finished_at"]),
-        ("Took", f'{run["seconds"]:g} s' if run.get("seconds") is not None else None),
-        ("Pages", run["n_docs"]), ("Analysed", run["n_done"]), ("Failed", run["n_failed"]),
-        ("Duplicates", run["n_duplicate"]), ("Candidate prompts", run["n_candidates"]),
+        ("Run", run["run_id"]),
+        ("What", run["command"]),
+        ("Model", run["model"]),
+        ("Status", run["status"]),
+        ("Started", run["created_at"]),
+        ("Finished", run["finished_at"]),
+        ("Took", f"{run['seconds']:g} s" if run.get("seconds") is not None else None),
+        ("Pages", run["n_docs"]),
+        ("Analysed", run["n_done"]),
+        ("Failed", run["n_failed"]),
+        ("Duplicates", run["n_duplicate"]),
+        ("Candidate prompts", run["n_candidates"]),
         ("Intent clusters", run["n_clusters"]),
         ("API cost", ", ".join(f"{k}: ${v:.2f}" for k, v in cost.items()) if isinstance(cost, dict) and cost else None),
     ]
-    cells = "".join(f'<div class="kv"><span class="k">{_e(k)}</span><span class="v">{_e(v)}</span></div>'
-                    for k, v in items if v is not None and v != "")
+    cells = "".join(
+        f'<div class="kv"><span class="k">{_e(k)}</span><span class="v">{_e(v)}</span></div>'
+        for k, v in items
+        if v is not None and v != ""
+    )
     return f'<div class="summary-grid">{cells}</div>'
 
 
@@ -342,23 +429,31 @@ def render(data: dict) -> str:
     blob = blob.replace("</", "<\\/").replace("<!--", "<\\!--")
     legend = "".join(
         f'<span class="legend-item" data-cluster="{c["id"]}"><i style="background:{PALETTE[i % len(PALETTE)]}"></i>'
-        f'{_e(c["label"])} <b>{c["size"]}</b></span>' for i, c in enumerate(data["clusters"][:12]))
-    title = f'revprompt report: {run["command"] or run["run_id"]}'
-    return (_TEMPLATE
-            .replace("%%TITLE%%", _e(title))
-            .replace("%%HEADING%%", _e(run["command"] or run["run_id"]))
-            .replace("%%GENERATED%%", _e(data.get("generated_at")))
-            .replace("%%SUMMARY%%", _summary_html(run))
-            .replace("%%INTENT_MAP%%", _intent_map_svg(data))
-            .replace("%%LEGEND%%", legend)
-            .replace("%%VIEWS%%", "".join(f'<section id="view-{i}"><h2>{_e(v["title"])}</h2><div id="view-table-{i}">'
-                                          "</div></section>\n" for i, v in enumerate(data.get("views") or [])))
-            .replace("%%CSS%%", _CSS)
-            .replace("%%JS%%", _JS)
-            .replace("%%DATA%%", blob))
+        f"{_e(c['label'])} <b>{c['size']}</b></span>"
+        for i, c in enumerate(data["clusters"][:12])
+    )
+    title = f"revprompt report: {run['command'] or run['run_id']}"
+    return (
+        _TEMPLATE.replace("%%TITLE%%", _e(title))
+        .replace("%%HEADING%%", _e(run["command"] or run["run_id"]))
+        .replace("%%GENERATED%%", _e(data.get("generated_at")))
+        .replace("%%SUMMARY%%", _summary_html(run))
+        .replace("%%INTENT_MAP%%", _intent_map_svg(data))
+        .replace("%%LEGEND%%", legend)
+        .replace(
+            "%%VIEWS%%",
+            "".join(
+                f'<section id="view-{i}"><h2>{_e(v["title"])}</h2><div id="view-table-{i}"></div></section>\n'
+                for i, v in enumerate(data.get("views") or [])
+            ),
+        )
+        .replace("%%CSS%%", _CSS)
+        .replace("%%JS%%", _JS)
+        .replace("%%DATA%%", blob)
+    )
 
 
-def write_report(store: "Store", output: str | Path, run_id: str | None = None) -> dict:
+def write_report(store: Store, output: str | Path, run_id: str | None = None) -> dict:
     """Collect and render the run into `output`; returns {run_id, docs, bytes}."""
     output = Path(output)
     if output.is_dir():
@@ -371,14 +466,19 @@ def write_report(store: "Store", output: str | Path, run_id: str | None = None) 
     return {"run_id": data["run"]["run_id"], "docs": len(data["docs"]), "bytes": len(text.encode("utf-8"))}
 
 
-_CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; "
-        "font-src data:; connect-src 'none'; form-action 'none'; base-uri 'none'")
+_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; "
+    "font-src data:; connect-src 'none'; form-action 'none'; base-uri 'none'"
+)
 
-_TEMPLATE = """<!DOCTYPE html>
+_TEMPLATE = (
+    """<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content=\"""" + _CSP + """\">
+<meta http-equiv="Content-Security-Policy" content=\""""
+    + _CSP
+    + """\">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="revprompt report">
 <link rel="icon" href="data:,">
@@ -430,6 +530,7 @@ JavaScript (open the file in a browser).</p></noscript>
 </body>
 </html>
 """
+)
 
 _CSS = r"""
 :root{--fg:#1d2330;--muted:#667085;--line:#e4e7ec;--bg:#f7f8fa;--card:#fff;--acc:#3056d3;--bar:#3056d3}

@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from revprompt.core.analyzers import BaseAnalyzer
-from revprompt.core.views import View
+from ..core.analyzers import BaseAnalyzer
+from ..core.views import View
 
 if TYPE_CHECKING:
-    from revprompt.core.store import Store
+    from ..core.store import Store
 
 log = logging.getLogger("revprompt.site_intent")
 
@@ -184,7 +184,7 @@ class SiteIntentAnalyzer(BaseAnalyzer):
 
         return embed(texts)
 
-    def _pages(self, store: "Store", run_id: str) -> list[_Page]:
+    def _pages(self, store: Store, run_id: str) -> list[_Page]:
         _, rows = store.query(
             """SELECT c.doc_id, c.candidate_id, c.prompt, c.confidence
                FROM candidates c JOIN documents d USING (doc_id)
@@ -212,9 +212,18 @@ class SiteIntentAnalyzer(BaseAnalyzer):
             # is not loaded for it.
             page = pages[0]
             out[CLUSTERS].append(
-                {"run_id": run_id, "doc_id": page.doc_id, "cluster_id": 1, "cluster_label": page.prompts[0],
-                 "cluster_size": 1, "candidate_id": page.candidate_ids[0], "prompt": page.prompts[0],
-                 "centroid_similarity": 1.0, "x": 0.0, "y": 0.0}
+                {
+                    "run_id": run_id,
+                    "doc_id": page.doc_id,
+                    "cluster_id": 1,
+                    "cluster_label": page.prompts[0],
+                    "cluster_size": 1,
+                    "candidate_id": page.candidate_ids[0],
+                    "prompt": page.prompts[0],
+                    "centroid_similarity": 1.0,
+                    "x": 0.0,
+                    "y": 0.0,
+                }
             )
             return out
         unique = sorted({p for page in pages for p in page.prompts})
@@ -332,7 +341,7 @@ class SiteIntentAnalyzer(BaseAnalyzer):
             ),
         ]
 
-    def analyze_run(self, store: "Store", run_id: str) -> None:
+    def analyze_run(self, store: Store, run_id: str) -> None:
         pages = self._pages(store, run_id)
         rows = self.compute(pages, run_id)
         with store.transaction():

@@ -1,8 +1,8 @@
 """Helpers for testing analyzers without a model: hand-made sweep results and a minimal batch.
 
-    from revprompt.plugins.testing import make_result, run_batch
-    result = make_result([("what is the capital of france", 3.2), ("capital of france?", 4.0)])
-    run_id = run_batch(store, [(Document("page-1", "Paris ..."), result)], analyzers=[MyAnalyzer()])
+from .testing import make_result, run_batch
+result = make_result([("what is the capital of france", 3.2), ("capital of france?", 4.0)])
+run_id = run_batch(store, [(Document("page-1", "Paris ..."), result)], analyzers=[MyAnalyzer()])
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from revprompt.core.analyzers import finish_run, prepare, save_analysed
-from revprompt.core.types import Candidate, DecodeConfig, Document, SweepResult
+from ..core.analyzers import finish_run, prepare, save_analysed
+from ..core.types import Candidate, DecodeConfig, Document, SweepResult
 
 
 def make_result(prompts: Iterable[str | tuple[str, float]], n_input_tokens: int = 100) -> SweepResult:

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from revprompt.core.analyzers import BaseAnalyzer
-from revprompt.core.types import Document, SweepResult
-from revprompt.core.views import View
-
+from ..core.analyzers import BaseAnalyzer
+from ..core.types import Document, SweepResult
+from ..core.views import View
 from .text import is_stopword, words
 
 TABLE = "word_frequencies"
@@ -36,8 +35,11 @@ def heatmap_rows(candidates: list[dict]) -> list[dict]:
     counts them, content words only; a row with no word keeps a candidate's column."""
     rows = [{"word": None, "candidate_rank": c["rank"], "count": 0} for c in candidates]
     for cand in candidates:
-        rows += [{"word": word, "candidate_rank": cand["rank"], "count": count}
-                 for word, count in word_counts(cand.get("prompt") or "").items() if not is_stopword(word)]
+        rows += [
+            {"word": word, "candidate_rank": cand["rank"], "count": count}
+            for word, count in word_counts(cand.get("prompt") or "").items()
+            if not is_stopword(word)
+        ]
     return rows
 
 
@@ -64,17 +66,19 @@ class WordFrequencyAnalyzer(BaseAnalyzer):
 
     def views(self) -> list[View]:
         # Every candidate of the document is a column (LEFT JOIN), so one without content words still shows.
-        return [View(
-            title="Heatmap",
-            key="h",
-            kind="matrix",
-            sql=f"""SELECT w.word, c.rank AS candidate_rank, w.count
+        return [
+            View(
+                title="Heatmap",
+                key="h",
+                kind="matrix",
+                sql=f"""SELECT w.word, c.rank AS candidate_rank, w.count
                      FROM candidates c LEFT JOIN {TABLE} w
                        ON w.candidate_id = c.candidate_id AND NOT coalesce(w.stopword, false)
                      WHERE c.doc_id = $doc_id ORDER BY c.rank""",
-            columns={"word": "word", "candidate_rank": "#", "count": "count"},
-            note="Words × candidates ({source}); columns are candidate ranks.",
-            empty="no words to count (no candidates)",
-            tables=(TABLE,),
-            from_candidates=heatmap_rows,
-        )]
+                columns={"word": "word", "candidate_rank": "#", "count": "count"},
+                note="Words × candidates ({source}); columns are candidate ranks.",
+                empty="no words to count (no candidates)",
+                tables=(TABLE,),
+                from_candidates=heatmap_rows,
+            )
+        ]

@@ -64,8 +64,7 @@ def starts_at_main(markdown: str, title: str, starts: list[str]) -> bool:
         return False
     targets = [norm(title)] + [norm(s) for s in starts]
     # the line is the heading, or the start of the paragraph under it (its first 8 words suffice)
-    return any(t and (line == t or line.startswith(t) or t.startswith(" ".join(line.split()[:8])))
-               for t in targets)
+    return any(t and (line == t or line.startswith(t) or t.startswith(" ".join(line.split()[:8]))) for t in targets)
 
 
 def main(argv: list[str] | None = None) -> int:

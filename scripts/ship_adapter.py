@@ -64,14 +64,20 @@ def segment_entry(run: Path, command: str | None) -> dict:
         "pairs_per_second": record["examples_per_second"],
         "stop_reason": record["stop_reason"],
         "schedule": f"{cfg['schedule']}: warmup {cfg['warmup_steps']} steps, peak {cfg['lr']}, "
-                    f"decay over the last {cfg['decay_fraction']:.0%}" if cfg.get("schedule") == "wsd" else cfg.get("schedule"),
+        f"decay over the last {cfg['decay_fraction']:.0%}"
+        if cfg.get("schedule") == "wsd"
+        else cfg.get("schedule"),
         "lr_first": record.get("lr_first"),
         "lr_last": record.get("lr_last"),
         "batch": f"{cfg['batch_size']} x {cfg['grad_accum']}",
         "max_response_tokens": cfg["max_response_tokens"],
         "freeze_layers": cfg.get("freeze_layers", 0),
-        "lora": {"r": cfg["lora_r"], "alpha": cfg["lora_alpha"], "dropout": cfg["lora_dropout"],
-                 "targets": cfg["lora_targets"]},
+        "lora": {
+            "r": cfg["lora_r"],
+            "alpha": cfg["lora_alpha"],
+            "dropout": cfg["lora_dropout"],
+            "targets": cfg["lora_targets"],
+        },
         "dtype": "bf16 autocast, frozen base in bf16, LoRA in fp32" if record["bf16"] else "float32",
         "cpu": cpu_model(),
         "cpu_flags": cpu_flags(),
@@ -90,7 +96,9 @@ def copy_adapter(src: Path, dst: Path) -> None:
     tmp = dst.with_name(dst.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    tensors = {k: v.to(torch.bfloat16).contiguous() for k, v in load_file(str(src / "adapter_model.safetensors")).items()}
+    tensors = {
+        k: v.to(torch.bfloat16).contiguous() for k, v in load_file(str(src / "adapter_model.safetensors")).items()
+    }
     save_file(tensors, str(tmp / "adapter_model.safetensors"), metadata={"format": "pt"})
     shutil.copy2(src / "revprompt.json", tmp / "revprompt.json")
     config = json.loads((src / "adapter_config.json").read_text())
@@ -136,8 +144,16 @@ def main(argv=None) -> int:
     meta["examples_seen_total"] = record["examples_seen_total"]
     (SHIPPED / "revprompt.json").write_text(json.dumps(meta, indent=2) + "\n")
     RECORD.write_text(json.dumps(record, indent=2) + "\n")
-    print(json.dumps({"shipped": str(SHIPPED), "examples_seen_total": record["examples_seen_total"],
-                      "segments": len(record["segments"])}, indent=2))
+    print(
+        json.dumps(
+            {
+                "shipped": str(SHIPPED),
+                "examples_seen_total": record["examples_seen_total"],
+                "segments": len(record["segments"]),
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

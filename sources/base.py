@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
-from revprompt.core.types import Document
+from ..core.types import Document
 
 
 @runtime_checkable

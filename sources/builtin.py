@@ -5,8 +5,7 @@ first, then sitemap URLs (.xml, .xml.gz, '...sitemap...') before other URLs; `ur
 `serp` claim nothing and are picked by --urls, --crawl, --source and --serp. TextSource claims anything, so it is last.
 """
 
-from revprompt.core.hookspecs import hookimpl
-
+from ..core.hookspecs import hookimpl
 from .crawl import CrawlSource
 from .dataforseo import DataForSEOSource
 from .serp import SerpSource

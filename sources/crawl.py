@@ -32,13 +32,12 @@ from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from urllib.parse import urlsplit
 
-from revprompt.core.errors import UserError
-from revprompt.core.storable import redact_text, stored_uri, strip_userinfo
-from revprompt.core.threads import DaemonPool
-from revprompt.core.types import Document
-
+from ..core.errors import UserError
+from ..core.storable import redact_text, stored_uri, strip_userinfo
+from ..core.threads import DaemonPool
+from ..core.types import Document
 from .extract import extract_links
-from .fetch import FetchSettings, Fetcher, ParamRules, fetch_page, is_http_url, normalize_url, split_credentials
+from .fetch import Fetcher, FetchSettings, ParamRules, fetch_page, is_http_url, normalize_url, split_credentials
 from .robots import RobotsCache
 from .web import PageLoader
 
@@ -122,8 +121,14 @@ class CrawlSource(PageLoader):
             delay = DEFAULT_CRAWL_DELAY if delay is None else min(float(delay), MAX_CRAWL_DELAY)
         pacer = _Pacer(float(delay))
         hosts = {_host(start)}
-        log.info("crawling %s: max %d pages, depth %d, %d workers, %.2fs between requests",
-                 start, max_pages, max_depth, workers, float(delay))
+        log.info(
+            "crawling %s: max %d pages, depth %d, %d workers, %.2fs between requests",
+            start,
+            max_pages,
+            max_depth,
+            workers,
+            float(delay),
+        )
 
         frontier: deque[tuple[str, int]] = deque([(start, 0)])
         seen = {start}
@@ -142,6 +147,7 @@ class CrawlSource(PageLoader):
 
         def redirect_guard(from_start: bool):
             """Vets each redirect of one page before it is followed: in scope, and allowed by its host's robots."""
+
             def guard(target: str) -> str | None:
                 try:
                     target = normalize(target)
@@ -151,6 +157,7 @@ class CrawlSource(PageLoader):
                     return f"redirect leaves the crawled site, not followed ({target})"
                 refusal = robots_cache.refusal(target)
                 return f"{refusal} (redirected to {target})" if refusal else None
+
             return guard
 
         def fetch(url: str, depth: int) -> tuple[Document, list[str]]:
@@ -235,8 +242,9 @@ class CrawlSource(PageLoader):
             pool.shutdown(wait=False, cancel_futures=True)
 
     @staticmethod
-    def _canonical_elsewhere(doc: Document, url: str, normalize, hosts: set[str],
-                             canonicalised: set[str]) -> str | None:
+    def _canonical_elsewhere(
+        doc: Document, url: str, normalize, hosts: set[str], canonicalised: set[str]
+    ) -> str | None:
         """The canonical URL a fetched page defers to, or None when the page is to be analysed itself: it
         names itself (or where it was redirected to), names another site, or names a page set aside already."""
         canonical = doc.meta.get("canonical")

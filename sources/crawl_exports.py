@@ -24,8 +24,7 @@ import json
 import logging
 from datetime import datetime
 
-from revprompt.core.types import Document
-
+from ..core.types import Document
 from .fetch import ParamRules, normalize_url, url_problem
 from .tabular import find_column, head_text, parse_csv, read_text, shown_columns
 
@@ -99,14 +98,16 @@ def _url_or_failure(url: str, source: str, rules: ParamRules) -> str | Document:
 
 
 def read_screaming_frog(path: str, source: str, options: dict | None = None) -> list[str | Document]:
-    from revprompt.core.errors import UserError
+    from ..core.errors import UserError
 
     rules = ParamRules.from_options(options or {})
     header, rows, _ = parse_csv(read_text(path, "Screaming Frog export"), path)
     address = find_column(header, SF_ADDRESS)
     if address is None:
-        raise UserError(f"{path}: no 'Address' column (found: {shown_columns(header)}); export Screaming Frog's "
-                        "Internal tab (filter: HTML) with Export")
+        raise UserError(
+            f"{path}: no 'Address' column (found: {shown_columns(header)}); export Screaming Frog's "
+            "Internal tab (filter: HTML) with Export"
+        )
     indexability = find_column(header, SF_INDEXABILITY)
     items: list[str | Document] = []
     skipped = 0
@@ -123,13 +124,14 @@ def read_screaming_frog(path: str, source: str, options: dict | None = None) -> 
     if skipped:
         log.warning("%s: %d non-indexable rows left out", path, skipped)
     if not items:
-        raise UserError(f"{path} lists no indexable page (Screaming Frog export: {len(rows)} rows, "
-                        f"{skipped} not Indexable)")
+        raise UserError(
+            f"{path} lists no indexable page (Screaming Frog export: {len(rows)} rows, {skipped} not Indexable)"
+        )
     return items
 
 
 def read_advertools(path: str, source: str, options: dict | None = None) -> list[str | Document]:
-    from revprompt.core.errors import UserError
+    from ..core.errors import UserError
 
     rules = ParamRules.from_options(options or {})
     items: list[str | Document] = []
@@ -139,18 +141,27 @@ def read_advertools(path: str, source: str, options: dict | None = None) -> list
         try:
             row = json.loads(line)
         except ValueError as exc:
-            raise UserError(f"{path}, line {n}: not a JSON object ({exc.msg}); advertools writes one per line") from None
+            raise UserError(
+                f"{path}, line {n}: not a JSON object ({exc.msg}); advertools writes one per line"
+            ) from None
         if not isinstance(row, dict):
             raise UserError(f"{path}, line {n}: not a JSON object; advertools writes one per line")
         url = row.get("url")
         if not isinstance(url, str) or not url.strip():
-            raise UserError(f"{path}, line {n}: no 'url' field (advertools crawl lines have url, title, body_text, ...)")
+            raise UserError(
+                f"{path}, line {n}: no 'url' field (advertools crawl lines have url, title, body_text, ...)"
+            )
         item = _url_or_failure(url.strip(), source, rules)
         text = row.get("body_text")
         if isinstance(item, str) and isinstance(text, str) and text.strip():
             item = Document(
-                uri=item, text=text.strip(), title=_text(row.get("title")), description=_text(row.get("meta_desc")),
-                source=source, http_status=_int(row.get("status")), fetched_at=_time(row.get("crawl_time")),
+                uri=item,
+                text=text.strip(),
+                title=_text(row.get("title")),
+                description=_text(row.get("meta_desc")),
+                source=source,
+                http_status=_int(row.get("status")),
+                fetched_at=_time(row.get("crawl_time")),
                 meta={"from": ADVERTOOLS},
             )
         items.append(item)

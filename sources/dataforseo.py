@@ -51,14 +51,13 @@ from urllib.parse import urlsplit
 
 import requests
 
-from revprompt.core.errors import UserError
-from revprompt.core.types import Document, utcnow
-
+from ..core.config import Secret, config_path  # noqa: F401  (re-exported)
+from ..core.config import read_config_section as _read_config_section
+from ..core.config import truthy as _truthy
+from ..core.errors import UserError
+from ..core.types import Document, utcnow
 from .fetch import USER_AGENT, ThreadSessions, is_http_url, normalize_url
 from .web import read_url_list
-from revprompt.core.config import Secret, config_path  # noqa: F401  (re-exported)
-from revprompt.core.config import read_config_section as _read_config_section
-from revprompt.core.config import truthy as _truthy
 
 DEFAULT_BASE_URL = "https://api.dataforseo.com"
 ENDPOINT = "/v3/on_page/content_parsing/live"
@@ -79,8 +78,10 @@ PAGE_PRICE_SOURCE = "DataForSEO's On-Page API list price, dataforseo.com/pricing
 # Transient: rate limit per minute, too many simultaneous requests, "resubmit the task" codes.
 TRANSIENT_CODES = frozenset({40202, 40209, 40101, 40103})
 TRANSIENT_HTTP = frozenset({429, 500, 502, 503, 504})
-BROKEN_HINT = ("the site may refuse DataForSEO's default crawler: try --dataforseo-js, --dataforseo-language "
-               "en-US or --dataforseo-user-agent, then re-run with --retry-failed")
+BROKEN_HINT = (
+    "the site may refuse DataForSEO's default crawler: try --dataforseo-js, --dataforseo-language "
+    "en-US or --dataforseo-user-agent, then re-run with --retry-failed"
+)
 
 
 def read_config_section(path: Path | None = None) -> dict:
@@ -108,7 +109,7 @@ class DataForSEOSettings:
     retry_backoff: float = 2.0
 
     @classmethod
-    def resolve(cls, options: dict | None = None) -> "DataForSEOSettings":
+    def resolve(cls, options: dict | None = None) -> DataForSEOSettings:
         """Options win over the environment, which wins over the config file."""
         options = options or {}
         conf = read_config_section()
@@ -120,17 +121,24 @@ class DataForSEOSettings:
                 f"no DataForSEO credentials: set {LOGIN_ENV} and {PASSWORD_ENV}, or put login and password "
                 f"under [dataforseo] in {config_path()}"
             )
-        base_url = options.get("dataforseo_base_url") or env.get(BASE_URL_ENV) or conf.get("base_url") or DEFAULT_BASE_URL
+        base_url = (
+            options.get("dataforseo_base_url") or env.get(BASE_URL_ENV) or conf.get("base_url") or DEFAULT_BASE_URL
+        )
         if not is_http_url(base_url):
             raise UserError(f"DataForSEO base URL must be an http(s) URL, not {base_url!r}")
         js = _option(options, "dataforseo_javascript")
         try:
-            retries = int(_option(options, "dataforseo_retries") if _option(options, "dataforseo_retries") is not None
-                          else conf.get("retries", 4))
+            retries = int(
+                _option(options, "dataforseo_retries")
+                if _option(options, "dataforseo_retries") is not None
+                else conf.get("retries", 4)
+            )
             backoff = float(_option(options, "dataforseo_retry_backoff") or conf.get("retry_backoff") or 2.0)
             timeout = float(options.get("dataforseo_timeout") or conf.get("timeout") or 120.0)
         except (TypeError, ValueError):
-            raise UserError(f"[dataforseo] retries, retry_backoff and timeout in {config_path()} must be numbers") from None
+            raise UserError(
+                f"[dataforseo] retries, retry_backoff and timeout in {config_path()} must be numbers"
+            ) from None
         return cls(
             login=str(login).strip(),
             password=Secret(str(password).strip()),
@@ -200,8 +208,14 @@ class DataForSEOError(Exception):
     """One call that DataForSEO could not answer. `fatal`: no later call can succeed (auth, funds);
     `transient`: the same call may succeed later (rate limit, resubmit, server error)."""
 
-    def __init__(self, message: str, fatal: bool = False, http_status: int | None = None, transient: bool = False,
-                 wait: float | None = None):
+    def __init__(
+        self,
+        message: str,
+        fatal: bool = False,
+        http_status: int | None = None,
+        transient: bool = False,
+        wait: float | None = None,
+    ):
         super().__init__(message)
         self.fatal = fatal
         self.http_status = http_status
@@ -303,7 +317,7 @@ class DataForSEOClient:
                     if exc.transient and attempt:
                         exc.args = (f"{exc} (after {attempt + 1} attempts)",)
                     raise
-                delay = exc.wait if exc.wait is not None else s.retry_backoff * (2 ** attempt)
+                delay = exc.wait if exc.wait is not None else s.retry_backoff * (2**attempt)
                 attempt += 1
                 if self.account.wait(min(delay, 120.0)):
                     raise DataForSEOError(self.account.fatal or str(exc), fatal=True) from None
@@ -325,17 +339,26 @@ class DataForSEOClient:
         if not isinstance(envelope, dict):
             fatal = _is_fatal(None, resp.status_code)
             hint = self._auth_hint() if resp.status_code == 401 else ""
-            raise DataForSEOError(f"DataForSEO: HTTP {resp.status_code}{hint}", fatal, resp.status_code,
-                                  transient=_is_transient(None, resp.status_code), wait=_retry_after(resp))
+            raise DataForSEOError(
+                f"DataForSEO: HTTP {resp.status_code}{hint}",
+                fatal,
+                resp.status_code,
+                transient=_is_transient(None, resp.status_code),
+                wait=_retry_after(resp),
+            )
         self.account.charge(envelope)
         code = envelope.get("status_code")
         message = s.redact(envelope.get("status_message") or "").strip().rstrip(".")
         if code != OK or resp.status_code >= 400:
             fatal = _is_fatal(code, resp.status_code)
             hint = self._auth_hint() if (code == 40100 or resp.status_code == 401) else ""
-            raise DataForSEOError(f"DataForSEO error {code or resp.status_code}: {message or 'no message'}{hint}",
-                                  fatal, resp.status_code, transient=_is_transient(code, resp.status_code),
-                                  wait=_retry_after(resp))
+            raise DataForSEOError(
+                f"DataForSEO error {code or resp.status_code}: {message or 'no message'}{hint}",
+                fatal,
+                resp.status_code,
+                transient=_is_transient(code, resp.status_code),
+                wait=_retry_after(resp),
+            )
         tasks = envelope.get("tasks") or []
         if not tasks or not isinstance(tasks[0], dict):
             raise DataForSEOError("DataForSEO returned no task")
@@ -343,8 +366,11 @@ class DataForSEOClient:
         task_code = task.get("status_code")
         if task_code != OK:
             task_message = s.redact(task.get("status_message") or "").strip().rstrip(".")
-            raise DataForSEOError(f"DataForSEO task error {task_code}: {task_message or 'no message'}",
-                                  _is_fatal(task_code, 200), transient=_is_transient(task_code, 200))
+            raise DataForSEOError(
+                f"DataForSEO task error {task_code}: {task_message or 'no message'}",
+                _is_fatal(task_code, 200),
+                transient=_is_transient(task_code, 200),
+            )
         return task
 
     def _auth_hint(self) -> str:

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import click
 
-from revprompt.core.config import truthy
-from revprompt.core.errors import UserError
-
+from ..core.config import truthy
+from ..core.errors import UserError
 from .dataforseo import (
     ACCOUNT_OPTION,
     PAGE_PRICE,
@@ -31,23 +30,54 @@ from .serp import DEFAULT_DEPTH, serp_cost
 def dataforseo_options(f):
     """Add the DataForSEO options to a click command (they arrive as keyword arguments)."""
     options = [
-        click.option("--serp", "serp_keyword", default=None,
-                     help="Analyse the pages ranking on Google for this keyword (DataForSEO SERP API; pages "
-                          "fetched by revprompt, or by DataForSEO with --source dataforseo)."),
-        click.option("--location", "serp_location", default=None,
-                     help="With --serp: location name or code (default 'United States')."),
-        click.option("--language", "serp_language", default=None,
-                     help="With --serp: language code or name (default 'en')."),
-        click.option("--depth", "serp_depth", type=click.IntRange(1, 200), default=None,
-                     help=f"With --serp: how many results to take (default {DEFAULT_DEPTH})."),
-        click.option("--dataforseo-js", "dataforseo_js", is_flag=True, default=None,
-                     help="DataForSEO loads the page's JavaScript (extra cost; for pages reported 'broken')."),
-        click.option("--dataforseo-language", "dataforseo_language", default=None,
-                     help="Accept-Language DataForSEO's crawler sends (e.g. en-US); some sites refuse it without."),
-        click.option("--dataforseo-user-agent", "dataforseo_user_agent", default=None,
-                     help="User agent DataForSEO's crawler sends instead of its default."),
-        click.option("--estimate", "estimate_only", is_flag=True,
-                     help="Print what the DataForSEO calls of this command would cost, and stop."),
+        click.option(
+            "--serp",
+            "serp_keyword",
+            default=None,
+            help="Analyse the pages ranking on Google for this keyword (DataForSEO SERP API; pages "
+            "fetched by revprompt, or by DataForSEO with --source dataforseo).",
+        ),
+        click.option(
+            "--location",
+            "serp_location",
+            default=None,
+            help="With --serp: location name or code (default 'United States').",
+        ),
+        click.option(
+            "--language", "serp_language", default=None, help="With --serp: language code or name (default 'en')."
+        ),
+        click.option(
+            "--depth",
+            "serp_depth",
+            type=click.IntRange(1, 200),
+            default=None,
+            help=f"With --serp: how many results to take (default {DEFAULT_DEPTH}).",
+        ),
+        click.option(
+            "--dataforseo-js",
+            "dataforseo_js",
+            is_flag=True,
+            default=None,
+            help="DataForSEO loads the page's JavaScript (extra cost; for pages reported 'broken').",
+        ),
+        click.option(
+            "--dataforseo-language",
+            "dataforseo_language",
+            default=None,
+            help="Accept-Language DataForSEO's crawler sends (e.g. en-US); some sites refuse it without.",
+        ),
+        click.option(
+            "--dataforseo-user-agent",
+            "dataforseo_user_agent",
+            default=None,
+            help="User agent DataForSEO's crawler sends instead of its default.",
+        ),
+        click.option(
+            "--estimate",
+            "estimate_only",
+            is_flag=True,
+            help="Print what the DataForSEO calls of this command would cost, and stop.",
+        ),
     ]
     for option in reversed(options):
         f = option(f)
@@ -67,9 +97,12 @@ def prepare(kw: dict, targets: list[str], source_name: str | None, options: dict
         if source_name not in (None, "dataforseo"):
             raise UserError(f"--serp fetches pages itself or through --source dataforseo, not --source {source_name}")
         targets.append(keyword)
-        options.update(serp_location=kw.get("serp_location"), serp_language=kw.get("serp_language"),
-                       serp_depth=kw.get("serp_depth") or DEFAULT_DEPTH,
-                       serp_fetch="dataforseo" if source_name == "dataforseo" else "web")
+        options.update(
+            serp_location=kw.get("serp_location"),
+            serp_language=kw.get("serp_language"),
+            serp_depth=kw.get("serp_depth") or DEFAULT_DEPTH,
+            serp_fetch="dataforseo" if source_name == "dataforseo" else "web",
+        )
         source_name = "serp"
     elif any(kw.get(k) is not None for k in ("serp_location", "serp_language", "serp_depth")):
         raise UserError("--location, --language and --depth go with --serp")
@@ -106,10 +139,14 @@ def estimate(kw: dict, targets: list[str], source_name: str | None, options: dic
             source = f"page_price in {config_path()}"
         else:
             price = PAGE_PRICE_JS if js else PAGE_PRICE
-            source = (f"{PAGE_PRICE_SOURCE}" + (", JavaScript on: basic + 9 x basic" if js else "")
-                      + "; set page_price under [dataforseo] in the config if yours differs")
-        lines.append(f"pages: up to {pages} content-parsing calls x {usd(price)} a page = about "
-                     f"{usd(pages * price)} ({source})")
+            source = (
+                f"{PAGE_PRICE_SOURCE}"
+                + (", JavaScript on: basic + 9 x basic" if js else "")
+                + "; set page_price under [dataforseo] in the config if yours differs"
+            )
+        lines.append(
+            f"pages: up to {pages} content-parsing calls x {usd(price)} a page = about {usd(pages * price)} ({source})"
+        )
     lines.append("pages a resumed run already holds are not fetched again; nothing was called")
     return "\n".join(lines)
 

@@ -36,8 +36,9 @@ def extract_page(html: str, url: str | None = None) -> Page:
     if tree is not None:
         canonical = _canonical(tree, url)
         html_title = _clean(_first_text(tree, "//head/title | //title"))
-        html_description = _clean(_first_text(tree, "//meta[translate(@name, 'DESCRIPTION', 'description')"
-                                                    "='description']/@content"))
+        html_description = _clean(
+            _first_text(tree, "//meta[translate(@name, 'DESCRIPTION', 'description')='description']/@content")
+        )
     title = description = None
     try:
         meta = trafilatura.extract_metadata(tree if tree is not None else html, default_url=url)
@@ -48,8 +49,12 @@ def extract_page(html: str, url: str | None = None) -> Page:
     markdown = None
     try:
         markdown = trafilatura.extract(
-            tree if tree is not None else html, url=url, output_format="markdown", include_comments=False,
-            include_tables=True, favor_recall=True,
+            tree if tree is not None else html,
+            url=url,
+            output_format="markdown",
+            include_comments=False,
+            include_tables=True,
+            favor_recall=True,
         )
     except Exception:
         markdown = None
@@ -57,16 +62,22 @@ def extract_page(html: str, url: str | None = None) -> Page:
         markdown = _markdownify(html)
     # Navigation and banners above the title heading would be read as the page's topic (chrome.py).
     markdown = strip_leading_chrome(markdown, html_title or title, tree)
-    return Page(markdown=markdown, title=html_title or _clean(title),
-                description=_clean(description) or html_description, canonical=canonical)
+    return Page(
+        markdown=markdown,
+        title=html_title or _clean(title),
+        description=_clean(description) or html_description,
+        canonical=canonical,
+    )
 
 
 def _canonical(tree, url: str | None) -> str | None:
     """The first `<link rel="canonical" href>` of the page, made absolute; None when it is not an http(s) URL."""
     from urllib.parse import urljoin, urlsplit
 
-    hrefs = tree.xpath("//link[contains(concat(' ', normalize-space(translate(@rel, 'CANONICAL', 'canonical')), ' '),"
-                       " ' canonical ')]/@href")
+    hrefs = tree.xpath(
+        "//link[contains(concat(' ', normalize-space(translate(@rel, 'CANONICAL', 'canonical')), ' '),"
+        " ' canonical ')]/@href"
+    )
     if not hrefs or not hrefs[0].strip():
         return None
     base = url or ""

@@ -16,16 +16,15 @@ import functools
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import requests
 import requests.auth
 
-from revprompt.core.storable import strip_userinfo
-from revprompt.core.types import Document, utcnow
-
+from ..core.storable import strip_userinfo
+from ..core.types import Document, utcnow
 from .deadline import Deadline, EnvSession
 from .netguard import address_kind, redirect_refusal
 from .urlnorm import ParamRules, normalize_url  # noqa: F401 - re-exported: sources import it from here
@@ -54,7 +53,7 @@ class FetchSettings:
     retry_backoff: float = 1.0
 
     @classmethod
-    def from_options(cls, options: dict | None) -> "FetchSettings":
+    def from_options(cls, options: dict | None) -> FetchSettings:
         options = options or {}
         settings = cls()
         if options.get("timeout") is not None:
@@ -62,8 +61,16 @@ class FetchSettings:
             # included; a server that drips bytes is cut off then, not when its next chunk arrives.
             settings.read_timeout = settings.total_timeout = float(options["timeout"])
             settings.connect_timeout = min(settings.connect_timeout, settings.read_timeout)
-        for key in ("user_agent", "connect_timeout", "read_timeout", "total_timeout", "max_redirects", "max_bytes",
-                    "retries", "retry_backoff"):
+        for key in (
+            "user_agent",
+            "connect_timeout",
+            "read_timeout",
+            "total_timeout",
+            "max_redirects",
+            "max_bytes",
+            "retries",
+            "retry_backoff",
+        ):
             if options.get(key) is not None:
                 setattr(settings, key, type(getattr(settings, key))(options[key]))
         return settings
@@ -72,8 +79,13 @@ class FetchSettings:
 class FetchError(Exception):
     """A fetch that produced no usable body. `str(exc)` is the row's error message."""
 
-    def __init__(self, message: str, http_status: int | None = None, content_type: str | None = None,
-                 final_url: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        http_status: int | None = None,
+        content_type: str | None = None,
+        final_url: str | None = None,
+    ):
         super().__init__(message)
         self.http_status = http_status
         self.content_type = content_type
@@ -146,7 +158,11 @@ def _codec(label: str | None) -> str | None:
 
 def decode_body(body: bytes, declared: str | None = None, html: bool = True) -> str:
     """Bytes to text: BOM, then the declared charset, then <meta charset>, then UTF-8, then a detector."""
-    for bom, codec in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+    for bom, codec in (
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
         if body.startswith(bom):
             return body.decode(codec, errors="replace")
     candidates = [_codec(declared)]
@@ -316,19 +332,32 @@ class Fetcher:
                 error = exc.error if isinstance(exc, _Retryable) else exc
                 status = getattr(error, "http_status", None)
                 what = "reading the page" if status is not None else "waiting for the server"
-                raise FetchError(f"timed out after {s.total_timeout:g}s {what}", status,
-                                 getattr(error, "content_type", None), getattr(error, "final_url", None)) from None
+                raise FetchError(
+                    f"timed out after {s.total_timeout:g}s {what}",
+                    status,
+                    getattr(error, "content_type", None),
+                    getattr(error, "final_url", None),
+                ) from None
             if deadline.expired:  # a body without Content-Length ends "cleanly" when its socket is shut: it is cut
-                raise FetchError(f"timed out after {s.total_timeout:g}s reading the page", resp.status,
-                                 resp.media_type or None, resp.final_url)
+                raise FetchError(
+                    f"timed out after {s.total_timeout:g}s reading the page",
+                    resp.status,
+                    resp.media_type or None,
+                    resp.final_url,
+                )
             return resp
 
     def _request(self, url: str, guard: Guard | None, truncate: bool) -> Response:
         s = self.settings
         started = time.monotonic()
         try:
-            resp = self.session.get(url, timeout=(s.connect_timeout, s.read_timeout), stream=True, allow_redirects=True,
-                                    hooks={"response": _redirect_check(url, guard)})
+            resp = self.session.get(
+                url,
+                timeout=(s.connect_timeout, s.read_timeout),
+                stream=True,
+                allow_redirects=True,
+                hooks={"response": _redirect_check(url, guard)},
+            )
         except requests.exceptions.TooManyRedirects:
             raise FetchError(f"too many redirects (more than {s.max_redirects})") from None
         except requests.exceptions.ConnectTimeout:
@@ -337,8 +366,12 @@ class Fetcher:
             raise FetchError(f"timed out after {s.read_timeout:g}s waiting for the server") from None
         except requests.exceptions.SSLError:
             raise FetchError("TLS error (certificate or handshake)") from None
-        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                requests.exceptions.InvalidSchema, ValueError):
+        except (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema,
+            ValueError,
+        ):
             raise FetchError("invalid URL") from None
         except requests.exceptions.ConnectionError as exc:
             if _is_read_timeout(exc):
@@ -375,16 +408,33 @@ class Fetcher:
                     size += len(chunk)
                     chunks.append(chunk)
                     if time.monotonic() - started > s.total_timeout:
-                        raise FetchError(f"timed out after {s.total_timeout:g}s reading the page",
-                                         resp.status_code, media_type or None, resp.url)
+                        raise FetchError(
+                            f"timed out after {s.total_timeout:g}s reading the page",
+                            resp.status_code,
+                            media_type or None,
+                            resp.url,
+                        )
             except requests.exceptions.RequestException as exc:
                 if _is_read_timeout(exc):
-                    raise FetchError(f"timed out after {s.read_timeout:g}s waiting for the server",
-                                     resp.status_code, media_type or None, resp.url) from None
-                raise FetchError(f"download failed: {_short_reason(exc)}", resp.status_code,
-                                 media_type or None, resp.url) from None
-            return Response(url=url, final_url=resp.url, status=resp.status_code, media_type=media_type,
-                            charset=charset, body=b"".join(chunks), headers=dict(resp.headers), truncated=truncated)
+                    raise FetchError(
+                        f"timed out after {s.read_timeout:g}s waiting for the server",
+                        resp.status_code,
+                        media_type or None,
+                        resp.url,
+                    ) from None
+                raise FetchError(
+                    f"download failed: {_short_reason(exc)}", resp.status_code, media_type or None, resp.url
+                ) from None
+            return Response(
+                url=url,
+                final_url=resp.url,
+                status=resp.status_code,
+                media_type=media_type,
+                charset=charset,
+                body=b"".join(chunks),
+                headers=dict(resp.headers),
+                truncated=truncated,
+            )
 
 
 #: asked before a redirect is followed: the target URL in, a refusal ("redirect leaves the site ...") or None out
@@ -460,8 +510,7 @@ def page_kind(media_type: str, body: bytes) -> str | None:
 def fetch_page(url: str, fetcher: Fetcher, source: str = "url", guard: Guard | None = None) -> FetchedPage:
     """Fetch one page and extract its main content as markdown. Failures come back as a failed Document.
     `guard` vets redirects (see Fetcher.get)."""
-    from revprompt.core.errors import UserError
-
+    from ..core.errors import UserError
     from .extract import extract_page
     from .text import check_text
 

@@ -23,7 +23,7 @@ from urllib.parse import urljoin, urlsplit
 
 from protego import Protego
 
-from .fetch import FetchError, Fetcher, site_root
+from .fetch import Fetcher, FetchError, site_root
 
 log = logging.getLogger("revprompt.sources.robots")
 
@@ -104,8 +104,7 @@ def fetch_robots(url: str, fetcher: Fetcher) -> Robots:
         log.info("robots.txt at %s is %s, not text: treated as empty", robots_url, resp.media_type)
         return Robots(robots_url, ua)
     if resp.truncated:
-        log.info("robots.txt at %s is larger than %d KiB: only its start is read", robots_url,
-                 MAX_ROBOTS_BYTES // 1024)
+        log.info("robots.txt at %s is larger than %d KiB: only its start is read", robots_url, MAX_ROBOTS_BYTES // 1024)
         resp.body = _whole_lines(resp.body)
     parser = Protego.parse(resp.text())
     sitemaps = [urljoin(robots_url, u.strip()) for u in parser.sitemaps if u.strip()]

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import threading
 
-from revprompt.core.errors import UserError
-from revprompt.core.types import Document
-
+from ..core.errors import UserError
+from ..core.types import Document
 from .dataforseo import DataForSEOError, DataForSEOSource
 from .fetch import is_http_url, normalize_url
 from .web import PageLoader
@@ -76,8 +75,15 @@ def organic_results(task: dict) -> list[dict]:
         if url in seen:
             continue
         seen.add(url)
-        out.append({"url": url, "rank": item.get("rank_group"), "rank_absolute": item.get("rank_absolute"),
-                    "title": item.get("title"), "domain": item.get("domain")})
+        out.append(
+            {
+                "url": url,
+                "rank": item.get("rank_group"),
+                "rank_absolute": item.get("rank_absolute"),
+                "title": item.get("title"),
+                "domain": item.get("domain"),
+            }
+        )
     return out
 
 
@@ -97,8 +103,9 @@ class SerpSource:
         return False  # costs money: only with --serp
 
     def discover(self, target: str, options: dict):
-        body = serp_request(target, options.get("serp_location"), options.get("serp_language"),
-                            options.get("serp_depth"))
+        body = serp_request(
+            target, options.get("serp_location"), options.get("serp_language"), options.get("serp_depth")
+        )
         client = self._dataforseo.client(options)
         try:
             task = client.call(SERP_ENDPOINT, body)
@@ -106,9 +113,12 @@ class SerpSource:
             raise UserError(f"SERP for {body['keyword']!r}: {client.settings.redact(exc)}", 1) from None
         results = organic_results(task)
         if not results:
-            raise UserError(f"SERP for {body['keyword']!r}: no organic results "
-                            f"({body.get('location_name', body.get('location_code'))}, "
-                            f"{body.get('language_code', body.get('language_name'))})", 1)
+            raise UserError(
+                f"SERP for {body['keyword']!r}: no organic results "
+                f"({body.get('location_name', body.get('location_code'))}, "
+                f"{body.get('language_code', body.get('language_name'))})",
+                1,
+            )
         with self._lock:
             self._keyword = body["keyword"]
             self._ranks = {r["url"]: r for r in results}

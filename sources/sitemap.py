@@ -14,10 +14,9 @@ import logging
 from dataclasses import replace
 from urllib.parse import urljoin, urlsplit
 
-from revprompt.core.errors import UserError
-from revprompt.core.types import Document
-
-from .fetch import MB, FetchError, Fetcher, ParamRules, is_http_url, normalize_url, site_root, url_problem
+from ..core.errors import UserError
+from ..core.types import Document
+from .fetch import MB, Fetcher, FetchError, ParamRules, is_http_url, normalize_url, site_root, url_problem
 from .robots import fetch_robots
 from .web import PageLoader
 
@@ -135,8 +134,11 @@ class SitemapSource(PageLoader):
                 continue
             if kind == "sitemapindex":
                 if depth >= MAX_INDEX_DEPTH:
-                    items.append(Document(uri=url, source=self.name).failed(
-                        f"sitemap: index nested more than {MAX_INDEX_DEPTH} deep"))
+                    items.append(
+                        Document(uri=url, source=self.name).failed(
+                            f"sitemap: index nested more than {MAX_INDEX_DEPTH} deep"
+                        )
+                    )
                     continue
                 for u in urls:
                     if url_problem(u):

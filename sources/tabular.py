@@ -16,7 +16,7 @@ import io
 import sys
 from pathlib import Path
 
-from revprompt.core.errors import UserError
+from ..core.errors import UserError
 
 MAX_BYTES = 512 * 1024 * 1024
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
@@ -60,7 +60,8 @@ def decode_strict(data: bytes, name: str) -> str:
             bad = data[exc.start : exc.start + 1].hex()
             raise UserError(
                 f"{name} is not UTF-8 text (byte 0x{bad} at offset {exc.start}; it may be Latin-1 or Windows-1252): "
-                "save or export it again as UTF-8 (Excel: 'CSV UTF-8')") from None
+                "save or export it again as UTF-8 (Excel: 'CSV UTF-8')"
+            ) from None
     if "\x00" in text[:8192]:
         raise UserError(f"{name} looks binary (contains NUL characters), not a text or CSV file")
     return text

@@ -9,8 +9,8 @@ import os
 import sys
 from pathlib import Path
 
-from revprompt.core.errors import UserError
-from revprompt.core.types import Document, utcnow
+from ..core.errors import UserError
+from ..core.types import Document, utcnow
 
 TEXT_EXTENSIONS = {".txt", ".md", ".markdown", ".text", ".rst"}
 HTML_EXTENSIONS = {".html", ".htm", ".xhtml"}
@@ -104,8 +104,11 @@ def not_text_reason(target: str) -> str | None:
         if problem is None:
             return None
         prefix = "malformed URL ("
-        why = ("malformed: " + problem[len(prefix):-1] if problem.startswith(prefix)
-               else "revprompt fetches http:// and https:// URLs")
+        why = (
+            "malformed: " + problem[len(prefix) : -1]
+            if problem.startswith(prefix)
+            else "revprompt fetches http:// and https:// URLs"
+        )
         return f"not a URL: {word} ({why})"
     if "/" in word or "\\" in word or word.startswith("~") or Path(word).suffix.lower() in FILE_LIKE_EXTENSIONS:
         return f"no such file: {word}"
@@ -151,8 +154,13 @@ class FileSource:
 
     def claims(self, target: str, options: dict) -> bool:
         # An empty target is not the current folder (Path("") means "."): it is empty text.
-        return (target != "-" and bool(target.strip()) and "\n" not in target and len(target) < 4096
-                and Path(target).expanduser().exists())
+        return (
+            target != "-"
+            and bool(target.strip())
+            and "\n" not in target
+            and len(target) < 4096
+            and Path(target).expanduser().exists()
+        )
 
     def discover(self, target: str, options: dict):
         path = Path(target).expanduser()

@@ -22,11 +22,38 @@ from urllib.parse import unquote_plus, urlsplit, urlunsplit
 # Lower-case names; a trailing '*' matches any name that starts with the rest.
 DEFAULT_STRIP_PARAMS = (
     # campaign and click trackers
-    "utm_*", "gclid", "gclsrc", "dclid", "gbraid", "wbraid", "fbclid", "msclkid", "yclid", "twclid", "ttclid",
-    "igshid", "mc_cid", "mc_eid", "_ga", "_gl", "_hsenc", "_hsmi", "mkt_tok", "oly_anon_id", "oly_enc_id",
-    "vero_id", "srsltid",
+    "utm_*",
+    "gclid",
+    "gclsrc",
+    "dclid",
+    "gbraid",
+    "wbraid",
+    "fbclid",
+    "msclkid",
+    "yclid",
+    "twclid",
+    "ttclid",
+    "igshid",
+    "mc_cid",
+    "mc_eid",
+    "_ga",
+    "_gl",
+    "_hsenc",
+    "_hsmi",
+    "mkt_tok",
+    "oly_anon_id",
+    "oly_enc_id",
+    "vero_id",
+    "srsltid",
     # session ids
-    "sessionid", "session_id", "phpsessid", "jsessionid", "sid", "aspsessionid*", "cfid", "cftoken",
+    "sessionid",
+    "session_id",
+    "phpsessid",
+    "jsessionid",
+    "sid",
+    "aspsessionid*",
+    "cfid",
+    "cftoken",
 )
 _PATH_PARAM = re.compile(r";([^/;=]+)=[^/;]*")  # /page;jsessionid=ABC
 
@@ -39,11 +66,12 @@ class ParamRules:
     keep: tuple[str, ...] = ()
 
     @classmethod
-    def from_options(cls, options: dict | None) -> "ParamRules":
+    def from_options(cls, options: dict | None) -> ParamRules:
         """`strip_params` / `keep_params` options: comma-separated names or lists (`--strip-params search`)."""
         options = options or {}
-        return cls(strip=DEFAULT_STRIP_PARAMS + _names(options.get("strip_params")),
-                   keep=_names(options.get("keep_params")))
+        return cls(
+            strip=DEFAULT_STRIP_PARAMS + _names(options.get("strip_params")), keep=_names(options.get("keep_params"))
+        )
 
     def drops(self, name: str) -> bool:
         name = name.lower()

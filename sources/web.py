@@ -6,10 +6,9 @@ import sys
 import threading
 from pathlib import Path
 
-from revprompt.core.errors import UserError
-from revprompt.core.types import Document
-
-from .fetch import FetchSettings, Fetcher, ParamRules, fetch_page, is_http_url, normalize_url, url_problem
+from ..core.errors import UserError
+from ..core.types import Document
+from .fetch import Fetcher, FetchSettings, ParamRules, fetch_page, is_http_url, normalize_url, url_problem
 
 
 class PageLoader:

@@ -103,12 +103,17 @@ def test_word_frequencies_count_each_candidate(db_path):
 # -- site intent --------------------------------------------------------------------------------------------
 PAGES = {
     "/paris-capital": ["what is the capital of france", "which city is the capital of france", "capital of france"],
-    "/france-capital-city": ["what is the capital city of france", "which city is france's capital",
-                             "france capital city"],
-    "/flat-feet-shoes": ["best running shoes for flat feet", "running shoes for flat feet",
-                         "which trainers are good for flat feet"],
-    "/leaking-tap": ["how to fix a leaking kitchen tap", "how do i repair a dripping faucet",
-                     "leaking tap repair"],
+    "/france-capital-city": [
+        "what is the capital city of france",
+        "which city is france's capital",
+        "france capital city",
+    ],
+    "/flat-feet-shoes": [
+        "best running shoes for flat feet",
+        "running shoes for flat feet",
+        "which trainers are good for flat feet",
+    ],
+    "/leaking-tap": ["how to fix a leaking kitchen tap", "how do i repair a dripping faucet", "leaking tap repair"],
 }
 
 
@@ -132,9 +137,14 @@ def test_near_identical_pages_are_flagged_and_unrelated_ones_are_not(db_path):
         assert pairs[0]["similarity"] >= 0.9 and pairs[0]["same_cluster"]
         assert "capital" in pairs[0]["prompt_a"] and "capital" in pairs[0]["prompt_b"]
 
-        clusters = {r["uri"]: r for r in rows_of(
-            store, "SELECT d.uri, i.* FROM intent_clusters i JOIN documents d USING (doc_id) WHERE i.run_id = ?",
-            [run_id])}
+        clusters = {
+            r["uri"]: r
+            for r in rows_of(
+                store,
+                "SELECT d.uri, i.* FROM intent_clusters i JOIN documents d USING (doc_id) WHERE i.run_id = ?",
+                [run_id],
+            )
+        }
         assert set(clusters) == set(PAGES)  # the failed page is left out
         paris, france = clusters["/paris-capital"], clusters["/france-capital-city"]
         assert paris["cluster_id"] == france["cluster_id"] == 1 and paris["cluster_size"] == 2
@@ -160,8 +170,11 @@ def test_site_intent_with_one_page_and_with_only_failures(db_path):
     with Store(db_path) as store:
         calls = []
         one = run_batch(store, intent_items()[:1], [SiteIntentAnalyzer(embed=calls.append)])
-        rows = rows_of(store, "SELECT cluster_id, cluster_size, x, y, prompt, cluster_label FROM intent_clusters "
-                              "WHERE run_id = ?", [one])
+        rows = rows_of(
+            store,
+            "SELECT cluster_id, cluster_size, x, y, prompt, cluster_label FROM intent_clusters WHERE run_id = ?",
+            [one],
+        )
         best = PAGES["/paris-capital"][0]
         assert rows == [{"cluster_id": 1, "cluster_size": 1, "x": 0.0, "y": 0.0, "prompt": best, "cluster_label": best}]
         assert calls == []  # one page: nothing to compare, the embedding model is not even loaded
@@ -224,7 +237,9 @@ def test_runner_tolerates_old_protocol_and_broken_analyzers(db_path, caplog):
         runner.prepare(store, analyzers)
         run_id = store.create_run("test", "m")
         doc, result = Document("p", "text", status="done"), make_result(["red apples", "green apples"])
-        store.save_document(run_id, doc, result, plugin_rows=lambda: runner.analyze_document(analyzers, doc, result, run_id))
+        store.save_document(
+            run_id, doc, result, plugin_rows=lambda: runner.analyze_document(analyzers, doc, result, run_id)
+        )
         assert rows_of(store, "SELECT doc_id IS NOT NULL AS ok, n FROM old_rows") == [{"ok": True, "n": 2}]
         assert rows_of(store, "SELECT count(*) AS n FROM word_frequencies")[0]["n"] == 4
         assert "broken" in caplog.text and "boom" in caplog.text
@@ -279,43 +294,58 @@ def test_batch_of_22_documents_fills_joinable_tables(db_path):
     assert len(texts) == 23
 
     with Store(db_path) as store:
-        batch = BatchRunner(store, lambda: StubEngine(table), {"model": "stub"},
-                            analyzers=runner.registered_analyzers())
+        batch = BatchRunner(
+            store, lambda: StubEngine(table), {"model": "stub"}, analyzers=runner.registered_analyzers()
+        )
         summary = batch.run("analyze", texts)
         assert (summary.done, summary.failed) == (22, 1)
         run_id = summary.run_id
 
-        counts = rows_of(store, """
+        counts = rows_of(
+            store,
+            """
             SELECT (SELECT count(DISTINCT doc_id) FROM key_phrases WHERE run_id = $1) AS kp_docs,
                    (SELECT count(DISTINCT candidate_id) FROM word_frequencies WHERE run_id = $1) AS wf_cands,
                    (SELECT count(*) FROM intent_clusters WHERE run_id = $1) AS intent_docs,
-                   (SELECT count(*) FROM candidates WHERE run_id = $1) AS cands""", [run_id])[0]
+                   (SELECT count(*) FROM candidates WHERE run_id = $1) AS cands""",
+            [run_id],
+        )[0]
         assert counts == {"kp_docs": 22, "wf_cands": 66, "intent_docs": 22, "cands": 66}
 
         # every analyzer row joins back to its document and (where it names one) its candidate
-        orphans = rows_of(store, """
+        orphans = rows_of(
+            store,
+            """
             SELECT (SELECT count(*) FROM key_phrases k LEFT JOIN documents d USING (doc_id) WHERE d.doc_id IS NULL) AS kp,
                    (SELECT count(*) FROM word_frequencies w LEFT JOIN candidates c
                         ON c.candidate_id = w.candidate_id AND c.doc_id = w.doc_id WHERE c.candidate_id IS NULL) AS wf,
                    (SELECT count(*) FROM intent_clusters i LEFT JOIN candidates c
-                        ON c.candidate_id = i.candidate_id AND c.doc_id = i.doc_id WHERE c.candidate_id IS NULL) AS ic""")[0]
+                        ON c.candidate_id = i.candidate_id AND c.doc_id = i.doc_id WHERE c.candidate_id IS NULL) AS ic""",
+        )[0]
         assert orphans == {"kp": 0, "wf": 0, "ic": 0}
 
         # pages cluster by topic (no cluster mixes two topics; MiniLM keeps "capital of <country>" pages apart,
         # the France pages aside); the pages written twice for the same filler are cannibalisation pairs
         topic_of = {}
-        for r in rows_of(store, "SELECT d.text, i.cluster_id FROM intent_clusters i JOIN documents d USING (doc_id) "
-                                "WHERE i.run_id = ?", [run_id]):
+        for r in rows_of(
+            store,
+            "SELECT d.text, i.cluster_id FROM intent_clusters i JOIN documents d USING (doc_id) WHERE i.run_id = ?",
+            [run_id],
+        ):
             topic_of.setdefault(r["cluster_id"], set()).add(r["text"].split(":")[0].split()[-1])
         assert all(len(topics) == 1 for topics in topic_of.values()), topic_of
         for topic in ("shoes", "tap", "bread", "tax"):
             assert sum(topic in t for t in topic_of.values()) == 1, (topic, topic_of)
-        pairs = rows_of(store, """
+        pairs = rows_of(
+            store,
+            """
             SELECT p.prompt_a, p.prompt_b, p.similarity, p.same_cluster,
                    split_part(da.text, ':', 1) AS page_a, split_part(db.text, ':', 1) AS page_b
             FROM cannibalisation_pairs p
             JOIN documents da ON da.doc_id = p.doc_id_a JOIN documents db ON db.doc_id = p.doc_id_b
-            WHERE p.run_id = ? ORDER BY p.similarity DESC, p.prompt_a""", [run_id])
+            WHERE p.run_id = ? ORDER BY p.similarity DESC, p.prompt_a""",
+            [run_id],
+        )
         duplicates = sorted(p["page_a"].split()[-1] for p in pairs if p["similarity"] > 0.99)
         assert duplicates == ["capital", "shoes", "tax"], pairs
         assert all(p["prompt_a"] == p["prompt_b"] for p in pairs if p["similarity"] > 0.99)
@@ -334,22 +364,34 @@ def test_batch_of_22_documents_fills_joinable_tables(db_path):
         # the failed page is a row with its error and no analyzer rows
         failed = rows_of(store, "SELECT doc_id, error FROM documents WHERE status = 'failed'")
         assert len(failed) == 1 and "model exploded" in failed[0]["error"]
-        assert rows_of(store, "SELECT count(*) AS n FROM key_phrases WHERE doc_id = ?", [failed[0]["doc_id"]])[0]["n"] == 0
+        assert (
+            rows_of(store, "SELECT count(*) AS n FROM key_phrases WHERE doc_id = ?", [failed[0]["doc_id"]])[0]["n"] == 0
+        )
 
 
 def test_tiny_model_batch_fills_the_tables(db_path, tiny_model, gemma_tokenizer):
     """The same path with a real (tiny, random) model: gibberish prompts, but every table gets its rows."""
     from revprompt.core.engine import Engine
 
-    engine = Engine(tiny_model, gemma_tokenizer, configs=DEFAULT_SWEEP[:2], max_new_tokens=6,
-                    model_name="tiny-random", method="reference")
+    engine = Engine(
+        tiny_model,
+        gemma_tokenizer,
+        configs=DEFAULT_SWEEP[:2],
+        max_new_tokens=6,
+        model_name="tiny-random",
+        method="reference",
+    )
     docs = ["Paris is the capital of France.", "Lace your running shoes loosely if your feet swell."]
     items = [(Document(f"doc-{i}", t), engine.sweep(t)) for i, t in enumerate(docs)]
     assert all(r.candidates for _, r in items)
     with Store(db_path) as store:
         run_id = run_batch(store, items)  # every registered analyzer
-        n = rows_of(store, """
+        n = rows_of(
+            store,
+            """
             SELECT (SELECT count(DISTINCT doc_id) FROM word_frequencies WHERE run_id = $1) AS wf,
                    (SELECT count(*) FROM intent_clusters WHERE run_id = $1) AS ic,
-                   (SELECT count(*) FROM prompt_embeddings WHERE run_id = $1) AS pe""", [run_id])[0]
+                   (SELECT count(*) FROM prompt_embeddings WHERE run_id = $1) AS pe""",
+            [run_id],
+        )[0]
         assert n["wf"] == 2 and n["ic"] == 2 and n["pe"] >= 2

@@ -54,16 +54,19 @@ def test_core_imports_nothing_above_it():
     assert offenders == [], "core/ must not import plugins/, tui/, training/ or datagen/:\n" + "\n".join(offenders)
 
 
-@pytest.mark.parametrize("source,bad", [
-    ("from revprompt.plugins.runner import prepare", True),
-    ("def f():\n    from revprompt.tui import app", True),
-    ("from ..training import train", True),
-    ("from .. import datagen", True),
-    ("import revprompt.plugins.base as base", True),
-    ("from .store import Store", False),
-    ("from revprompt.sources.text import read_stdin", False),
-    ("from . import hookspecs", False),
-])
+@pytest.mark.parametrize(
+    "source,bad",
+    [
+        ("from revprompt.plugins.runner import prepare", True),
+        ("def f():\n    from revprompt.tui import app", True),
+        ("from ..training import train", True),
+        ("from .. import datagen", True),
+        ("import revprompt.plugins.base as base", True),
+        ("from .store import Store", False),
+        ("from revprompt.sources.text import read_stdin", False),
+        ("from . import hookspecs", False),
+    ],
+)
 def test_the_walk_sees_every_kind_of_import(tmp_path, monkeypatch, source, bad):
     module = CORE / "__architecture_probe__.py"  # never written: the parse is fed through a fake path
     monkeypatch.setattr(Path, "read_text", lambda self, encoding=None: source)
@@ -81,8 +84,11 @@ def test_only_the_store_touches_the_duckdb_connection():
             if path == CORE / "store.py":
                 continue
             tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-            offenders += [f"{path.relative_to(ROOT)}:{node.lineno}" for node in ast.walk(tree)
-                          if isinstance(node, ast.Attribute) and node.attr == "con"]
+            offenders += [
+                f"{path.relative_to(ROOT)}:{node.lineno}"
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Attribute) and node.attr == "con"
+            ]
     assert offenders == [], "use a Store method instead of its connection:\n" + "\n".join(offenders)
 
 
@@ -97,8 +103,11 @@ def test_the_tui_names_no_builtin_analyzer():
     names = {a.name for a in analyzers} | {t for a in analyzers for t in table_names(a.tables)}
     offenders = []
     for path in sorted((ROOT / "tui").rglob("*.py")):
-        offenders += [f"{path.relative_to(ROOT)}:{line} imports {name}" for line, name in imported_modules(path)
-                      if name.split(".")[:2] == ["revprompt", "plugins"]]
+        offenders += [
+            f"{path.relative_to(ROOT)}:{line} imports {name}"
+            for line, name in imported_modules(path)
+            if name.split(".")[:2] == ["revprompt", "plugins"]
+        ]
         text = path.read_text(encoding="utf-8")
         offenders += [f"{path.relative_to(ROOT)} names {name}" for name in sorted(names) if name in text]
     assert offenders == [], "\n".join(offenders)

@@ -32,7 +32,7 @@ from revprompt.core.errors import UserError  # noqa: E402
 from revprompt.core.store import Store  # noqa: E402
 from revprompt.core.types import Candidate, DecodeConfig, Document, SweepResult  # noqa: E402
 from revprompt.sources.extract import extract_page  # noqa: E402
-from revprompt.sources.fetch import FetchSettings, Fetcher, fetch_page  # noqa: E402
+from revprompt.sources.fetch import Fetcher, FetchSettings, fetch_page  # noqa: E402
 
 OPTIONS = {"timeout": 2.0, "retries": 0, "crawl_delay": 0, "max_depth": 3, "max_pages": None, "retry_failed": False}
 TEXT = "Sourdough needs flour, water, salt and a lively starter. Mix, fold, rest overnight and bake it hot."
@@ -49,8 +49,16 @@ class StubEngine:
     def sweep(self, text: str) -> SweepResult:
         text.encode("utf-8")  # a lone surrogate raises here, as it does in the tokenizer
         self.texts.append(text)
-        cand = Candidate(prompt="Write about bread", token_ids=[5], tokens=["x"], token_probs=[0.9],
-                         perplexity=1.5, mean_nll=0.4, configs=[DecodeConfig(4, 0.2)], rank=1)
+        cand = Candidate(
+            prompt="Write about bread",
+            token_ids=[5],
+            tokens=["x"],
+            token_probs=[0.9],
+            perplexity=1.5,
+            mean_nll=0.4,
+            configs=[DecodeConfig(4, 0.2)],
+            rank=1,
+        )
         return SweepResult([cand], n_input_tokens=len(text.split()), truncated=False)
 
 
@@ -99,8 +107,14 @@ def test_file_name_that_is_not_utf8_is_stored_and_resumed(tmp_path, db_path):
 
 
 def test_lone_surrogates_in_text_title_and_meta_are_stored(db_path):
-    doc = Document(uri="text:\ud800", text="Bad \ud800 text", title="Title \udc00", description="\udfff",
-                   source="text", meta={"final_url": "http://x/\ud800", "links": ["\udc80"]})
+    doc = Document(
+        uri="text:\ud800",
+        text="Bad \ud800 text",
+        title="Title \udc00",
+        description="\udfff",
+        source="text",
+        meta={"final_url": "http://x/\ud800", "links": ["\udc80"]},
+    )
     with Store(db_path) as store:
         run_id = store.create_run("analyze \udcff", "stub")
         doc_id = store.save_document(run_id, doc.failed("error \ud800"))
@@ -132,7 +146,8 @@ def test_malformed_url_in_a_url_list_is_a_failed_row(tmp_path, site, db_path):
 def test_malformed_url_in_a_sitemap_is_a_failed_row(site, db_path):
     site.extra_pages["/odd-sitemap.xml"] = (
         '<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
-        f"<url><loc>http://[::1/</loc></url><url><loc>{site.url('/about')}</loc></url></urlset>")
+        f"<url><loc>http://[::1/</loc></url><url><loc>{site.url('/about')}</loc></url></urlset>"
+    )
     with Store(db_path) as store:
         summary = runner(store).run("analyze sitemap", [site.url("/odd-sitemap.xml")])
         rows = {d["uri"]: d for d in store.documents(summary.run_id)}
@@ -153,9 +168,11 @@ def test_repeated_unclosed_title_tags_extract_in_linear_time():
 
 
 def test_title_and_description_still_come_from_the_head():
-    page = extract_page('<html><head><title>Shop &amp; Garden</title><meta NAME="Description" content="Tools.">'
-                        "</head><body><h1>Other heading</h1><p>Garden tools, how to choose and keep them.</p>"
-                        "</body></html>")
+    page = extract_page(
+        '<html><head><title>Shop &amp; Garden</title><meta NAME="Description" content="Tools.">'
+        "</head><body><h1>Other heading</h1><p>Garden tools, how to choose and keep them.</p>"
+        "</body></html>"
+    )
     assert (page.title, page.description) == ("Shop & Garden", "Tools.")
 
 
@@ -193,7 +210,7 @@ class DripServer:
                     for i in range(len(drip)):
                         if server.stop.is_set() or time.monotonic() > deadline:
                             return
-                        self.request.sendall(drip[i:i + 1])
+                        self.request.sendall(drip[i : i + 1])
                         time.sleep(0.05)
                 except OSError:
                     return
@@ -215,8 +232,9 @@ class DripServer:
         self.httpd.server_close()
 
 
-@pytest.mark.parametrize("mode,what", [("headers", ""), ("body", " reading the page"),
-                                       ("unsized", " reading the page")])
+@pytest.mark.parametrize(
+    "mode,what", [("headers", ""), ("body", " reading the page"), ("unsized", " reading the page")]
+)
 def test_a_server_that_drips_bytes_is_cut_off_at_the_timeout(mode, what):
     fetcher = Fetcher(FetchSettings.from_options({"timeout": 1.0, "retries": 0}))
     with DripServer(mode) as server:
@@ -243,13 +261,16 @@ def test_empty_target_is_not_the_current_folder(cli, tmp_path, monkeypatch, db_p
     assert code == 2 and "empty" in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("target,message", [
-    ("nosuch.md", "no such file: nosuch.md"),
-    ("drafts/intro", "no such file: drafts/intro"),
-    ("htp://example.com/a", "not a URL: htp://example.com/a"),
-    ("ftp://example.com/a", "not a URL: ftp://example.com/a"),
-    ("http://[::1/", "not a URL: http://[::1/ (malformed: Invalid IPv6 URL)"),
-])
+@pytest.mark.parametrize(
+    "target,message",
+    [
+        ("nosuch.md", "no such file: nosuch.md"),
+        ("drafts/intro", "no such file: drafts/intro"),
+        ("htp://example.com/a", "not a URL: htp://example.com/a"),
+        ("ftp://example.com/a", "not a URL: ftp://example.com/a"),
+        ("http://[::1/", "not a URL: http://[::1/ (malformed: Invalid IPv6 URL)"),
+    ],
+)
 def test_a_mistyped_path_or_url_is_an_error_not_text(cli, db_path, target, message):
     code, out, err = cli("analyze", target, "--db", db_path, "--no-plugins")
     assert code == 2 and err.strip().startswith("revprompt: error: " + message), err
@@ -345,8 +366,10 @@ class Recorder:
     """A loopback HTTP server that records each request (method, path, headers) and answers a small page;
     it serves as a proxy too (a proxied GET carries the absolute URL as its path; CONNECT gets a 502)."""
 
-    PAGE = (b"<html><body><article><p>Pages fetched through the proxy read just like any other page.</p>"
-            b"</article></body></html>")
+    PAGE = (
+        b"<html><body><article><p>Pages fetched through the proxy read just like any other page.</p>"
+        b"</article></body></html>"
+    )
 
     def __init__(self, tls_context: ssl.SSLContext | None = None):
         self.requests: list[tuple[str, str, dict]] = []
@@ -393,8 +416,7 @@ class Recorder:
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
-                 "NETRC"):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NETRC"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
     return monkeypatch
@@ -409,7 +431,9 @@ def test_http_proxy_and_https_proxy_from_the_environment_are_used(clean_env):
         assert doc.status == "pending" and "through the proxy" in doc.text, doc.error
         fetch_page("https://revprompt-proxy-test.invalid/secure", fetcher)  # the proxy refuses the tunnel
     assert [(m, p) for m, p, _ in proxy.requests] == [
-        ("GET", "http://revprompt-proxy-test.invalid/page"), ("CONNECT", "revprompt-proxy-test.invalid:443")]
+        ("GET", "http://revprompt-proxy-test.invalid/page"),
+        ("CONNECT", "revprompt-proxy-test.invalid:443"),
+    ]
 
 
 def test_netrc_credentials_are_never_sent(clean_env, tmp_path):
@@ -432,17 +456,24 @@ def _self_signed(tmp_path) -> tuple[str, str]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "revprompt test CA")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-            .sign(key, hashes.SHA256()))
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
     cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return str(cert_file), str(key_file)
 
 
@@ -465,4 +496,3 @@ def test_loopback_servers_still_connect_directly_with_a_proxy_set(clean_env, sit
     clean_env.setenv("NO_PROXY", "127.0.0.1,localhost")
     doc = fetch_page(site.url("/about"), Fetcher(FetchSettings.from_options({"timeout": 2.0, "retries": 0}))).doc
     assert doc.status == "pending", doc.error
-

@@ -46,8 +46,16 @@ class StubEngine:
         self.texts.append(text)
         if self.fail_on and self.fail_on in text:
             raise RuntimeError("the stub model broke")
-        cand = Candidate(prompt="Write about " + " ".join(text.split()[:3]), token_ids=[10, 11], tokens=["a", "b"],
-                         token_probs=[0.5, 0.5], perplexity=2.0, mean_nll=0.69, configs=[DecodeConfig(2, 0.1)], rank=1)
+        cand = Candidate(
+            prompt="Write about " + " ".join(text.split()[:3]),
+            token_ids=[10, 11],
+            tokens=["a", "b"],
+            token_probs=[0.5, 0.5],
+            perplexity=2.0,
+            mean_nll=0.69,
+            configs=[DecodeConfig(2, 0.1)],
+            rank=1,
+        )
         return SweepResult([cand], n_input_tokens=len(text.split()), truncated=False)
 
 
@@ -82,8 +90,9 @@ def site():
 
 def runner(store, engine=None, progress=None, **options):
     engine = engine or StubEngine()
-    return BatchRunner(store, lambda: engine, {"model": "stub"}, analyzers=[], options={**OPTIONS, **options},
-                       progress=progress)
+    return BatchRunner(
+        store, lambda: engine, {"model": "stub"}, analyzers=[], options={**OPTIONS, **options}, progress=progress
+    )
 
 
 def url_file(tmp_path, site, paths, extra: str = "") -> str:
@@ -134,7 +143,7 @@ def test_interrupted_run_resumes_without_refetching_or_duplicates(tmp_path, site
     with Store(db_path) as store:
         with pytest.raises(KeyboardInterrupt):
             runner(store, progress=StopAfter(3), concurrency=1).run("analyze --urls", [targets], "urls")
-        (run_id, status), = store.query("SELECT run_id, status FROM runs")[1]
+        ((run_id, status),) = store.query("SELECT run_id, status FROM runs")[1]
         assert status == "interrupted" and len(store.documents(run_id)) == 3
         first = {d["uri"] for d in store.documents(run_id)}
         progress = StopAfter(10**6)
@@ -165,15 +174,24 @@ def test_crawl_batch_interrupted_and_resumed(site, db_path):
     with Store(db_path) as store:
         with pytest.raises(KeyboardInterrupt):
             runner(store, progress=StopAfter(4), concurrency=1).run("analyze --crawl", [site.url("/")], "crawl")
-        (run_id,), = store.query("SELECT run_id FROM runs")[1]
+        ((run_id,),) = store.query("SELECT run_id FROM runs")[1]
         before = {d["uri"] for d in store.documents(run_id)}
         assert len(before) == 4
         hits_before = dict(site.hits)
         summary = runner(store).run("analyze --crawl", [site.url("/")], "crawl")
         assert summary.run_id == run_id and summary.skipped == 4
         rows = by_path(store, run_id, site)
-    assert set(rows) == {"/", "/about", "/blog/", "/blog/first-post", "/blog/second-post", "/blog/archive/old-notes",
-                         "/private/secret", "/missing", "/image"}
+    assert set(rows) == {
+        "/",
+        "/about",
+        "/blog/",
+        "/blog/first-post",
+        "/blog/second-post",
+        "/blog/archive/old-notes",
+        "/private/secret",
+        "/missing",
+        "/image",
+    }
     assert rows["/private/secret"]["error"] == "disallowed by robots.txt"
     for uri in before:  # stored pages are not fetched again: their stored links lead the crawl on
         path = uri.replace(site.base_url, "")
@@ -249,8 +267,12 @@ def test_a_crashing_streaming_source_stops_with_a_message(monkeypatch, db_path):
 
 def test_target_key_ignores_fetch_tuning():
     base = target_key(["u"], "urls", {"model": "m"}, {"max_pages": 5, "timeout": 1})
-    assert base == target_key(["u"], "urls", {"model": "m"}, {"max_pages": 5, "timeout": 9, "concurrency": 2,
-                                                               "crawl_delay": 3, "retry_failed": True})
+    assert base == target_key(
+        ["u"],
+        "urls",
+        {"model": "m"},
+        {"max_pages": 5, "timeout": 9, "concurrency": 2, "crawl_delay": 3, "retry_failed": True},
+    )
     assert base != target_key(["u"], "urls", {"model": "m"}, {"max_pages": 6, "timeout": 1})
 
 
@@ -280,7 +302,7 @@ def test_resume_by_run_id(tmp_path, site, db_path):
             runner(store).run("analyze --urls", [targets], "urls", resume_run_id="nope")
         with pytest.raises(KeyboardInterrupt):
             runner(store, progress=StopAfter(1), concurrency=1).run("analyze --urls", [targets], "urls")
-        (run_id,), = store.query("SELECT run_id FROM runs")[1]
+        ((run_id,),) = store.query("SELECT run_id FROM runs")[1]
         # Named explicitly, a run resumes even where the options differ (here: another target key).
         summary = runner(store, max_pages=50).run("analyze --urls", [targets], "urls", resume_run_id=run_id)
         assert summary.run_id == run_id and summary.skipped == 1 and summary.done == 2

@@ -14,13 +14,15 @@ TEXT = "Sourdough needs flour, water, salt and a lively starter. Mix, fold, rest
 
 def run_cli(*args, stdin=None, env_extra=None):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "revprompt", *args], input=stdin, capture_output=True, text=True,
-                          env=env, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "revprompt", *args], input=stdin, capture_output=True, text=True, env=env, timeout=600
+    )
 
 
 def test_analyze_prints_and_stores(tiny_model_dir, db_path):
-    out = run_cli("analyze", TEXT, "--model", tiny_model_dir, "--db", db_path, "--max-new-tokens", "5", "--json",
-                  "--no-plugins")
+    out = run_cli(
+        "analyze", TEXT, "--model", tiny_model_dir, "--db", db_path, "--max-new-tokens", "5", "--json", "--no-plugins"
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["candidates"] and result["candidates"][0]["rank"] == 1
@@ -32,8 +34,9 @@ def test_analyze_prints_and_stores(tiny_model_dir, db_path):
 
 
 def test_analyze_stdin_table_output(tiny_model_dir, db_path):
-    out = run_cli("analyze", "-", "--model", tiny_model_dir, "--db", db_path, "--max-new-tokens", "4", "--no-plugins",
-                  stdin=TEXT)
+    out = run_cli(
+        "analyze", "-", "--model", tiny_model_dir, "--db", db_path, "--max-new-tokens", "4", "--no-plugins", stdin=TEXT
+    )
     assert out.returncode == 0, out.stderr
     assert "perplexity" in out.stdout
 
@@ -54,8 +57,12 @@ def test_binary_file_is_one_line_exit_2(tmp_path, db_path):
 
 
 def test_sql_is_read_only_and_errors_are_one_line(tiny_model_dir, db_path):
-    assert run_cli("analyze", TEXT, "--model", tiny_model_dir, "--db", db_path, "--max-new-tokens", "3",
-                   "--no-plugins").returncode == 0
+    assert (
+        run_cli(
+            "analyze", TEXT, "--model", tiny_model_dir, "--db", db_path, "--max-new-tokens", "3", "--no-plugins"
+        ).returncode
+        == 0
+    )
     out = run_cli("sql", "DELETE FROM documents", "--db", db_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     out = run_cli("sql", "SELECT nope FROM nowhere", "--db", db_path)
@@ -65,6 +72,7 @@ def test_sql_is_read_only_and_errors_are_one_line(tiny_model_dir, db_path):
 
 
 def test_unknown_model_is_a_clear_error(db_path):
-    out = run_cli("analyze", TEXT, "--model", "no-such-org/no-such-model", "--db", db_path,
-                  env_extra={"HF_HUB_OFFLINE": "1"})
+    out = run_cli(
+        "analyze", TEXT, "--model", "no-such-org/no-such-model", "--db", db_path, env_extra={"HF_HUB_OFFLINE": "1"}
+    )
     assert out.returncode == 1 and "cannot load model" in out.stderr and "Traceback" not in out.stderr

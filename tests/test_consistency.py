@@ -61,10 +61,18 @@ def test_rank_and_perplexity_and_flags():
 def test_tiny_model_rank_is_one_plus_likelier_candidates(tiny_model, gemma_tokenizer):
     from revprompt.core.engine import Engine
 
-    engine = Engine(tiny_model, gemma_tokenizer, configs=DEFAULT_SWEEP[:2], max_new_tokens=6,
-                    model_name="tiny-random", method="reference")
-    data = [("What is the capital of France?", "Paris is the capital of France."),
-            ("Give me a pasta tip", "Salt the water well.")]
+    engine = Engine(
+        tiny_model,
+        gemma_tokenizer,
+        configs=DEFAULT_SWEEP[:2],
+        max_new_tokens=6,
+        model_name="tiny-random",
+        method="reference",
+    )
+    data = [
+        ("What is the capital of France?", "Paris is the capital of France."),
+        ("Give me a pasta tip", "Salt the water well."),
+    ]
     seen = {}
 
     class Spy:  # records what the real engine answered, so the test checks against the same numbers
@@ -77,7 +85,7 @@ def test_tiny_model_rank_is_one_plus_likelier_candidates(tiny_model, gemma_token
             return seen[text, "sweep"]
 
     scores = score_pairs(Spy(), data, flag_fraction=0.5)
-    for s, (prompt, response) in zip(scores, data):
+    for s, (_prompt, response) in zip(scores, data):
         true, cands = seen[response, "score"][0], seen[response, "sweep"].candidates
         assert s.perplexity == true.perplexity and math.isfinite(s.perplexity) and s.perplexity > 1
         assert s.rank == 1 + sum(c.perplexity < true.perplexity for c in cands)
@@ -92,14 +100,20 @@ def write_pairs(path, records):
 
 
 def test_read_pairs_accepts_common_keys_and_reports_bad_lines(tmp_path):
-    path = write_pairs(tmp_path / "p.jsonl", [
-        {"id": "a", "prompt": "p1", "response": "r1"},
-        {"instruction": "p2", "output": "r2"},
-        {"question": "p3", "answer": "r3"},
-    ])
+    path = write_pairs(
+        tmp_path / "p.jsonl",
+        [
+            {"id": "a", "prompt": "p1", "response": "r1"},
+            {"instruction": "p2", "output": "r2"},
+            {"question": "p3", "answer": "r3"},
+        ],
+    )
     got = read_pairs(path)
     assert [(p.prompt, p.response, p.id, p.line) for p in got] == [
-        ("p1", "r1", "a", 1), ("p2", "r2", None, 2), ("p3", "r3", None, 3)]
+        ("p1", "r1", "a", 1),
+        ("p2", "r2", None, 2),
+        ("p3", "r3", None, 3),
+    ]
     assert len(read_pairs(path, limit=2)) == 2
     (tmp_path / "a.json").write_text(json.dumps([{"prompt": "p", "response": "r"}]))
     assert read_pairs(tmp_path / "a.json")[0].prompt == "p"
@@ -142,7 +156,12 @@ def test_consistency_command_json_and_output(tmp_path, capsys, fake_load):
     assert run_cli("consistency", path, "--json", "--flag-fraction", "0.5", "--model", "my-model", "-o", str(out)) == 0
     assert fake_load == ["my-model"]
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [(r["id"], r["rank"], r["flagged"]) for r in lines] == [(0, 1, False), (1, 3, False), (2, 4, True), (3, 4, True)]
+    assert [(r["id"], r["rank"], r["flagged"]) for r in lines] == [
+        (0, 1, False),
+        (1, 3, False),
+        (2, 4, True),
+        (3, 4, True),
+    ]
     written = [json.loads(line) for line in out.read_text().splitlines()]
     assert [w["source"] for w in written] == ["test"] * 4  # the original record is kept
     assert [w["consistency"]["flagged"] for w in written] == [False, False, True, True]

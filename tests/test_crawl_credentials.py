@@ -33,8 +33,15 @@ LINK_USERINFO = "other:pw2-LinkSecret"
 TOKEN = "tok_9f8e7d6c5b4a39281706"
 API_KEY = "k3yV4lue0123456789abc"
 SECRETS = (PASSWORD, "pw2-LinkSecret", TOKEN, API_KEY)
-OPTIONS = {"timeout": 5, "retries": 0, "crawl_delay": 0, "max_depth": 3, "max_pages": None, "retry_failed": False,
-           "concurrency": 1}
+OPTIONS = {
+    "timeout": 5,
+    "retries": 0,
+    "crawl_delay": 0,
+    "max_depth": 3,
+    "max_pages": None,
+    "retry_failed": False,
+    "concurrency": 1,
+}
 
 
 class AuthSite:
@@ -55,8 +62,9 @@ class AuthSite:
                     site.hits[self.path] += 1
                     if self.headers.get("Authorization") != expected:
                         site.unauthorised.append(self.path)
-                        return self._send(401, b"who are you?", "text/plain",
-                                          {"WWW-Authenticate": 'Basic realm="staging"'})
+                        return self._send(
+                            401, b"who are you?", "text/plain", {"WWW-Authenticate": 'Basic realm="staging"'}
+                        )
                 status, body, kind, headers = site.page(self.path)
                 self._send(status, body, kind, headers)
 
@@ -87,13 +95,17 @@ class AuthSite:
             return 302, b"", "text/html", {"Location": f"http://127.0.0.2:9/x?api_key={API_KEY}"}
         links = ""
         if path == "/":
-            links = (f'<a href="/a">a</a> <a href="/b?token={TOKEN}">b</a> '
-                     f'<a href="http://{LINK_USERINFO}@127.0.0.1:{self._server.server_port}/c">c</a> '
-                     '<a href="/away">away</a>')
+            links = (
+                f'<a href="/a">a</a> <a href="/b?token={TOKEN}">b</a> '
+                f'<a href="http://{LINK_USERINFO}@127.0.0.1:{self._server.server_port}/c">c</a> '
+                '<a href="/away">away</a>'
+            )
         name = path.strip("/").split("?")[0] or "home"
-        body = (f"<html><head><title>Page {name}</title></head><body><h1>Page {name}</h1><p>The {name} page of the "
-                f"staging site explains how to prune {name} roses in early spring, before the buds swell.</p>"
-                f"<p>{links}</p></body></html>")
+        body = (
+            f"<html><head><title>Page {name}</title></head><body><h1>Page {name}</h1><p>The {name} page of the "
+            f"staging site explains how to prune {name} roses in early spring, before the buds swell.</p>"
+            f"<p>{links}</p></body></html>"
+        )
         return 200, body.encode(), "text/html; charset=utf-8", None
 
     def __enter__(self):
@@ -126,13 +138,14 @@ def test_a_crawl_with_credentials_stores_and_logs_none_and_resumes(site, db_path
     engine = StubEngine()
 
     def runner(progress=None):
-        return BatchRunner(store, lambda: engine, {"model": "stub"}, analyzers=[], options=dict(OPTIONS),
-                           progress=progress)
+        return BatchRunner(
+            store, lambda: engine, {"model": "stub"}, analyzers=[], options=dict(OPTIONS), progress=progress
+        )
 
     with Store(db_path) as store:
         with pytest.raises(KeyboardInterrupt):  # stopped after the home page and /a are stored
             runner(StopAfter(2)).run(f"analyze --crawl {target}", [target], "crawl")
-        (run_id, status), = store.query("SELECT run_id, status FROM runs")[1]
+        ((run_id, status),) = store.query("SELECT run_id, status FROM runs")[1]
         assert status == "interrupted" and len(store.documents(run_id)) == 2
         hits_before = Counter(site.hits)
 
@@ -146,7 +159,8 @@ def test_a_crawl_with_credentials_stores_and_logs_none_and_resumes(site, db_path
     assert set(docs) == {f"{base}/", f"{base}/a", f"{base}/b?token=***", f"{base}/c", f"{base}/away"}
     assert all(d["status"] == "done" for u, d in docs.items() if not u.endswith("/away"))
     assert docs[f"{base}/away"]["error"] == (
-        "redirect leaves the crawled site, not followed (http://127.0.0.2:9/x?api_key=***)")
+        "redirect leaves the crawled site, not followed (http://127.0.0.2:9/x?api_key=***)"
+    )
     home = docs[f"{base}/"]["meta"]
     home = json.loads(home) if isinstance(home, str) else home
     assert home["links"] == [f"{base}/a", f"{base}/b?token=***", f"{base}/c", f"{base}/away"]
@@ -166,7 +180,8 @@ def test_a_crawl_with_credentials_stores_and_logs_none_and_resumes(site, db_path
 def test_redaction_rules():
     assert redact_url("http://me:pw@h/a?x=1&api_key=K&b=2") == "http://h/a?x=1&api_key=***&b=2"
     assert redact_url("https://h/s?X-Amz-Signature=ab12&X-Amz-Credential=AKIA/2025") == (
-        "https://h/s?X-Amz-Signature=***&X-Amz-Credential=***")
+        "https://h/s?X-Amz-Signature=***&X-Amz-Credential=***"
+    )
     # Names that also carry ordinary values lose only values that look like secrets.
     assert redact_url("https://wiki/display?key=SPACE&token=next") == "https://wiki/display?key=SPACE&token=next"
     assert redact_url(f"https://maps/api?key={API_KEY}") == "https://maps/api?key=***"

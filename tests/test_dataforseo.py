@@ -106,12 +106,20 @@ def test_broken_item_says_what_to_try_and_the_options_fix_it(creds, api):
 
     js = load("https://example.com/broken-site", options={"_dataforseo_javascript": True})
     assert js.status == "pending" and api.requests[-1]["body"][0]["enable_javascript"] is True
-    lang = load("https://example.com/broken-site", options={"_dataforseo_accept_language": "de-DE",
-                                                              "_dataforseo_user_agent": "MyBot/1.0"})
+    lang = load(
+        "https://example.com/broken-site",
+        options={"_dataforseo_accept_language": "de-DE", "_dataforseo_user_agent": "MyBot/1.0"},
+    )
     assert lang.status == "pending"
-    assert api.requests[-1]["body"] == [{"url": "https://example.com/broken-site", "markdown_view": True,
-                                         "enable_javascript": False, "accept_language": "de-DE",
-                                         "custom_user_agent": "MyBot/1.0"}]
+    assert api.requests[-1]["body"] == [
+        {
+            "url": "https://example.com/broken-site",
+            "markdown_view": True,
+            "enable_javascript": False,
+            "accept_language": "de-DE",
+            "custom_user_agent": "MyBot/1.0",
+        }
+    ]
 
 
 @pytest.mark.parametrize("url, calls", [("https://example.com/rate-limited", 2), ("https://example.com/resubmit", 2)])
@@ -154,7 +162,9 @@ def test_an_account_error_stops_a_retry_waiting_in_another_thread(creds, api):
     options = {"dataforseo_retry_backoff": 30, "dataforseo_retries": 3}
     source.discover("https://example.com/x", options)
     waiting: dict = {}
-    worker = threading.Thread(target=lambda: waiting.update(doc=source.load("https://example.com/server-error", options)))
+    worker = threading.Thread(
+        target=lambda: waiting.update(doc=source.load("https://example.com/server-error", options))
+    )
     start = time.monotonic()
     worker.start()
     while not content_requests(api):
@@ -188,8 +198,10 @@ def test_missing_credentials_is_a_user_error(monkeypatch, tmp_path):
 
 def test_credentials_and_base_url_from_the_config_file(monkeypatch, tmp_path, api):
     config = tmp_path / "config.toml"
-    config.write_text(f'[dataforseo]\nlogin = "{LOGIN}"\npassword = "{PASSWORD}"\nbase_url = "{api.base_url}"\n'
-                      'accept_language = "fr-FR"\n')
+    config.write_text(
+        f'[dataforseo]\nlogin = "{LOGIN}"\npassword = "{PASSWORD}"\nbase_url = "{api.base_url}"\n'
+        'accept_language = "fr-FR"\n'
+    )
     monkeypatch.setenv("REVPROMPT_CONFIG", str(config))
     for name in ("DATAFORSEO_LOGIN", "DATAFORSEO_PASSWORD", "REVPROMPT_DATAFORSEO_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
@@ -220,10 +232,19 @@ def test_redaction_and_secret():
 
 
 def test_content_to_markdown_edge_cases():
-    text, title, facts = content_to_markdown({"main_topic": [
-        {"h_title": None, "main_title": "Only text", "level": None, "primary_content": [{"text": " a "}, {"text": ""}]},
-        {"h_title": "Deep", "level": 9, "primary_content": None},
-    ]})
+    text, title, facts = content_to_markdown(
+        {
+            "main_topic": [
+                {
+                    "h_title": None,
+                    "main_title": "Only text",
+                    "level": None,
+                    "primary_content": [{"text": " a "}, {"text": ""}],
+                },
+                {"h_title": "Deep", "level": 9, "primary_content": None},
+            ]
+        }
+    )
     assert (text, title, facts) == ("a\n\n###### Deep", "Only text", {})
     assert content_to_markdown(None, "# md") == ("# md", None, {})
     assert content_to_markdown({"main_topic": []}, None) == ("", None, {})
@@ -231,10 +252,19 @@ def test_content_to_markdown_edge_cases():
 
 # -- through the command ------------------------------------------------------------------------------------
 
+
 class QuickEngine:
     def sweep(self, text: str) -> SweepResult:
-        cand = Candidate(prompt="Describe the garden", token_ids=[5], tokens=["x"], token_probs=[0.9],
-                         perplexity=1.5, mean_nll=0.4, configs=[DecodeConfig(4, 0.2)], rank=1)
+        cand = Candidate(
+            prompt="Describe the garden",
+            token_ids=[5],
+            tokens=["x"],
+            token_probs=[0.9],
+            perplexity=1.5,
+            mean_nll=0.4,
+            configs=[DecodeConfig(4, 0.2)],
+            rank=1,
+        )
         return SweepResult([cand], n_input_tokens=len(text.split()), truncated=False)
 
 
@@ -268,8 +298,25 @@ def test_cli_auth_failure_keeps_the_password_out_of_output_and_database(creds, a
     urls = tmp_path / "urls.txt"
     urls.write_text("https://example.com/a\nhttps://example.com/b\nhttps://example.com/c\n")
     db = str(tmp_path / "dfs.duckdb")
-    assert run_main(["analyze", "--source", "dataforseo", "--urls", str(urls), "--db", db, "--no-plugins",
-                     "--concurrency", "1", "--model", str(tmp_path / "never-loaded")]) == 1  # every page failed: exit 1
+    assert (
+        run_main(
+            [
+                "analyze",
+                "--source",
+                "dataforseo",
+                "--urls",
+                str(urls),
+                "--db",
+                db,
+                "--no-plugins",
+                "--concurrency",
+                "1",
+                "--model",
+                str(tmp_path / "never-loaded"),
+            ]
+        )
+        == 1
+    )  # every page failed: exit 1
     out = capsys.readouterr()
     assert "40100" in out.out + out.err and "Traceback" not in out.err
     assert bad not in out.out + out.err and PASSWORD not in out.out + out.err
@@ -282,8 +329,19 @@ def test_cli_auth_failure_keeps_the_password_out_of_output_and_database(creds, a
     assert len(api.requests) == 1
 
     # One page: the failure is the command's error (exit 1), still without the secret.
-    code = run_main(["analyze", "--source", "dataforseo", "https://example.com/single", "--db", db,
-                     "--no-plugins", "--model", str(tmp_path / "never-loaded")])
+    code = run_main(
+        [
+            "analyze",
+            "--source",
+            "dataforseo",
+            "https://example.com/single",
+            "--db",
+            db,
+            "--no-plugins",
+            "--model",
+            str(tmp_path / "never-loaded"),
+        ]
+    )
     out = capsys.readouterr()
     assert code == 1 and "40100" in out.err and bad not in out.out + out.err
 
@@ -307,8 +365,11 @@ def test_cli_shows_the_cost_and_stores_it_on_the_run(creds, api, tmp_path, capsy
     assert config["cost_usd"]["dataforseo"] == pytest.approx(5 * FakeDataForSEO.PAGE_COST)
     with Store(db, read_only=True) as store:
         _, rows = store.query("SELECT uri, status FROM documents ORDER BY uri")
-    assert dict(rows) == {"https://example.com/a": "done", "https://example.com/broken-b": "done",
-                          "https://example.com/page-404": "failed"}
+    assert dict(rows) == {
+        "https://example.com/a": "done",
+        "https://example.com/broken-b": "done",
+        "https://example.com/page-404": "failed",
+    }
     assert content_requests(api)[-1]["body"][0]["enable_javascript"] is True
 
 
@@ -336,33 +397,74 @@ def test_cli_serp_analyses_the_organic_results_fetched_by_revprompt(creds, api, 
         {"type": "organic", "rank_group": 3, "rank_absolute": 5, "domain": "127.0.0.1", "title": "Again", "url": first},
     ]
     db = str(tmp_path / "serp.duckdb")
-    assert run_main(["analyze", "--serp", "garden blog", "--location", "United Kingdom", "--language", "en",
-                     "--depth", "10", "--db", db, "--no-plugins"]) == 0
+    assert (
+        run_main(
+            [
+                "analyze",
+                "--serp",
+                "garden blog",
+                "--location",
+                "United Kingdom",
+                "--language",
+                "en",
+                "--depth",
+                "10",
+                "--db",
+                db,
+                "--no-plugins",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     (req,) = api.requests
     assert req["path"] == "/v3/serp/google/organic/live/advanced"
-    assert req["body"] == [{"keyword": "garden blog", "depth": 10, "location_name": "United Kingdom",
-                            "language_code": "en"}]
+    assert req["body"] == [
+        {"keyword": "garden blog", "depth": 10, "location_name": "United Kingdom", "language_code": "en"}
+    ]
     with Store(db, read_only=True) as store:
         docs = {d["uri"]: d for d in store.documents()}
     assert set(docs) == {first, second}  # organic only, each page once; paid and other features left out
     assert all(d["status"] == "done" and d["source"] == "url" for d in docs.values())
     meta = docs[second]["meta"]
     meta = json.loads(meta) if isinstance(meta, str) else meta
-    assert meta["serp"] == {"keyword": "garden blog", "rank": 2, "rank_absolute": 4, "title": "Post", "domain": "127.0.0.1"}
+    assert meta["serp"] == {
+        "keyword": "garden blog",
+        "rank": 2,
+        "rank_absolute": 4,
+        "title": "Post",
+        "domain": "127.0.0.1",
+    }
     assert "DataForSEO: 1 call, $0.002" in err
     assert run_config(db)[0]["cost_usd"] == {"dataforseo": pytest.approx(FakeDataForSEO.SERP_COST)}
 
 
 def test_cli_serp_through_dataforseo(creds, api, tmp_path, capsys, quick_engine):
     db = str(tmp_path / "serp-dfs.duckdb")
-    assert run_main(["analyze", "--serp", "tomatoes", "--source", "dataforseo", "--db", db, "--no-plugins",
-                     "--concurrency", "1"]) == 0
+    assert (
+        run_main(
+            [
+                "analyze",
+                "--serp",
+                "tomatoes",
+                "--source",
+                "dataforseo",
+                "--db",
+                db,
+                "--no-plugins",
+                "--concurrency",
+                "1",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert [r["path"] for r in api.requests] == ["/v3/serp/google/organic/live/advanced"] + [FakeDataForSEO.CONTENT] * 2
     assert api.requests[0]["body"][0]["location_name"] == "United States"
-    assert {r["body"][0]["url"] for r in content_requests(api)} == {"https://example.com/first",
-                                                                      "https://example.com/second"}
+    assert {r["body"][0]["url"] for r in content_requests(api)} == {
+        "https://example.com/first",
+        "https://example.com/second",
+    }
     assert "DataForSEO: 3 calls, $0.0045" in err
 
 

@@ -36,8 +36,10 @@ def test_documented_prices():
 def test_estimate_prints_the_list_price_and_its_source(creds, api, tmp_path, capsys):
     db = str(tmp_path / "est.duckdb")
     err = estimate(capsys, "--source", "dataforseo", "--urls", urls_file(tmp_path, 8), "--db", db)
-    assert ("pages: up to 8 content-parsing calls x $0.000125 a page = about $0.001 (DataForSEO's On-Page API "
-            "list price, dataforseo.com/pricing/on-page/onpage-api; set page_price under [dataforseo]") in err
+    assert (
+        "pages: up to 8 content-parsing calls x $0.000125 a page = about $0.001 (DataForSEO's On-Page API "
+        "list price, dataforseo.com/pricing/on-page/onpage-api; set page_price under [dataforseo]"
+    ) in err
     err = estimate(capsys, "--source", "dataforseo", "--urls", urls_file(tmp_path, 8), "--db", db, "--dataforseo-js")
     assert "up to 8 content-parsing calls x $0.00125 a page = about $0.01 (" in err
     assert "JavaScript on: basic + 9 x basic" in err

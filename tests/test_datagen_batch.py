@@ -8,7 +8,6 @@ import sys
 import time
 
 import pytest
-
 from fixtures.datagen.fake_gemini import thinking_of
 from fixtures.datagen.helpers import API_KEY, fake, gemini_args, gemini_env, query, run_cli  # noqa: F401
 
@@ -22,8 +21,7 @@ def prompts(capsys, fake, db, n=4):
 
 
 def batch(capsys, fake, db, *extra):
-    return run_cli(capsys, "datagen", "responses", *gemini_args(fake, db, "--yes", "--batch", "--poll", "0.05",
-                                                                 *extra))
+    return run_cli(capsys, "datagen", "responses", *gemini_args(fake, db, "--yes", "--batch", "--poll", "0.05", *extra))
 
 
 def batch_creates(fake) -> int:
@@ -41,14 +39,21 @@ def test_batch_answers_everything_in_one_job_at_half_price(capsys, gemini_env, f
     assert job["headers"]["x-goog-api-key"] == API_KEY
     sent = fake.batch_requests()
     assert len(sent) == 6 and all(r["path"].endswith("/models/gemini-2.5-flash:batchGenerateContent") for r in sent)
-    assert all(thinking_of(r) == {"thinkingBudget": 0} and r["body"]["generationConfig"]["maxOutputTokens"] == 2048
-               for r in sent)
-    pairs = query(db, "SELECT p.prompt, r.response, r.finish_reason, r.input_tokens FROM datagen_pairs r "
-                      "JOIN datagen_prompts p USING (prompt_id)")
-    assert len(pairs) == 6 and all(resp == f"Answer to: {p}" and fin == "STOP" and tok == 11
-                                   for p, resp, fin, tok in pairs)
+    assert all(
+        thinking_of(r) == {"thinkingBudget": 0} and r["body"]["generationConfig"]["maxOutputTokens"] == 2048
+        for r in sent
+    )
+    pairs = query(
+        db,
+        "SELECT p.prompt, r.response, r.finish_reason, r.input_tokens FROM datagen_pairs r "
+        "JOIN datagen_prompts p USING (prompt_id)",
+    )
+    assert len(pairs) == 6 and all(
+        resp == f"Answer to: {p}" and fin == "STOP" and tok == 11 for p, resp, fin, tok in pairs
+    )
     assert query(db, "SELECT name, stage, state, finished_at IS NOT NULL FROM datagen_batch_jobs") == [
-        ("batches/job1", "responses", "JOB_STATE_SUCCEEDED", True)]
+        ("batches/job1", "responses", "JOB_STATE_SUCCEEDED", True)
+    ]
     assert "submitted batch job batches/job1" in err and "JOB_STATE_SUCCEEDED" in err
     assert "6 answered" in out and "(batch: half price)" in out
     out_tokens = query(db, "SELECT sum(output_tokens) FROM datagen_pairs")[0][0]
@@ -67,7 +72,10 @@ def test_rejected_batch_answers_are_asked_again_in_a_second_job(capsys, gemini_e
     assert len(fake.batch_jobs["job2"]["output"]) == 2  # the empty answer and the 500, not the blocked prompt
     assert query(db, "SELECT count(*) FROM datagen_pairs") == [(3,)]
     assert sorted(query(db, "SELECT kind, permanent FROM datagen_errors")) == [
-        ("batch_500", False), ("blocked", True), ("empty", False)]
+        ("batch_500", False),
+        ("blocked", True),
+        ("empty", False),
+    ]
     assert "3 answered" in out and "1 failed for good" in out and "on rejected or blocked answers" in out
 
 
@@ -93,8 +101,14 @@ def test_killed_while_waiting_the_rerun_collects_the_same_job(capsys, gemini_env
     db = tmp_path / "d.duckdb"
     prompts(capsys, fake, db, 5)
     fake.batch_polls = 10**9  # the job stays RUNNING while the first run waits
-    cmd = [sys.executable, "-m", "revprompt", "datagen", "responses", *gemini_args(fake, db, "--yes", "--batch",
-                                                                                     "--poll", "0.05")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "revprompt",
+        "datagen",
+        "responses",
+        *gemini_args(fake, db, "--yes", "--batch", "--poll", "0.05"),
+    ]
     proc = subprocess.Popen(cmd, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while fake.batch_gets < 3 and time.monotonic() < deadline and proc.poll() is None:

@@ -12,7 +12,6 @@ import sys
 import time
 
 import pytest
-
 from fixtures.datagen.fake_gemini import MALFORMED_MARKER, thinking_of
 from fixtures.datagen.helpers import API_KEY, fake, gemini_args, gemini_env, query, run_cli  # noqa: F401
 
@@ -47,9 +46,13 @@ def test_prompts_in_one_job_at_half_price_then_nothing_to_do(capsys, gemini_env,
     assert [r for r in fake.requests if not r.get("batch")] == []  # no interactive call
     assert query(db, "SELECT category, count(*) FROM datagen_prompts GROUP BY ALL") == [("detailed_prompt", 250)]
     assert sorted(query(db, "SELECT batch_no, requested, received FROM datagen_batches")) == [
-        (0, 100, 100), (1, 100, 100), (2, 50, 50)]
-    jobs = query(db, "SELECT name, stage, state, json_array_length(keys), finished_at IS NOT NULL "
-                     "FROM datagen_batch_jobs")
+        (0, 100, 100),
+        (1, 100, 100),
+        (2, 50, 50),
+    ]
+    jobs = query(
+        db, "SELECT name, stage, state, json_array_length(keys), finished_at IS NOT NULL FROM datagen_batch_jobs"
+    )
     assert jobs == [("batches/job1", "prompts", "JOB_STATE_SUCCEEDED", 3, True)]
     assert "submitted batch job batches/job1 (3 requests)" in err and "JOB_STATE_SUCCEEDED" in err
     assert "250 new from 3 calls" in out and "detailed_prompt 250/250" in out and "(batch: half price)" in out
@@ -74,8 +77,9 @@ def test_rejected_answers_are_asked_again_in_a_second_job(capsys, gemini_env, fa
     assert "1 rejected answers" in out and "on rejected or blocked answers" in out
 
 
-def test_top_up_jobs_fill_a_short_category_and_stop_when_the_model_repeats_itself(capsys, caplog, gemini_env, fake,
-                                                                                  tmp_path):
+def test_top_up_jobs_fill_a_short_category_and_stop_when_the_model_repeats_itself(
+    capsys, caplog, gemini_env, fake, tmp_path
+):
     db = tmp_path / "d.duckdb"
     fake.prompt_mode = "repeat"
     code, out, err = batch(capsys, fake, db, "-n", "20", "-c", "mid_tail_query", "--batch-size", "10")
@@ -107,10 +111,16 @@ def test_killed_while_waiting_the_rerun_collects_the_same_job_without_metadata(c
     db = tmp_path / "d.duckdb"
     fake.batch_polls = 10**9  # the job stays RUNNING while the first run waits
     fake.batch_echo_metadata = False  # the answers come back in request order, without their keys
-    args = gemini_args(fake, db, "--yes", "--batch", "--poll", "0.05", "-n", "25", "-c", "long_tail_query",
-                       "--batch-size", "10")
-    proc = subprocess.Popen([sys.executable, "-m", "revprompt", "datagen", "prompts", *args], env=dict(os.environ),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = gemini_args(
+        fake, db, "--yes", "--batch", "--poll", "0.05", "-n", "25", "-c", "long_tail_query", "--batch-size", "10"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "revprompt", "datagen", "prompts", *args],
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while fake.batch_gets < 3 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
@@ -125,6 +135,9 @@ def test_killed_while_waiting_the_rerun_collects_the_same_job_without_metadata(c
     assert code == 0, err
     assert "picking up 1 batch job" in err and len(fake.batch_jobs) == 1  # nothing submitted twice
     assert sorted(query(db, "SELECT batch_no, requested, received FROM datagen_batches")) == [
-        (0, 10, 10), (1, 10, 10), (2, 5, 5)]
+        (0, 10, 10),
+        (1, 10, 10),
+        (2, 5, 5),
+    ]
     assert query(db, "SELECT count(*), count(DISTINCT prompt_key) FROM datagen_prompts") == [(25, 25)]
     assert query(db, "SELECT state FROM datagen_batch_jobs") == [("JOB_STATE_SUCCEEDED",)]

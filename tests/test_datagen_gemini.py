@@ -6,7 +6,6 @@ import json
 import time
 
 import pytest
-
 from fixtures.datagen.fake_gemini import MALFORMED_MARKER
 from fixtures.datagen.helpers import API_KEY, fake, gemini_args, gemini_env, query, run_cli  # noqa: F401
 
@@ -69,8 +68,9 @@ def test_429_retry_delay_from_server_is_honoured(capsys, gemini_env, fake, tmp_p
     assert len(fake.requests) == 2
 
 
-@pytest.mark.parametrize("fault,kind", [("malformed", "malformed_json"), ("wrong_shape", "wrong_shape"),
-                                        ("empty", "empty")])
+@pytest.mark.parametrize(
+    "fault,kind", [("malformed", "malformed_json"), ("wrong_shape", "wrong_shape"), ("empty", "empty")]
+)
 def test_unusable_json_is_rejected_logged_and_never_stored(capsys, caplog, gemini_env, fake, tmp_path, fault, kind):
     db = tmp_path / "d.duckdb"
     fake.faults.append(fault)
@@ -85,8 +85,7 @@ def test_unusable_json_is_rejected_logged_and_never_stored(capsys, caplog, gemin
     assert "rejected simple_prompt batch 0" in caplog.text
 
 
-def test_both_keys_set_the_request_carries_google_api_key_and_says_so(capsys, gemini_env, monkeypatch, fake,
-                                                                      tmp_path):
+def test_both_keys_set_the_request_carries_google_api_key_and_says_so(capsys, gemini_env, monkeypatch, fake, tmp_path):
     monkeypatch.setenv("GOOGLE_API_KEY", "google-key-77")
     code, out, err = prompts(capsys, fake, tmp_path / "d.duckdb", "-n", "2", "-c", "simple_prompt")
     assert code == 0, err
@@ -145,9 +144,16 @@ def test_dedup_ignores_case_spacing_and_end_punctuation(gemini_env, tmp_path):
 
     with Store(tmp_path / "d.duckdb") as store:
         tables = DatagenTables(store)
-        added = tables.save_batch("simple_prompt", 0, "t", 4,
-                                  ["Best pizza in Rome?", "best  pizza in rome", "“Best pizza in Rome”", "Other"],
-                                  "m", Usage(), 1)
+        added = tables.save_batch(
+            "simple_prompt",
+            0,
+            "t",
+            4,
+            ["Best pizza in Rome?", "best  pizza in rome", "“Best pizza in Rome”", "Other"],
+            "m",
+            Usage(),
+            1,
+        )
         assert added == 2
         assert tables.save_batch("simple_prompt", 1, "t", 1, ["BEST PIZZA IN ROME!"], "m", Usage(), 1) == 0
         assert tables.prompt_count() == 2
@@ -219,8 +225,10 @@ def test_raising_the_target_later_asks_only_for_the_difference(capsys, gemini_en
     assert len(fake.requests) == 2  # 10 + 5
     code, out, err = prompts(capsys, fake, db, "-n", "30", "-c", "simple_prompt", "--batch-size", "10")
     assert code == 0, err
-    new_sizes = sorted(int(r["body"]["contents"][0]["parts"][0]["text"].split("Write exactly ")[1].split()[0])
-                       for r in fake.requests[2:])
+    new_sizes = sorted(
+        int(r["body"]["contents"][0]["parts"][0]["text"].split("Write exactly ")[1].split()[0])
+        for r in fake.requests[2:]
+    )
     assert new_sizes == [5, 10]  # batch 2 of the new plan, then a top-up for what the short batch 1 left
     assert query(db, "SELECT count(*) FROM datagen_prompts") == [(30,)]
     assert "simple_prompt 30/30" in out
@@ -230,8 +238,20 @@ def test_progress_bar_goes_to_stderr(capsys, gemini_env, fake, tmp_path):
     from revprompt.core.cli import main
 
     capsys.readouterr()
-    main(["datagen", "prompts", "--db", str(tmp_path / "d.duckdb"), "--base-url", fake.base_url, "-n", "5",
-          "-c", "simple_prompt"])
+    main(
+        [
+            "datagen",
+            "prompts",
+            "--db",
+            str(tmp_path / "d.duckdb"),
+            "--base-url",
+            fake.base_url,
+            "-n",
+            "5",
+            "-c",
+            "simple_prompt",
+        ]
+    )
     out, err = capsys.readouterr()
     assert "prompts" in err and "1/1" in err
     assert "1/1" not in out
@@ -246,11 +266,16 @@ def test_responses_answer_every_prompt_once(capsys, gemini_env, fake, tmp_path):
     fake.faults.extend([429, 500])
     code, out, err = responses(capsys, fake, db, "--concurrency", "3")
     assert code == 0, err
-    pairs = query(db, "SELECT p.prompt, r.response, r.source, r.category, r.finish_reason, r.output_tokens "
-                      "FROM datagen_pairs r JOIN datagen_prompts p USING (prompt_id)")
+    pairs = query(
+        db,
+        "SELECT p.prompt, r.response, r.source, r.category, r.finish_reason, r.output_tokens "
+        "FROM datagen_pairs r JOIN datagen_prompts p USING (prompt_id)",
+    )
     assert len(pairs) == 24
-    assert all(resp == f"Answer to: {prompt}" and src == "gemini" and fin == "STOP" and tok > 0
-               for prompt, resp, src, _, fin, tok in pairs)
+    assert all(
+        resp == f"Answer to: {prompt}" and src == "gemini" and fin == "STOP" and tok > 0
+        for prompt, resp, src, _, fin, tok in pairs
+    )
     answers = fake.answer_requests()
     assert len(answers) == 24 + 2
     config = answers[0]["body"]["generationConfig"]
@@ -291,8 +316,23 @@ def test_empty_answer_is_rejected_and_asked_again(capsys, gemini_env, fake, tmp_
 def test_responses_options_reach_the_request(capsys, gemini_env, fake, tmp_path):
     db = tmp_path / "d.duckdb"
     assert prompts(capsys, fake, db, "-n", "4", *CATS)[0] == 0
-    code, out, err = responses(capsys, fake, db, "-c", "typical_prompt", "--limit", "3", "--thinking-budget", "256",
-                               "--max-output-tokens", "100", "--temperature", "0.5", "--model", "gemini-2.5-pro")
+    code, out, err = responses(
+        capsys,
+        fake,
+        db,
+        "-c",
+        "typical_prompt",
+        "--limit",
+        "3",
+        "--thinking-budget",
+        "256",
+        "--max-output-tokens",
+        "100",
+        "--temperature",
+        "0.5",
+        "--model",
+        "gemini-2.5-pro",
+    )
     assert code == 0, err
     answers = fake.answer_requests()
     assert len(answers) == 3
@@ -323,8 +363,13 @@ def test_export_after_both_stages_writes_training_jsonl(capsys, gemini_env, fake
     rows = [json.loads(line) for f in ("train.jsonl", "dev.jsonl") for line in (out_dir / f).read_text().splitlines()]
     assert len(rows) == 200
     assert all(r["response"] == f"Answer to: {r['prompt']}" for r in rows)
-    assert {r["category"] for r in rows} == {"mid_tail_query", "long_tail_query", "simple_prompt", "typical_prompt",
-                                             "detailed_prompt"}
+    assert {r["category"] for r in rows} == {
+        "mid_tail_query",
+        "long_tail_query",
+        "simple_prompt",
+        "typical_prompt",
+        "detailed_prompt",
+    }
     n_dev = len((out_dir / "dev.jsonl").read_text().splitlines())
     assert 5 <= n_dev <= 40
     # The contract with training: its reader takes the exported file as it is.

@@ -6,7 +6,6 @@ import gzip
 import json
 
 import pytest
-
 from fixtures.datagen.helpers import query, run_cli
 
 
@@ -21,17 +20,24 @@ def pairs(db):
 
 def test_import_jsonl_pairs_with_default_fields_and_model(tmp_path, capsys):
     db = tmp_path / "d.duckdb"
-    src = write_jsonl(tmp_path / "chat.jsonl", [
-        {"id": "a1", "prompt": "What is DNS?", "response": "DNS maps names to addresses.", "model": "gpt-4"},
-        {"id": "a2", "prompt": "Define HTTP", "response": "A protocol."},
-    ])
+    src = write_jsonl(
+        tmp_path / "chat.jsonl",
+        [
+            {"id": "a1", "prompt": "What is DNS?", "response": "DNS maps names to addresses.", "model": "gpt-4"},
+            {"id": "a2", "prompt": "Define HTTP", "response": "A protocol."},
+        ],
+    )
     code, out, err = run_cli(capsys, "datagen", "import", src, "--db", db)
     assert code == 0, err
     assert "2 pairs added (pairs shape), 0 duplicates, 0 skipped" in out
-    rows = query(db, "SELECT prompt, response, source, model, json_extract_string(meta, '$.id') FROM datagen_pairs "
-                     "ORDER BY pair_id")
-    assert rows == [("What is DNS?", "DNS maps names to addresses.", "chat", "gpt-4", "a1"),
-                    ("Define HTTP", "A protocol.", "chat", None, "a2")]
+    rows = query(
+        db,
+        "SELECT prompt, response, source, model, json_extract_string(meta, '$.id') FROM datagen_pairs ORDER BY pair_id",
+    )
+    assert rows == [
+        ("What is DNS?", "DNS maps names to addresses.", "chat", "gpt-4", "a1"),
+        ("Define HTTP", "A protocol.", "chat", None, "a2"),
+    ]
 
 
 def test_reimporting_adds_nothing(tmp_path, capsys):
@@ -46,33 +52,49 @@ def test_reimporting_adds_nothing(tmp_path, capsys):
 def test_alpaca_json_array_joins_instruction_and_input(tmp_path, capsys):
     db = tmp_path / "d.duckdb"
     src = tmp_path / "alpaca_data.json"
-    src.write_text(json.dumps([
-        {"instruction": "Translate to French.", "input": "Good morning", "output": "Bonjour"},
-        {"instruction": "Name a prime.", "input": "", "output": "7"},
-        {"instruction": "No answer here.", "input": "", "output": ""},
-    ]))
+    src.write_text(
+        json.dumps(
+            [
+                {"instruction": "Translate to French.", "input": "Good morning", "output": "Bonjour"},
+                {"instruction": "Name a prime.", "input": "", "output": "7"},
+                {"instruction": "No answer here.", "input": "", "output": ""},
+            ]
+        )
+    )
     code, out, err = run_cli(capsys, "datagen", "import", src, "--db", db, "--source", "alpaca52k")
     assert code == 0, err
     assert "2 pairs added (alpaca shape), 0 duplicates, 1 skipped" in out
     assert "record 3: field 'output' is empty" in err
-    assert pairs(db) == [("Name a prime.", "7", "alpaca52k"), ("Translate to French.\n\nGood morning", "Bonjour",
-                                                                  "alpaca52k")]
+    assert pairs(db) == [
+        ("Name a prime.", "7", "alpaca52k"),
+        ("Translate to French.\n\nGood morning", "Bonjour", "alpaca52k"),
+    ]
 
 
 def test_sharegpt_takes_the_first_exchange_of_both_dialects(tmp_path, capsys):
     db = tmp_path / "d.duckdb"
-    src = write_jsonl(tmp_path / "sg.jsonl", [
-        {"id": "s1", "conversations": [
-            {"from": "system", "value": "You are helpful."},
-            {"from": "human", "value": "Hi, what is 2+2?"},
-            {"from": "gpt", "value": "4."},
-            {"from": "human", "value": "And 3+3?"},
-            {"from": "gpt", "value": "6."},
-        ]},
-        {"messages": [{"role": "user", "content": [{"type": "text", "text": "Summarise WW2"}]},
-                      {"role": "assistant", "content": "A global war, 1939-45."}]},
-        {"conversations": [{"from": "gpt", "value": "Hello!"}]},
-    ])
+    src = write_jsonl(
+        tmp_path / "sg.jsonl",
+        [
+            {
+                "id": "s1",
+                "conversations": [
+                    {"from": "system", "value": "You are helpful."},
+                    {"from": "human", "value": "Hi, what is 2+2?"},
+                    {"from": "gpt", "value": "4."},
+                    {"from": "human", "value": "And 3+3?"},
+                    {"from": "gpt", "value": "6."},
+                ],
+            },
+            {
+                "messages": [
+                    {"role": "user", "content": [{"type": "text", "text": "Summarise WW2"}]},
+                    {"role": "assistant", "content": "A global war, 1939-45."},
+                ]
+            },
+            {"conversations": [{"from": "gpt", "value": "Hello!"}]},
+        ],
+    )
     code, out, err = run_cli(capsys, "datagen", "import", src, "--db", db, "--format", "sharegpt")
     assert code == 0, err
     assert "2 pairs added (sharegpt shape), 0 duplicates, 1 skipped" in out
@@ -82,12 +104,30 @@ def test_sharegpt_takes_the_first_exchange_of_both_dialects(tmp_path, capsys):
 def test_custom_and_nested_field_names_in_a_wrapped_json_object(tmp_path, capsys):
     db = tmp_path / "d.duckdb"
     src = tmp_path / "qa.json"
-    src.write_text(json.dumps({"data": [
-        {"question": "Why is the sky blue?", "answers": [{"text": "Rayleigh scattering."}]},
-        {"question": "No answers", "answers": []},
-    ]}))
-    code, out, err = run_cli(capsys, "datagen", "import", src, "--db", db, "--prompt-field", "question",
-                             "--response-field", "answers.0.text", "--model", "human")
+    src.write_text(
+        json.dumps(
+            {
+                "data": [
+                    {"question": "Why is the sky blue?", "answers": [{"text": "Rayleigh scattering."}]},
+                    {"question": "No answers", "answers": []},
+                ]
+            }
+        )
+    )
+    code, out, err = run_cli(
+        capsys,
+        "datagen",
+        "import",
+        src,
+        "--db",
+        db,
+        "--prompt-field",
+        "question",
+        "--response-field",
+        "answers.0.text",
+        "--model",
+        "human",
+    )
     assert code == 0, err
     assert "1 pairs added" in out and "1 skipped" in out
     assert query(db, "SELECT prompt, response, model FROM datagen_pairs") == [
@@ -120,8 +160,10 @@ def test_large_import_is_chunked(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(importers, "CHUNK", 7)
     db = tmp_path / "d.duckdb"
-    src = write_jsonl(tmp_path / "big.jsonl", [{"prompt": f"p{i}", "response": f"r{i % 5}"} for i in range(50)]
-                      + [{"prompt": "p3", "response": "r3"}])
+    src = write_jsonl(
+        tmp_path / "big.jsonl",
+        [{"prompt": f"p{i}", "response": f"r{i % 5}"} for i in range(50)] + [{"prompt": "p3", "response": "r3"}],
+    )
     code, out, _ = run_cli(capsys, "datagen", "import", src, "--db", db)
     assert code == 0 and "50 pairs added" in out and "1 duplicates" in out
     assert query(db, "SELECT count(*), count(DISTINCT pair_key) FROM datagen_pairs") == [(50, 50)]
@@ -143,8 +185,10 @@ def filled_db(tmp_path, capsys):
 
 
 def read_split(out_dir):
-    return {name: [json.loads(line) for line in (out_dir / f"{name}.jsonl").read_text().splitlines()]
-            for name in ("train", "dev")}
+    return {
+        name: [json.loads(line) for line in (out_dir / f"{name}.jsonl").read_text().splitlines()]
+        for name in ("train", "dev")
+    }
 
 
 def test_export_split_is_by_prompt_and_stable(filled_db, tmp_path, capsys):
@@ -173,12 +217,24 @@ def test_export_filters_by_source_and_writes_empty_dev_when_asked(filled_db, tmp
     out_dir = tmp_path / "out"
     (out_dir).mkdir()
     (out_dir / "dev.jsonl").write_text('{"prompt": "stale", "response": "stale"}\n')
-    code, out, _ = run_cli(capsys, "datagen", "export", out_dir, "--db", filled_db, "--source", "set_b",
-                           "--dev-fraction", "0")
+    code, out, _ = run_cli(
+        capsys, "datagen", "export", out_dir, "--db", filled_db, "--source", "set_b", "--dev-fraction", "0"
+    )
     assert code == 0
     split = read_split(out_dir)
-    assert split == {"train": [{"id": split["train"][0]["id"], "prompt": "only b", "response": "b",
-                                "source": "set_b", "category": None, "model": None}], "dev": []}
+    assert split == {
+        "train": [
+            {
+                "id": split["train"][0]["id"],
+                "prompt": "only b",
+                "response": "b",
+                "source": "set_b",
+                "category": None,
+                "model": None,
+            }
+        ],
+        "dev": [],
+    }
 
 
 def test_export_leaves_out_answers_cut_short_unless_asked(tmp_path, capsys):
@@ -190,10 +246,15 @@ def test_export_leaves_out_answers_cut_short_unless_asked(tmp_path, capsys):
         tables = DatagenTables(store)
         tables.save_batch("simple_prompt", 0, "t", 2, ["full one", "cut one"], "m", Usage(), 1)
         (a, pa), (b, pb) = query_ids = store.con.execute(
-            "SELECT prompt_id, prompt FROM datagen_prompts ORDER BY prompt_id").fetchall()
+            "SELECT prompt_id, prompt FROM datagen_prompts ORDER BY prompt_id"
+        ).fetchall()
         assert len(query_ids) == 2
-        tables.save_responses([(PendingPrompt(a, pa, "simple_prompt"), "done.", "m", "STOP", Usage()),
-                               (PendingPrompt(b, pb, "simple_prompt"), "and then", "m", "MAX_TOKENS", Usage())])
+        tables.save_responses(
+            [
+                (PendingPrompt(a, pa, "simple_prompt"), "done.", "m", "STOP", Usage()),
+                (PendingPrompt(b, pb, "simple_prompt"), "and then", "m", "MAX_TOKENS", Usage()),
+            ]
+        )
     out_dir = tmp_path / "out"
     run_cli(capsys, "datagen", "export", out_dir, "--db", db, "--dev-fraction", "0")
     assert [r["prompt"] for r in read_split(out_dir)["train"]] == ["full one"]

@@ -8,7 +8,6 @@ import sys
 import time
 
 import pytest
-
 from fixtures.datagen.fake_gemini import FakeGemini
 from fixtures.datagen.helpers import gemini_env, query, run_cli  # noqa: F401
 
@@ -18,8 +17,21 @@ CATEGORIES = ["mid_tail_query", "long_tail_query", "simple_prompt", "typical_pro
 
 
 def start(fake: FakeGemini, db, *argv: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "revprompt", "datagen", *argv, "--db", str(db), "--base-url", fake.base_url,
-           "--backoff", "0.01", "--no-progress", "--yes"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "revprompt",
+        "datagen",
+        *argv,
+        "--db",
+        str(db),
+        "--base-url",
+        fake.base_url,
+        "--backoff",
+        "0.01",
+        "--no-progress",
+        "--yes",
+    ]
     return subprocess.Popen(cmd, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -42,8 +54,11 @@ def test_prompts_killed_halfway_resume_without_duplicates_or_gaps(gemini_env, tm
         done_after_kill = query(db, "SELECT count(*) FROM datagen_batches")[0][0]
         assert 0 < done_after_kill < 30
         # A batch is stored whole or not at all: never a batch row without its prompts or half its prompts.
-        assert query(db, "SELECT count(*) FROM datagen_batches b WHERE added <> (SELECT count(*) FROM "
-                         "datagen_prompts p WHERE p.category = b.category AND p.batch_no = b.batch_no)") == [(0,)]
+        assert query(
+            db,
+            "SELECT count(*) FROM datagen_batches b WHERE added <> (SELECT count(*) FROM "
+            "datagen_prompts p WHERE p.category = b.category AND p.batch_no = b.batch_no)",
+        ) == [(0,)]
         requests_before = len(fake.requests)
 
         proc = start(fake, db, "prompts", "-n", str(per_category), "--batch-size", str(batch), "--concurrency", "3")
@@ -66,8 +81,22 @@ def test_prompts_killed_halfway_resume_without_duplicates_or_gaps(gemini_env, tm
 def test_responses_killed_halfway_resume_without_duplicates_or_gaps(gemini_env, tmp_path, capsys):
     db = tmp_path / "kill.duckdb"
     with FakeGemini() as fake:
-        code, _, err = run_cli(capsys, "datagen", "prompts", "--db", db, "--base-url", fake.base_url, "-n", "30",
-                               "-c", "simple_prompt", "-c", "typical_prompt", "--no-progress")
+        code, _, err = run_cli(
+            capsys,
+            "datagen",
+            "prompts",
+            "--db",
+            db,
+            "--base-url",
+            fake.base_url,
+            "-n",
+            "30",
+            "-c",
+            "simple_prompt",
+            "-c",
+            "typical_prompt",
+            "--no-progress",
+        )
         assert code == 0, err
         fake.requests.clear()
         fake.response_delay_s = 0.15
@@ -87,7 +116,13 @@ def test_responses_killed_halfway_resume_without_duplicates_or_gaps(gemini_env, 
         assert len(fake.requests) - requests_before == 60 - stored_after_kill
 
     assert query(db, "SELECT count(*), count(DISTINCT prompt_id) FROM datagen_pairs") == [(60, 60)]
-    assert query(db, "SELECT count(*) FROM datagen_prompts p WHERE NOT EXISTS "
-                     "(SELECT 1 FROM datagen_pairs r WHERE r.prompt_id = p.prompt_id)") == [(0,)]
-    assert query(db, "SELECT count(*) FROM datagen_pairs r JOIN datagen_prompts p USING (prompt_id) "
-                     "WHERE r.response <> 'Answer to: ' || p.prompt") == [(0,)]
+    assert query(
+        db,
+        "SELECT count(*) FROM datagen_prompts p WHERE NOT EXISTS "
+        "(SELECT 1 FROM datagen_pairs r WHERE r.prompt_id = p.prompt_id)",
+    ) == [(0,)]
+    assert query(
+        db,
+        "SELECT count(*) FROM datagen_pairs r JOIN datagen_prompts p USING (prompt_id) "
+        "WHERE r.response <> 'Answer to: ' || p.prompt",
+    ) == [(0,)]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from fixtures.datagen.helpers import API_KEY, gemini_env  # noqa: F401
+
 from revprompt.core.errors import UserError
 from revprompt.datagen.estimate import estimate_prompt_stage, estimate_response_stage, price_for
 from revprompt.datagen.gemini import Backoff, retry_after
@@ -42,14 +42,20 @@ def test_config_file_supplies_key_model_and_base_url(gemini_env, monkeypatch, tm
     conf.write_text('[gemini]\napi_key = "from-file"\nmodel = "gemini-2.5-flash-lite"\nbase_url = "http://x:1"\n')
     monkeypatch.setenv("REVPROMPT_CONFIG", str(conf))
     settings = GeminiSettings.resolve()
-    assert (settings.api_key.reveal(), settings.model, settings.base_url) == ("from-file", "gemini-2.5-flash-lite",
-                                                                             "http://x:1")
+    assert (settings.api_key.reveal(), settings.model, settings.base_url) == (
+        "from-file",
+        "gemini-2.5-flash-lite",
+        "http://x:1",
+    )
     # Options beat the environment, which beats the file.
     monkeypatch.setenv("GEMINI_API_KEY", "from-env")
     monkeypatch.setenv("REVPROMPT_GEMINI_BASE_URL", "http://env:2")
     settings = GeminiSettings.resolve(model="gemini-2.5-pro")
-    assert (settings.api_key.reveal(), settings.model, settings.base_url) == ("from-env", "gemini-2.5-pro",
-                                                                             "http://env:2")
+    assert (settings.api_key.reveal(), settings.model, settings.base_url) == (
+        "from-env",
+        "gemini-2.5-pro",
+        "http://env:2",
+    )
     assert GeminiSettings.resolve(base_url="http://opt:3").base_url == "http://opt:3"
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
 from fixtures.datagen.fake_gemini import thinking_of
 from fixtures.datagen.helpers import fake, gemini_args, gemini_env, query, run_cli  # noqa: F401
+
 from revprompt.core.errors import UserError
 
 pytestmark = pytest.mark.timeout(120)
@@ -50,21 +50,22 @@ def test_gemini_3_gets_a_thinking_level_not_a_budget(capsys, gemini_env, fake, t
     code, out, err = _run(capsys, fake, db, "responses", "--model", model)
     assert code == 0, err
     assert all(_thinking(r) == {"thinkingLevel": level} for r in fake.requests)
-    code, out, err = _run(capsys, fake, db, "responses", "--model", model, "--thinking-level", "high",
-                          "--retry-failed")
+    code, out, err = _run(capsys, fake, db, "responses", "--model", model, "--thinking-level", "high", "--retry-failed")
     assert code == 0
 
 
 def test_gemini_3_level_option_reaches_the_request_and_a_budget_is_refused(capsys, gemini_env, fake, tmp_path):
     db = tmp_path / "d.duckdb"
     assert _run(capsys, fake, db, "prompts", "-n", "2", "-c", "simple_prompt")[0] == 0
-    code, out, err = _run(capsys, fake, db, "responses", "--model", "gemini-3-flash-preview", "--thinking-level",
-                          "high", "--limit", "1")
+    code, out, err = _run(
+        capsys, fake, db, "responses", "--model", "gemini-3-flash-preview", "--thinking-level", "high", "--limit", "1"
+    )
     assert code == 0, err
     assert _thinking(fake.answer_requests()[-1]) == {"thinkingLevel": "HIGH"}
     before = len(fake.requests)
-    code, out, err = _run(capsys, fake, db, "responses", "--model", "gemini-3-flash-preview", "--thinking-budget",
-                          "500")
+    code, out, err = _run(
+        capsys, fake, db, "responses", "--model", "gemini-3-flash-preview", "--thinking-budget", "500"
+    )
     assert code == 2 and "--thinking-level" in err and "Traceback" not in err
     code, out, err = _run(capsys, fake, db, "responses", "--thinking-level", "low")
     assert code == 2 and "Gemini 3" in err

@@ -85,7 +85,9 @@ def test_ranking_is_by_perplexity_and_deduplicated(gemma_tokenizer, tiny_model):
         assert c.token_ids[-1] == gemma_tokenizer.eos_token_id
         assert len(c.tokens) == len(c.token_probs) == len(c.token_ids)
         assert all(0 < p <= 1 for p in c.token_probs)
-        assert math.exp(-sum(math.log(p) for p in c.token_probs) / len(c.token_probs)) == pytest.approx(c.perplexity, rel=1e-5)
+        assert math.exp(-sum(math.log(p) for p in c.token_probs) / len(c.token_probs)) == pytest.approx(
+            c.perplexity, rel=1e-5
+        )
 
 
 def test_top_n_limits_candidates(gemma_tokenizer, tiny_model):

@@ -108,7 +108,9 @@ def test_evaluate_tiny_engine(small_engine, tmp_path):
             assert s["top1"] <= s["best"]
             assert s["best"] == pytest.approx(max(c[metric] for c in row["candidates"]), abs=1e-3)
     assert [r["baseline"] for r in report.rows] == [
-        "The capital of France is Paris.", "Keep a regular schedule.", "2+2 equals 4."
+        "The capital of France is Paris.",
+        "Keep a regular schedule.",
+        "2+2 equals 4.",
     ]
     assert len(read_details(details)) == 3
 
@@ -132,8 +134,10 @@ class FakeEngine:
 
     def sweep(self, text):
         truth = self.prompts[text]
-        cands = [SimpleNamespace(prompt=p, rank=i, perplexity=1.0 + i)
-                 for i, p in enumerate(["zzz unrelated words", truth], start=1)]
+        cands = [
+            SimpleNamespace(prompt=p, rank=i, perplexity=1.0 + i)
+            for i, p in enumerate(["zzz unrelated words", truth], start=1)
+        ]
         return SimpleNamespace(candidates=cands, n_input_tokens=5, truncated=False)
 
 

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "fixtures" / "site"))
 from sitefixture import SiteServer  # noqa: E402
 
 from revprompt.sources.chrome import strip_leading_chrome  # noqa: E402
-from revprompt.sources.fetch import FetchSettings, Fetcher, fetch_page  # noqa: E402
+from revprompt.sources.fetch import Fetcher, FetchSettings, fetch_page  # noqa: E402
 
 PAGES = Path(__file__).resolve().parent / "fixtures" / "chrome"
 
@@ -58,8 +58,10 @@ def test_old_link_banner_is_dropped_and_the_rest_kept(site):
 
 
 def test_text_above_the_title_heading_stays_when_it_is_content():
-    intro = ("Before we start: this chapter assumes you finished the previous one, installed the toolchain and "
-             "created a project, because every example below builds on that project and its files.")
+    intro = (
+        "Before we start: this chapter assumes you finished the previous one, installed the toolchain and "
+        "created a project, because every example below builds on that project and its files."
+    )
     markdown = f"{intro}\n\n## Paths\n\nA path names an item.\n"
     assert strip_leading_chrome(markdown, "Paths - The Book") == markdown.strip()
     menu = "# The Book\n\n- Home\n- Chapters\n\n## Paths\n\nA path names an item in a module tree, like a file path."

@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 
 import pytest
-from conftest import cli_runner
 import torch
+from conftest import cli_runner
 
 from revprompt.core import cpu_linear, hardware
 from revprompt.core.errors import UserError
@@ -86,9 +86,17 @@ class WindowStub:
 
         longer = len(text.split()) > self.max_input_tokens
         if longer:
-            warnings.warn("input is longer than the model window", InputTruncatedWarning)
-        cand = Candidate(prompt="Write about bread", token_ids=[5], tokens=["x"], token_probs=[0.9],
-                         perplexity=1.5, mean_nll=0.4, configs=[DecodeConfig(4, 0.2)], rank=1)
+            warnings.warn("input is longer than the model window", InputTruncatedWarning, stacklevel=2)
+        cand = Candidate(
+            prompt="Write about bread",
+            token_ids=[5],
+            tokens=["x"],
+            token_probs=[0.9],
+            perplexity=1.5,
+            mean_nll=0.4,
+            configs=[DecodeConfig(4, 0.2)],
+            rank=1,
+        )
         return SweepResult([cand], n_input_tokens=min(len(text.split()), self.max_input_tokens), truncated=longer)
 
 
@@ -115,8 +123,10 @@ def test_single_text_gets_one_line_note(cli, db_path):
     code, _, err = cli("analyze", TEXT, "--db", db_path, "--no-plugins")
     assert code == 0, err
     notes = [line for line in err.splitlines() if "tokens" in line and "read" in line]
-    assert notes == ["revprompt: note: the text is longer than 5 tokens; its first 5 were read (the window the "
-                     "model was trained on; --max-input-tokens to change)"]
+    assert notes == [
+        "revprompt: note: the text is longer than 5 tokens; its first 5 were read (the window the "
+        "model was trained on; --max-input-tokens to change)"
+    ]
     code, _, err = cli("analyze", "Bake bread.", "--db", db_path, "--no-plugins")
     assert code == 0 and "read" not in err  # a text inside the window needs no note
 
@@ -190,8 +200,11 @@ def test_fast_tokenizer_matches_autotokenizer(gemma_tokenizer):
     ids = gemma_tokenizer(text, add_special_tokens=False)["input_ids"]
     assert fast(text, add_special_tokens=False)["input_ids"] == ids
     assert (fast.bos_token_id, fast.eos_token_id, fast.pad_token_id, fast.unk_token_id) == (
-        gemma_tokenizer.bos_token_id, gemma_tokenizer.eos_token_id, gemma_tokenizer.pad_token_id,
-        gemma_tokenizer.unk_token_id)
+        gemma_tokenizer.bos_token_id,
+        gemma_tokenizer.eos_token_id,
+        gemma_tokenizer.pad_token_id,
+        gemma_tokenizer.unk_token_id,
+    )
     assert fast.decode(ids, skip_special_tokens=True) == gemma_tokenizer.decode(ids, skip_special_tokens=True)
     assert fast.convert_tokens_to_ids("<end_of_turn>") == gemma_tokenizer.convert_tokens_to_ids("<end_of_turn>")
 
@@ -210,8 +223,10 @@ def test_a_dir_without_tokenizer_json_gets_a_cached_one(tmp_path, monkeypatch, g
     first = fast_load.load_tokenizer(model_dir)
     second = fast_load.load_tokenizer(model_dir)
     assert len(calls) == 1 and first is gemma_tokenizer  # the second load read the cached tokenizer.json
-    assert second("bread", add_special_tokens=False)["input_ids"] == gemma_tokenizer(
-        "bread", add_special_tokens=False)["input_ids"]
+    assert (
+        second("bread", add_special_tokens=False)["input_ids"]
+        == gemma_tokenizer("bread", add_special_tokens=False)["input_ids"]
+    )
     assert second.eos_token_id == gemma_tokenizer.eos_token_id
 
 
@@ -254,8 +269,13 @@ def test_cuda_batch_sweep_and_bf16(gemma_tokenizer):
 
     from revprompt.core.engine import Engine
 
-    engine = Engine(make_tiny_gemma().to("cuda", torch.bfloat16), gemma_tokenizer, configs=DEFAULT_SWEEP[:6],
-                    max_new_tokens=6, batch_docs=3)
+    engine = Engine(
+        make_tiny_gemma().to("cuda", torch.bfloat16),
+        gemma_tokenizer,
+        configs=DEFAULT_SWEEP[:6],
+        max_new_tokens=6,
+        batch_docs=3,
+    )
     results = dict(engine.sweep_many([TEXT, "Bake bread at 250 C.", "Water tomatoes in the morning."]))
     assert sorted(results) == [0, 1, 2] and all(r.candidates for r in results.values())
 

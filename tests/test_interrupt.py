@@ -38,10 +38,11 @@ EXIT_WITHIN_S = 2.0
 def page(path: str) -> bytes:
     n = path.rsplit("/", 1)[1]
     kind = path.split("/")[1]
-    return (f"<html><head><title>{kind} page {n}</title></head><body><h1>{kind.title()} page {n}</h1>"
-            f"<p>This is the {kind} page number {n}. It tells how to water tomato plant {n} in a dry summer, "
-            f"and why mulch keeps the soil of bed {n} moist for longer than bare earth does.</p></body></html>"
-            ).encode()
+    return (
+        f"<html><head><title>{kind} page {n}</title></head><body><h1>{kind.title()} page {n}</h1>"
+        f"<p>This is the {kind} page number {n}. It tells how to water tomato plant {n} in a dry summer, "
+        f"and why mulch keeps the soil of bed {n} moist for longer than bare earth does.</p></body></html>"
+    ).encode()
 
 
 class SlowSite:
@@ -74,13 +75,13 @@ class SlowSite:
 
                         def drip():
                             if sent[0] < len(body) - 1:
-                                self.wfile.write(body[sent[0]:sent[0] + 1])
+                                self.wfile.write(body[sent[0] : sent[0] + 1])
                                 self.wfile.flush()
                                 sent[0] += 1
                             time.sleep(0.2)
 
                         site._hold(drip)
-                        body = body[sent[0]:]
+                        body = body[sent[0] :]
                     self.wfile.write(body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
@@ -118,12 +119,22 @@ class SlowSite:
 
 def loopback_env(tmp_path: Path) -> dict:
     """Offline, one thread, no proxies, and the loopback-only guard armed (as tests/test_reliability.py)."""
-    env = {k: v for k, v in os.environ.items()
-           if k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
-           and k not in ("REVPROMPT_DB", "REVPROMPT_MODEL")}
-    env.update(PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", REVPROMPT_LOOPBACK_ONLY=str(tmp_path / "network.log"),
-               PYTHONPATH=os.pathsep.join([str(GUARD_DIR), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+        and k not in ("REVPROMPT_DB", "REVPROMPT_MODEL")
+    }
+    env.update(
+        PYTHONUNBUFFERED="1",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        REVPROMPT_LOOPBACK_ONLY=str(tmp_path / "network.log"),
+        PYTHONPATH=os.pathsep.join([str(GUARD_DIR), *filter(None, [os.environ.get("PYTHONPATH")])]),
+    )
     return env
 
 
@@ -135,8 +146,17 @@ class Analyze:
     """One `revprompt analyze` subprocess, its stderr read line by line as it comes."""
 
     def __init__(self, cmd: list[str], env: dict, cwd: Path):
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd, text=True,
-                                     encoding="utf-8", errors="backslashreplace", preexec_fn=_default_sigint)
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=cwd,
+            text=True,
+            encoding="utf-8",
+            errors="backslashreplace",
+            preexec_fn=_default_sigint,
+        )
         self.lines: queue.Queue = queue.Queue()
         self.stderr: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -164,7 +184,7 @@ class Analyze:
             except queue.Empty:
                 return True
 
-    def finish(self, limit: float = 300) -> "Analyze":
+    def finish(self, limit: float = 300) -> Analyze:
         deadline = time.monotonic() + limit
         while self.pump(0.5):
             if time.monotonic() > deadline:
@@ -192,8 +212,23 @@ def test_ctrl_c_exits_within_two_seconds_and_the_rerun_resumes(tmp_path, tiny_mo
         urls = tmp_path / "urls.txt"
         urls.write_text("\n".join(site.url(p) for p in paths) + "\n")
         db = str(tmp_path / "interrupt.duckdb")
-        cmd = [sys.executable, "-m", "revprompt", "analyze", "--urls", str(urls), "--db", db,
-               "--model", tiny_model_dir, *ENGINE_ARGS, "--timeout", "90", "--concurrency", "4"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "revprompt",
+            "analyze",
+            "--urls",
+            str(urls),
+            "--db",
+            db,
+            "--model",
+            tiny_model_dir,
+            *ENGINE_ARGS,
+            "--timeout",
+            "90",
+            "--concurrency",
+            "4",
+        ]
         env = loopback_env(tmp_path)
 
         run = Analyze(cmd, env, tmp_path)
@@ -215,11 +250,14 @@ def test_ctrl_c_exits_within_two_seconds_and_the_rerun_resumes(tmp_path, tiny_mo
         assert run.proc.returncode == 130, run.tail()
         text = "\n".join(run.stderr) + run.stdout
         assert "Traceback" not in text, text
-        (run_id, status), = db_rows(db)[0]
+        ((run_id, status),) = db_rows(db)[0]
         assert status == "interrupted"
         last = [line for line in run.stderr if line.strip()][-1]
-        assert re.fullmatch(rf"revprompt: interrupted; run {run_id} keeps the documents it finished: re-run the "
-                            rf"same command \(or add --resume {run_id}\) to continue", last), last
+        assert re.fullmatch(
+            rf"revprompt: interrupted; run {run_id} keeps the documents it finished: re-run the "
+            rf"same command \(or add --resume {run_id}\) to continue",
+            last,
+        ), last
         saved = db_rows(db)[1]
         assert [uri for uri, _, _ in saved] == [site.url(p) for p in FAST]  # all stored before the signal, kept
         assert all(status == "done" for _, status, _ in saved)
@@ -234,7 +272,10 @@ def test_ctrl_c_exits_within_two_seconds_and_the_rerun_resumes(tmp_path, tiny_mo
         summary = next(m for m in map(SUMMARY.match, reversed(again.stderr)) if m)
         assert summary.group(1) == run_id
         assert (int(summary.group(2)), int(summary.group(3)), int(summary.group(5) or 0)) == (
-            len(DRIP + HANG), 0, len(FAST))
+            len(DRIP + HANG),
+            0,
+            len(FAST),
+        )
         runs, docs = db_rows(db)
         assert runs == [(run_id, "finished")]
         assert sorted(uri for uri, _, _ in docs) == sorted(site.url(p) for p in paths)  # one row per URL

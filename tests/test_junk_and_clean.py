@@ -44,8 +44,11 @@ def _pairs():
         Pair("https://example.com/page", "A page.", "sharegpt"),
         Pair("hi", "Hello! How can I help?", "sharegpt"),
         Pair(" ".join(["long"] * 70), "Too long.", "sharegpt"),
-        Pair("Rewrite this: the quick brown fox jumps over the lazy dog every single day",
-             "the quick brown fox jumps over the lazy dog every single day, rewritten", "sharegpt"),
+        Pair(
+            "Rewrite this: the quick brown fox jumps over the lazy dog every single day",
+            "the quick brown fox jumps over the lazy dog every single day, rewritten",
+            "sharegpt",
+        ),
         Pair("Identify the odd one out.\n\nTwitter, Instagram, Telegram", "Telegram", "alpaca52k_davinci003"),
         Pair("Give three tips for staying healthy.", "Eat well, sleep, move.", "alpaca52k_davinci003"),
     ]
@@ -55,15 +58,26 @@ def test_clean_pairs_counts_each_rule():
     kept, report = clean_pairs(_pairs(), CleanConfig(input_joined_keep=0.0))
     assert sorted(p.prompt for p in kept) == ["Give three tips for staying healthy.", "What is a vector in Rust?"]
     dropped = report.to_dict()["dropped"]
-    assert dropped == {"template": 1, "url_only": 1, "too_short": 1, "too_long": 1, "copies_response": 1,
-                       "near_duplicate": 1, "input_joined": 1, "cap": 0}
+    assert dropped == {
+        "template": 1,
+        "url_only": 1,
+        "too_short": 1,
+        "too_long": 1,
+        "copies_response": 1,
+        "near_duplicate": 1,
+        "input_joined": 1,
+        "cap": 0,
+    }
     assert report.read == 9 and report.kept == 2
 
 
 def test_clean_files_writes_shuffled_pairs_and_a_recipe(tmp_path):
     src = tmp_path / "alpaca52k_davinci003.jsonl"
-    src.write_text("".join(json.dumps({"prompt": f"Name {i} kinds of fruit", "response": "Apple, pear."}) + "\n"
-                           for i in range(20)))
+    src.write_text(
+        "".join(
+            json.dumps({"prompt": f"Name {i} kinds of fruit", "response": "Apple, pear."}) + "\n" for i in range(20)
+        )
+    )
     out = tmp_path / "clean.jsonl"
     report = clean_files([str(src)], out, CleanConfig(caps={"alpaca52k": 5}))
     rows = [json.loads(line) for line in out.read_text().splitlines()]

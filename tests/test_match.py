@@ -16,23 +16,34 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import cli_runner
 
 from revprompt.core.store import Store
 from revprompt.core.types import Document
 from revprompt.plugins import match as matching
 from revprompt.plugins.testing import make_result, run_batch
 
-from conftest import cli_runner
-
 PAGES = [
-    ("https://example.com/taps", "Fix a leaking tap",
-     "To fix a leaking kitchen tap, turn off the water supply, remove the handle and replace the worn washer."),
-    ("https://example.com/orchids", "Repotting orchids",
-     "Repot an orchid every two years in spring, using bark mix and a pot with drainage holes."),
-    ("https://example.com/shoes", "Running shoes",
-     "For flat feet choose stability running shoes with firm midsoles and good arch support."),
-    ("https://example.com/rome", "Flights to Rome",
-     "Cheap flights to Rome in May are easiest to find by booking six weeks ahead and flying midweek."),
+    (
+        "https://example.com/taps",
+        "Fix a leaking tap",
+        "To fix a leaking kitchen tap, turn off the water supply, remove the handle and replace the worn washer.",
+    ),
+    (
+        "https://example.com/orchids",
+        "Repotting orchids",
+        "Repot an orchid every two years in spring, using bark mix and a pot with drainage holes.",
+    ),
+    (
+        "https://example.com/shoes",
+        "Running shoes",
+        "For flat feet choose stability running shoes with firm midsoles and good arch support.",
+    ),
+    (
+        "https://example.com/rome",
+        "Flights to Rome",
+        "Cheap flights to Rome in May are easiest to find by booking six weeks ahead and flying midweek.",
+    ),
 ]
 
 
@@ -55,8 +66,10 @@ def overlap_nll(keyword: str, text: str) -> float:
 @pytest.fixture
 def site_db(tmp_path):
     db = str(tmp_path / "site.duckdb")
-    items = [(Document(uri, text, title=title, source="url"), make_result([f"about {title.lower()}?"]))
-             for uri, title, text in PAGES]
+    items = [
+        (Document(uri, text, title=title, source="url"), make_result([f"about {title.lower()}?"]))
+        for uri, title, text in PAGES
+    ]
     items.append((Document("https://example.com/broken", "", source="url", error="HTTP 500"), None))
     with Store(db) as store:
         run_id = run_batch(store, items, command="analyze --urls pages.txt")
@@ -134,8 +147,11 @@ def test_match_cli_stores_keyword_matches(site_db, revprompt, tmp_path, embed_ca
     code, out, err = revprompt("match", kw, "--keyword", "cheap flights rome", "--db", db, "--shortlist", "3")
     assert code == 0, err
     assert "fix a leaking tap" in out and "runner-up" in out and "keyword_matches" in err
-    got = rows(db, "SELECT keyword, rank, doc_id, run_id, uri, nll, cosine, answers, match_id FROM keyword_matches "
-                   "ORDER BY keyword, rank")
+    got = rows(
+        db,
+        "SELECT keyword, rank, doc_id, run_id, uri, nll, cosine, answers, match_id FROM keyword_matches "
+        "ORDER BY keyword, rank",
+    )
     assert len(got) == 3 * 3  # three distinct keywords x a shortlist of three of the four analysed pages
     assert {r[0] for r in got} == {"fix a leaking tap", "repot orchid", "cheap flights rome"}
     assert all(r[3] == run_id and r[4].startswith("https://example.com/") for r in got)
@@ -157,8 +173,22 @@ def test_match_cli_stores_keyword_matches(site_db, revprompt, tmp_path, embed_ca
 
 def test_match_verdicts_no_page_and_cannibalisation(site_db, revprompt, overlap_scores):
     db, _ = site_db
-    code, out, err = revprompt("match", "-k", "quantum chromodynamics lecture", "-k", "orchid", "-k", "choose flights",
-                               "--db", db, "--no-page-nll", "3.0", "--margin", "0.5", "--json")
+    code, out, err = revprompt(
+        "match",
+        "-k",
+        "quantum chromodynamics lecture",
+        "-k",
+        "orchid",
+        "-k",
+        "choose flights",
+        "--db",
+        db,
+        "--no-page-nll",
+        "3.0",
+        "--margin",
+        "0.5",
+        "--json",
+    )
     assert code == 0, err
     res = {o["keyword"]: o for o in map(json.loads, out.strip().splitlines())}
     assert res["quantum chromodynamics lecture"]["answered"] is False  # no page has any of its words
@@ -168,35 +198,42 @@ def test_match_verdicts_no_page_and_cannibalisation(site_db, revprompt, overlap_
     both = res["choose flights"]
     assert both["answered"] and both["cannibalisation"] and both["margin"] == 0.0
     assert {both["best"]["uri"], both["runner_up"]["uri"]} == {"https://example.com/shoes", "https://example.com/rome"}
-    assert rows(db, "SELECT rank, cannibalisation FROM keyword_matches WHERE keyword = 'choose flights' "
-                    "AND rank <= 3 ORDER BY rank") == [(1, True), (2, True), (3, False)]
+    assert rows(
+        db,
+        "SELECT rank, cannibalisation FROM keyword_matches WHERE keyword = 'choose flights' "
+        "AND rank <= 3 ORDER BY rank",
+    ) == [(1, True), (2, True), (3, False)]
     code, out, _ = revprompt("match", "-k", "quantum chromodynamics lecture", "--db", db, "--no-page-nll", "3.0")
     assert "no page answers this" in out
-    verdicts = rows(db, "SELECT answers FROM keyword_matches WHERE keyword = 'quantum chromodynamics lecture' "
-                        "AND rank = 1")
+    verdicts = rows(
+        db, "SELECT answers FROM keyword_matches WHERE keyword = 'quantum chromodynamics lecture' AND rank = 1"
+    )
     assert verdicts == [(False,)]
 
 
 def test_match_reads_a_keyword_csv(site_db, revprompt, tmp_path):
     db, _ = site_db
     csv_file = tmp_path / "ahrefs.csv"
-    csv_file.write_bytes(codecs.BOM_UTF8 + b"Keyword,Volume,KD\n\"shoes, flat feet\",1200,10\nrepot orchid,90,3\n")
+    csv_file.write_bytes(codecs.BOM_UTF8 + b'Keyword,Volume,KD\n"shoes, flat feet",1200,10\nrepot orchid,90,3\n')
     code, _, err = revprompt("match", csv_file, "--db", db, "--shortlist", "1")
     assert code == 0, err
     assert {r[0] for r in rows(db, "SELECT keyword FROM keyword_matches")} == {"shoes, flat feet", "repot orchid"}
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["match"], "no keywords"),
-    (["match", "-k", "x", "--db", "{tmp}/absent.duckdb"], "no database"),
-    (["match", "{tmp}/absent.txt", "--db", "{db}"], "no such keywords file"),
-    (["match", "{tmp}/latin1.txt", "--db", "{db}"], "not UTF-8"),
-    (["match", "{tmp}/binary.txt", "--db", "{db}"], "looks binary"),
-    (["match", "{tmp}/empty.txt", "--db", "{db}"], "no keywords"),
-    (["match", "-k", "x", "--db", "{db}", "--run", "nosuchrun"], "no run nosuchrun"),
-    (["match", "--from-gsc", "--db", "{db}"], "no Search Console queries"),
-    (["match", "-k", "x", "--db", "{db}", "--shortlist", "0"], "shortlist"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["match"], "no keywords"),
+        (["match", "-k", "x", "--db", "{tmp}/absent.duckdb"], "no database"),
+        (["match", "{tmp}/absent.txt", "--db", "{db}"], "no such keywords file"),
+        (["match", "{tmp}/latin1.txt", "--db", "{db}"], "not UTF-8"),
+        (["match", "{tmp}/binary.txt", "--db", "{db}"], "looks binary"),
+        (["match", "{tmp}/empty.txt", "--db", "{db}"], "no keywords"),
+        (["match", "-k", "x", "--db", "{db}", "--run", "nosuchrun"], "no run nosuchrun"),
+        (["match", "--from-gsc", "--db", "{db}"], "no Search Console queries"),
+        (["match", "-k", "x", "--db", "{db}", "--shortlist", "0"], "shortlist"),
+    ],
+)
 def test_match_bad_input_is_one_clear_line(site_db, revprompt, tmp_path, args, message):
     db, _ = site_db
     (tmp_path / "latin1.txt").write_bytes("caf\xe9 pr\xeas de chez moi\n".encode("latin-1"))
@@ -233,11 +270,15 @@ def ui_zip(path, queries: bool = True, pages: bool = True):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         if queries:
-            z.writestr("Queries.csv", "Top queries,Clicks,Impressions,CTR,Position\n"
-                                      "fix leaking tap,4,120,3.33%,5.2\nrepot orchid,5,50,10%,2.5\n")
+            z.writestr(
+                "Queries.csv",
+                "Top queries,Clicks,Impressions,CTR,Position\n"
+                "fix leaking tap,4,120,3.33%,5.2\nrepot orchid,5,50,10%,2.5\n",
+            )
         if pages:
-            z.writestr("Pages.csv", "Top pages,Clicks,Impressions,CTR,Position\n"
-                                    "https://example.com/orchids,8,150,5.33%,3.1\n")
+            z.writestr(
+                "Pages.csv", "Top pages,Clicks,Impressions,CTR,Position\nhttps://example.com/orchids,8,150,5.33%,3.1\n"
+            )
         z.writestr("Countries.csv", "Country,Clicks,Impressions,CTR,Position\nUnited Kingdom,9,170,5.29%,4\n")
         z.writestr("Filters.csv", "Filter,Value\nSearch type,Web\n")
     path.write_bytes(buf.getvalue())
@@ -245,8 +286,11 @@ def ui_zip(path, queries: bool = True, pages: bool = True):
 
 
 def gsc_rows(db):
-    return rows(db, "SELECT format, query, page, clicks, impressions, ctr, position, n_rows FROM gsc_rows "
-                    "ORDER BY format, query, page")
+    return rows(
+        db,
+        "SELECT format, query, page, clicks, impressions, ctr, position, n_rows FROM gsc_rows "
+        "ORDER BY format, query, page",
+    )
 
 
 def test_gsc_import_api_csv_and_json(revprompt, tmp_path):
@@ -258,9 +302,18 @@ def test_gsc_import_api_csv_and_json(revprompt, tmp_path):
     got = gsc_rows(db)
     assert ("api", "fix leaking tap", "https://example.com/orchids", 3.0, 100.0, 0.03, 4.0, 1) in got
     # The API's JSON response: keys in the request's dimension order; the URL is the page.
-    response = {"rows": [{"keys": ["https://example.com/taps", "fix leaking tap"], "clicks": 2, "impressions": 20,
-                          "ctr": 0.1, "position": 3.0}],
-                "responseAggregationType": "byPage"}
+    response = {
+        "rows": [
+            {
+                "keys": ["https://example.com/taps", "fix leaking tap"],
+                "clicks": 2,
+                "impressions": 20,
+                "ctr": 0.1,
+                "position": 3.0,
+            }
+        ],
+        "responseAggregationType": "byPage",
+    }
     (tmp_path / "api.json").write_text(json.dumps(response), encoding="utf-8")
     code, _, err = revprompt("gsc", "import", tmp_path / "api.json", "--db", db)
     assert code == 0, err
@@ -275,8 +328,9 @@ def test_gsc_import_bigquery_looker_and_ui_zip(revprompt, tmp_path):
     db = str(tmp_path / "gsc.duckdb")
     (tmp_path / "bq.csv").write_text(BIGQUERY_CSV, encoding="utf-8")
     (tmp_path / "looker.csv").write_bytes(codecs.BOM_UTF8 + LOOKER_CSV.encode())
-    code, _, err = revprompt("gsc", "import", tmp_path / "bq.csv", tmp_path / "looker.csv",
-                             ui_zip(tmp_path / "Performance.zip"), "--db", db)
+    code, _, err = revprompt(
+        "gsc", "import", tmp_path / "bq.csv", tmp_path / "looker.csv", ui_zip(tmp_path / "Performance.zip"), "--db", db
+    )
     assert code == 0, err
     assert "1 anonymized skipped" in err and err.count("no query x page pairs") == 1  # the zip's note only
     got = {(r[0], r[1], r[2]): r for r in gsc_rows(db)}
@@ -294,24 +348,37 @@ def test_gsc_import_bigquery_looker_and_ui_zip(revprompt, tmp_path):
 
 def test_gsc_import_semicolon_decimal_comma(revprompt, tmp_path):
     db = str(tmp_path / "gsc.duckdb")
-    (tmp_path / "de.csv").write_text("query;page;clicks;impressions;ctr;position\n"
-                                     "wasserhahn tropft;https://example.com/taps;1.234;5.000;24,68%;3,5\n",
-                                     encoding="utf-8")
+    (tmp_path / "de.csv").write_text(
+        "query;page;clicks;impressions;ctr;position\n"
+        "wasserhahn tropft;https://example.com/taps;1.234;5.000;24,68%;3,5\n",
+        encoding="utf-8",
+    )
     code, _, err = revprompt("gsc", "import", tmp_path / "de.csv", "--db", db)
     assert code == 0, err
     assert gsc_rows(db)[0][3:5] == (1234.0, 5000.0) and gsc_rows(db)[0][6] == 3.5
 
 
-@pytest.mark.parametrize(("name", "content", "message"), [
-    ("cols.csv", b"date,country,clicks\n2026-11-01,gbr,3\n", "no query or page column"),
-    ("nometrics.csv", b"query,page\nx,https://example.com/\n", "no clicks or impressions column"),
-    ("latin1.csv", "query,page,clicks,impressions\ncaf\xe9,https://example.com/,1,2\n".encode("latin-1"), "not UTF-8"),
-    ("utf16.csv", "query,page,clicks\n".encode("utf-16-le"), "looks binary"),
-    ("notnum.csv", b"query,page,clicks,impressions\nx,https://example.com/,lots,2\n", "line 2: clicks is not a number"),
-    ("empty.csv", b"", "is empty"),
-    ("bad.json", b'{"rows": 3}', "no 'rows' list"),
-    ("broken.json", b'{"rows": [', "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("cols.csv", b"date,country,clicks\n2026-11-01,gbr,3\n", "no query or page column"),
+        ("nometrics.csv", b"query,page\nx,https://example.com/\n", "no clicks or impressions column"),
+        (
+            "latin1.csv",
+            "query,page,clicks,impressions\ncaf\xe9,https://example.com/,1,2\n".encode("latin-1"),
+            "not UTF-8",
+        ),
+        ("utf16.csv", "query,page,clicks\n".encode("utf-16-le"), "looks binary"),
+        (
+            "notnum.csv",
+            b"query,page,clicks,impressions\nx,https://example.com/,lots,2\n",
+            "line 2: clicks is not a number",
+        ),
+        ("empty.csv", b"", "is empty"),
+        ("bad.json", b'{"rows": 3}', "no 'rows' list"),
+        ("broken.json", b'{"rows": [', "not valid JSON"),
+    ],
+)
 def test_gsc_import_bad_files(revprompt, tmp_path, name, content, message):
     db = str(tmp_path / "gsc.duckdb")
     (tmp_path / name).write_bytes(content)
@@ -336,8 +403,9 @@ def test_match_from_gsc_reports_poor_answers_and_mis_mapped_queries(site_db, rev
     db, _ = site_db
     (tmp_path / "api.csv").write_text(API_CSV, encoding="utf-8")
     assert revprompt("gsc", "import", tmp_path / "api.csv", "--db", db)[0] == 0
-    code, out, err = revprompt("match", "--from-gsc", "--db", db, "--no-page-nll", "3.0", "--margin", "0.5",
-                               "--shortlist", "2")
+    code, out, err = revprompt(
+        "match", "--from-gsc", "--db", db, "--no-page-nll", "3.0", "--margin", "0.5", "--shortlist", "2"
+    )
     assert code == 0, err
     text = " ".join(out.split())
     # Google shows the orchids page for "fix leaking tap"; the taps page answers it (mis-mapped).
@@ -347,8 +415,9 @@ def test_match_from_gsc_reports_poor_answers_and_mis_mapped_queries(site_db, rev
     targets = text.split("Optimisation targets")[1].split("Mis-mapped")[0]
     assert "example.com/shoes" in targets and "quantum chromodynamics lecture" in targets
     assert "1 query whose Google page is not among the analysed pages" in text  # example.com/missing
-    got = rows(db, "SELECT uri, gsc_page, impressions FROM keyword_matches WHERE keyword = 'fix leaking tap' "
-                   "ORDER BY rank")
+    got = rows(
+        db, "SELECT uri, gsc_page, impressions FROM keyword_matches WHERE keyword = 'fix leaking tap' ORDER BY rank"
+    )
     assert ("https://example.com/orchids", True, 100.0) in got
     assert ("https://example.com/taps", False, 10.0) in got  # the trailing slash in GSC's URL still matches
     code, out, err = revprompt("match", "--from-gsc", "--db", db, "--no-page-nll", "3.0", "--margin", "0.5", "--json")
@@ -368,11 +437,13 @@ def test_match_from_gsc_ui_zip_says_it_has_no_pairs(site_db, revprompt, tmp_path
 
 
 # -- --urls: crawler exports ------------------------------------------------------------------------------------
-SF_CSV = ('"Address","Content Type","Status Code","Status","Indexability","Indexability Status","Title 1"\n'
-          '"https://example.com/taps?utm_source=x","text/html; charset=UTF-8","200","OK","Indexable","","Taps"\n'
-          '"https://example.com/old","text/html; charset=UTF-8","301","Moved Permanently","Non-Indexable",'
-          '"Redirected",""\n'
-          '"https://example.com/orchids","text/html; charset=UTF-8","200","OK","Indexable","","Orchids"\n')
+SF_CSV = (
+    '"Address","Content Type","Status Code","Status","Indexability","Indexability Status","Title 1"\n'
+    '"https://example.com/taps?utm_source=x","text/html; charset=UTF-8","200","OK","Indexable","","Taps"\n'
+    '"https://example.com/old","text/html; charset=UTF-8","301","Moved Permanently","Non-Indexable",'
+    '"Redirected",""\n'
+    '"https://example.com/orchids","text/html; charset=UTF-8","200","OK","Indexable","","Orchids"\n'
+)
 
 
 def test_urls_reads_screaming_frog_internal_html(tmp_path):
@@ -391,9 +462,18 @@ def test_analyze_urls_advertools_uses_body_text_without_fetching(revprompt, tmp_
     from revprompt.sources import web
 
     monkeypatch.setattr(web, "fetch_page", lambda *a, **k: pytest.fail("a page with body_text was fetched"))
-    lines = [{"url": "https://example.com/taps", "title": "Fix a tap@@Taps", "meta_desc": "How to fix a tap",
-              "h1": "Taps", "body_text": PAGES[0][2], "status": 200, "crawl_time": "2026-11-20 10:00:00"},
-             {"url": "https://example.com/orchids", "title": "Orchids", "body_text": PAGES[1][2], "status": 200}]
+    lines = [
+        {
+            "url": "https://example.com/taps",
+            "title": "Fix a tap@@Taps",
+            "meta_desc": "How to fix a tap",
+            "h1": "Taps",
+            "body_text": PAGES[0][2],
+            "status": 200,
+            "crawl_time": "2026-11-20 10:00:00",
+        },
+        {"url": "https://example.com/orchids", "title": "Orchids", "body_text": PAGES[1][2], "status": 200},
+    ]
     path = tmp_path / "crawl.jl"
     path.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
     db = str(tmp_path / "a.duckdb")
@@ -411,12 +491,19 @@ def test_analyze_urls_advertools_uses_body_text_without_fetching(revprompt, tmp_
     assert read_crawl_export(str(path), "urls") == ["https://example.com/x"]
 
 
-@pytest.mark.parametrize(("name", "content", "message"), [
-    ("sf.csv", ('"Address","Indexability"\n"https://example.com/\xe9","Indexable"\n').encode("latin-1"), "not UTF-8"),
-    ("sf.csv", b'"Address","Indexability"\n"https://example.com/a","Non-Indexable"\n', "no indexable page"),
-    ("crawl.jl", b'{"url": "https://example.com/a", "body_text": "x"}\n{"title": "no url"}\n', "line 2: no 'url'"),
-    ("crawl.jl", b'{"url": "https://example.com/a"}\n{"url": \n', "line 2: not a JSON object"),
-])
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        (
+            "sf.csv",
+            ('"Address","Indexability"\n"https://example.com/\xe9","Indexable"\n').encode("latin-1"),
+            "not UTF-8",
+        ),
+        ("sf.csv", b'"Address","Indexability"\n"https://example.com/a","Non-Indexable"\n', "no indexable page"),
+        ("crawl.jl", b'{"url": "https://example.com/a", "body_text": "x"}\n{"title": "no url"}\n', "line 2: no 'url'"),
+        ("crawl.jl", b'{"url": "https://example.com/a"}\n{"url": \n', "line 2: not a JSON object"),
+    ],
+)
 def test_urls_bad_crawler_exports(revprompt, tmp_path, name, content, message):
     path = tmp_path / name
     path.write_bytes(content)
@@ -433,8 +520,12 @@ def test_docs_queries_on_keyword_tables_run(site_db, revprompt, tmp_path, overla
     db, _ = site_db
     (tmp_path / "api.csv").write_text(API_CSV, encoding="utf-8")
     assert revprompt("gsc", "import", tmp_path / "api.csv", "--db", db)[0] == 0
-    assert revprompt("match", "--from-gsc", "-k", "orchid", "--db", db, "--no-page-nll", "3", "--margin", "0.5",
-                     "--json")[0] == 0
+    assert (
+        revprompt("match", "--from-gsc", "-k", "orchid", "--db", db, "--no-page-nll", "3", "--margin", "0.5", "--json")[
+            0
+        ]
+        == 0
+    )
     doc = (Path(__file__).resolve().parent.parent / "docs" / "queries.md").read_text(encoding="utf-8")
     section = doc.split("## Keywords and pages")[1].split("\n## ")[0]
     queries = re.findall(r"```sql\n(.*?)```", section, re.S)

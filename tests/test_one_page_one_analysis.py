@@ -15,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent / "fixtures" / "site"))
 
 from sitefixture import SiteServer  # noqa: E402
-from test_batch_site import StubEngine, StopAfter  # noqa: E402
+from test_batch_site import StopAfter, StubEngine  # noqa: E402
 
 from revprompt.core.batch import BatchRunner  # noqa: E402
 from revprompt.core.store import MIGRATIONS, SCHEMA_VERSION, Store  # noqa: E402
@@ -28,11 +28,13 @@ FAST = {"timeout": 2.0, "retries": 0, "crawl_delay": 0, "max_depth": 3, "max_pag
 def page(title: str, topic: str, links=(), canonical: str | None = None) -> str:
     head = f"<title>{title}</title>" + (f'<link rel="canonical" href="{canonical}">' if canonical else "")
     nav = "".join(f'<li><a href="{href}">link {i}</a></li>' for i, href in enumerate(links))
-    return (f"<html><head>{head}</head><body><nav><ul>{nav}</ul></nav><main><h1>{title}</h1>"
-            f"<p>This page is about {topic}. It explains {topic} step by step for people who have never tried it, "
-            f"with the tools you need, the mistakes beginners make and how long each stage takes.</p>"
-            f"<p>Once {topic} works, the second part shows how to keep it working through the seasons.</p>"
-            f"</main></body></html>")
+    return (
+        f"<html><head>{head}</head><body><nav><ul>{nav}</ul></nav><main><h1>{title}</h1>"
+        f"<p>This page is about {topic}. It explains {topic} step by step for people who have never tried it, "
+        f"with the tools you need, the mistakes beginners make and how long each stage takes.</p>"
+        f"<p>Once {topic} works, the second part shows how to keep it working through the seasons.</p>"
+        f"</main></body></html>"
+    )
 
 
 @pytest.fixture
@@ -43,8 +45,9 @@ def site():
 
 def run(store, site, start, engine=None, progress=None, **options):
     engine = engine or StubEngine()
-    runner = BatchRunner(store, lambda: engine, {"model": "stub"}, analyzers=[], options={**FAST, **options},
-                         progress=progress)
+    runner = BatchRunner(
+        store, lambda: engine, {"model": "stub"}, analyzers=[], options={**FAST, **options}, progress=progress
+    )
     return runner.run("analyze --crawl", [site.url(start)], "crawl"), engine
 
 
@@ -57,25 +60,39 @@ def rows(store, run_id, site) -> dict[str, dict]:
 # -- URL normalisation ----------------------------------------------------------------------------------
 def test_normalize_url_drops_fragments_trackers_and_session_ids_and_sorts_the_query():
     assert normalize_url("HTTP://Example.COM:80/a?b=2&a=1#top") == "http://example.com/a?a=1&b=2"
-    assert normalize_url("https://example.com/a?utm_source=news&utm_Medium=mail&gclid=x&fbclid=y&id=7") == \
-        "https://example.com/a?id=7"
-    assert normalize_url("https://example.com/a;jsessionid=F00?PHPSESSID=1&sid=2&sessionid=3&q=") == \
-        "https://example.com/a?q="
+    assert (
+        normalize_url("https://example.com/a?utm_source=news&utm_Medium=mail&gclid=x&fbclid=y&id=7")
+        == "https://example.com/a?id=7"
+    )
+    assert (
+        normalize_url("https://example.com/a;jsessionid=F00?PHPSESSID=1&sid=2&sessionid=3&q=")
+        == "https://example.com/a?q="
+    )
     assert normalize_url("https://example.com/caf%c3%a9?q=a%20b") == "https://example.com/caf%C3%A9?q=a+b"
     assert normalize_url("http://u:pw@example.com") == "http://u:pw@example.com/"  # a resumed crawl needs them
 
 
 def test_param_rules_are_configurable():
     rules = ParamRules.from_options({"strip_params": "search, sort*", "keep_params": "sid"})
-    assert normalize_url("http://x.test/p?search=a&sorting=1&sid=9&utm_id=3&page=2", rules) == \
-        "http://x.test/p?page=2&sid=9"
+    assert (
+        normalize_url("http://x.test/p?search=a&sorting=1&sid=9&utm_id=3&page=2", rules)
+        == "http://x.test/p?page=2&sid=9"
+    )
     everything = ParamRules.from_options({"keep_params": "*"})
     assert normalize_url("http://x.test/p?utm_source=a&b=1#f", everything) == "http://x.test/p?b=1&utm_source=a"
 
 
 def test_crawl_fetches_one_spelling_of_each_page(site):
-    spellings = ["/guide", "/guide#top", "/guide?utm_source=nav&utm_medium=menu", "/guide?gclid=abc",
-                 "/guide?PHPSESSID=1f2e", "/guide;jsessionid=XYZ", "/list?b=2&a=1", "/list?a=1&b=2#x"]
+    spellings = [
+        "/guide",
+        "/guide#top",
+        "/guide?utm_source=nav&utm_medium=menu",
+        "/guide?gclid=abc",
+        "/guide?PHPSESSID=1f2e",
+        "/guide;jsessionid=XYZ",
+        "/list?b=2&a=1",
+        "/list?a=1&b=2#x",
+    ]
     site.extra_pages["/hub"] = page("Hub", "finding your way around", spellings)
     site.extra_pages["/guide"] = page("Guide", "planting tomatoes")
     site.extra_pages["/list"] = page("List", "choosing seeds")
@@ -90,20 +107,23 @@ def test_crawl_fetches_one_spelling_of_each_page(site):
 
 
 # -- canonical ------------------------------------------------------------------------------------------
-def test_a_page_whose_canonical_is_another_is_stored_as_its_duplicate_and_the_canonical_analysed_once(
-        site, db_path):
+def test_a_page_whose_canonical_is_another_is_stored_as_its_duplicate_and_the_canonical_analysed_once(site, db_path):
     product = site.url("/product")
     site.extra_pages["/shop"] = page("Shop", "our shop", ["/product?color=red", "/print/product"])
     site.extra_pages["/product"] = page("Product", "the red watering can", canonical=product)
-    site.extra_pages["/print/product"] = page("Product (print)", "the red watering can, printable",
-                                              canonical="/product")  # relative: resolved against the page
+    site.extra_pages["/print/product"] = page(
+        "Product (print)", "the red watering can, printable", canonical="/product"
+    )  # relative: resolved against the page
     with Store(db_path) as store:
         summary, engine = run(store, site, "/shop", max_depth=1)
         got = rows(store, summary.run_id, site)
     assert set(got) == {"/shop", "/product?color=red", "/print/product", "/product"}
     for alternate in ("/product?color=red", "/print/product"):
-        assert (got[alternate]["status"], got[alternate]["duplicate_of"], got[alternate]["canonical"]) == \
-            ("duplicate", product, product)
+        assert (got[alternate]["status"], got[alternate]["duplicate_of"], got[alternate]["canonical"]) == (
+            "duplicate",
+            product,
+            product,
+        )
         assert got[alternate]["analyzed_at"] is None
     assert got["/product"]["status"] == "done" and got["/product"]["canonical"] == product
     assert got["/product"]["duplicate_of"] is None
@@ -153,8 +173,10 @@ def test_identical_pages_are_analysed_once_and_reported_as_duplicates(site, db_p
         first = site.url("/std/index.html")
         copies = {p for p, r in got.items() if r["status"] == "duplicate"}
         assert copies == set(searches)
-        assert all(got[p]["duplicate_of"] == first and got[p]["content_hash"] == got["/std/index.html"]["content_hash"]
-                   for p in copies)
+        assert all(
+            got[p]["duplicate_of"] == first and got[p]["content_hash"] == got["/std/index.html"]["content_hash"]
+            for p in copies
+        )
         assert len(engine.texts) == 2 and summary.done == 2 and summary.duplicates == 7
         assert not store.candidates(got[searches[0]]["doc_id"])  # no second model run, no candidates
 

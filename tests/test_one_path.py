@@ -24,8 +24,11 @@ def stored_rows(db: str) -> dict[str, list[tuple]]:
         for (table,) in tables:
             if table in SKIP or table.startswith("_"):
                 continue
-            _, cols = store.query("SELECT column_name FROM information_schema.columns WHERE table_name = ? "
-                                  "AND table_schema = 'main' ORDER BY ordinal_position", [table])
+            _, cols = store.query(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+                "AND table_schema = 'main' ORDER BY ordinal_position",
+                [table],
+            )
             keep = [c for (c,) in cols if c not in VOLATILE]
             if not keep:
                 continue
@@ -52,23 +55,40 @@ def test_pasted_text_and_analyze_stdin_store_the_same_rows(tiny_model_dir, tmp_p
     from revprompt.tui.app import RevpromptApp
 
     cli_db, tui_db = str(tmp_path / "cli.duckdb"), str(tmp_path / "tui.duckdb")
-    out = CliRunner().invoke(cli, ["analyze", "-", "--model", tiny_model_dir, "--db", cli_db,
-                                   "--max-new-tokens", NEW_TOKENS, "--dtype", "float32", "--device", "cpu"],
-                             input=TEXT)
+    out = CliRunner().invoke(
+        cli,
+        [
+            "analyze",
+            "-",
+            "--model",
+            tiny_model_dir,
+            "--db",
+            cli_db,
+            "--max-new-tokens",
+            NEW_TOKENS,
+            "--dtype",
+            "float32",
+            "--device",
+            "cpu",
+        ],
+        input=TEXT,
+    )
     assert out.exit_code == 0, out.output
 
     Store(tui_db).close()  # the TUI opens an existing results database
     app = RevpromptApp(
         tui_db,
-        engine_factory=lambda: Engine.load(tiny_model_dir, dtype="float32", device="cpu",
-                                           max_new_tokens=int(NEW_TOKENS)),
+        engine_factory=lambda: Engine.load(
+            tiny_model_dir, dtype="float32", device="cpu", max_new_tokens=int(NEW_TOKENS)
+        ),
         engine_description=engine_description(tiny_model_dir, "float32", max_new_tokens=int(NEW_TOKENS)),
     )
     try:
         # What the paste screen does: the sweep in its worker, then the save (a batch over the text source).
         engine = app.get_engine()
-        run_id, doc_id = app.db.save_paste(TEXT, engine.sweep(TEXT), description=app.engine_description,
-                                           analyzers=app.analyzers, engine=engine)
+        run_id, doc_id = app.db.save_paste(
+            TEXT, engine.sweep(TEXT), description=app.engine_description, analyzers=app.analyzers, engine=engine
+        )
     finally:
         app.db.close()
 

@@ -33,8 +33,9 @@ def revprompt(*args, pythonpath: str | None = None):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
-    return subprocess.run([sys.executable, "-m", "revprompt", *args], capture_output=True, text=True, env=env,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "revprompt", *args], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def inventory(output: str) -> dict:
@@ -95,14 +96,19 @@ def test_third_party_analyzer_fills_its_table_in_a_batch(sample_on_path, db_path
 
     with Store(db_path) as store:
         summary = BatchRunner(store, StubEngine, {"model": "stub"}, analyzers=sample_only).run(
-            "analyze", ["apples", "pears"])
+            "analyze", ["apples", "pears"]
+        )
         assert summary.done == 2
         _, rows = store.query(
             "SELECT d.text, c.prompt, s.n_chars, s.n_words, s.run_id FROM sample_prompt_lengths s "
-            "JOIN candidates c USING (candidate_id) JOIN documents d ON d.doc_id = s.doc_id ORDER BY c.candidate_id")
+            "JOIN candidates c USING (candidate_id) JOIN documents d ON d.doc_id = s.doc_id ORDER BY c.candidate_id"
+        )
         assert [(t, p, n, w) for t, p, n, w, _ in rows] == [
-            ("apples", "apples question", 15, 2), ("apples", "what about apples?", 18, 3),
-            ("pears", "pears question", 14, 2), ("pears", "what about pears?", 17, 3)]
+            ("apples", "apples question", 15, 2),
+            ("apples", "what about apples?", 18, 3),
+            ("pears", "pears question", 14, 2),
+            ("pears", "what about pears?", 17, 3),
+        ]
         assert {r[4] for r in rows} == {summary.run_id}
         _, summary_rows = store.query("SELECT run_id, n_documents, mean_chars FROM sample_run_summary")
         assert summary_rows == [(summary.run_id, 2, 16.0)]

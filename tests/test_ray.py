@@ -32,18 +32,47 @@ from sitefixture import SiteServer  # noqa: E402
 from revprompt.core.store import Store  # noqa: E402
 
 ENGINE_ARGS = ["--dtype", "float32", "--device", "cpu", "--max-new-tokens", "6", "--no-plugins", "--batch-docs", "2"]
-TOPICS = ["sleep", "gardening", "bread", "running", "tax returns", "python decorators", "coffee", "chess openings",
-          "budget travel", "houseplants", "public speaking", "knife sharpening", "bird watching", "sourdough",
-          "cycling", "note taking"]
-DOC_COLUMNS = ["status", "error", "title", "text", "source", "http_status", "content_type", "n_input_tokens",
-               "truncated", "canonical", "content_hash", "duplicate_of"]
+TOPICS = [
+    "sleep",
+    "gardening",
+    "bread",
+    "running",
+    "tax returns",
+    "python decorators",
+    "coffee",
+    "chess openings",
+    "budget travel",
+    "houseplants",
+    "public speaking",
+    "knife sharpening",
+    "bird watching",
+    "sourdough",
+    "cycling",
+    "note taking",
+]
+DOC_COLUMNS = [
+    "status",
+    "error",
+    "title",
+    "text",
+    "source",
+    "http_status",
+    "content_type",
+    "n_input_tokens",
+    "truncated",
+    "canonical",
+    "content_hash",
+    "duplicate_of",
+]
 PROGRESS = re.compile(r"^revprompt: \[\d+/\d+\] (done|failed|duplicate) ")
 
 
 def text_for(topic: str, i: int) -> str:
-    return (f"Here are some tips about {topic}. First, start small and keep at it every day; tip number {i} is "
-            f"to write down what works. Second, ask someone who knows {topic} well. Third, review your progress "
-            "each week and adjust.")
+    return (
+        f"Here are some tips about {topic}. First, start small and keep at it every day; tip number {i} is "
+        f"to write down what works. Second, ask someone who knows {topic} well. Third, review your progress "
+        "each week and adjust."
+    )
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +80,15 @@ def ray_cluster():
     """A local Ray on 127.0.0.1, 2 CPUs, no dashboard; its GCS address (for drivers in subprocesses)."""
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
-             object_store_memory=300 * 1024 * 1024, log_to_driver=False, logging_level=logging.ERROR)
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        object_store_memory=300 * 1024 * 1024,
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+    )
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
@@ -111,10 +147,27 @@ def table(db: str, base: str = "") -> dict[str, dict]:
         for d in docs:
             cands = []
             for c in store.candidates(d["doc_id"]):
-                tokens = [(t["position"], t["token_id"], t["token"], t["prob"])
-                          for t in store.candidate_tokens(c["candidate_id"])]
-                cands.append({k: c[k] for k in ("rank", "prompt", "perplexity", "mean_nll", "confidence", "top_k",
-                                                  "penalty_alpha", "configs", "n_tokens")} | {"tokens": tokens})
+                tokens = [
+                    (t["position"], t["token_id"], t["token"], t["prob"])
+                    for t in store.candidate_tokens(c["candidate_id"])
+                ]
+                cands.append(
+                    {
+                        k: c[k]
+                        for k in (
+                            "rank",
+                            "prompt",
+                            "perplexity",
+                            "mean_nll",
+                            "confidence",
+                            "top_k",
+                            "penalty_alpha",
+                            "configs",
+                            "n_tokens",
+                        )
+                    }
+                    | {"tokens": tokens}
+                )
             row = {k: d[k] for k in DOC_COLUMNS}
             if row["duplicate_of"]:
                 row["duplicate_of"] = row["duplicate_of"].replace(base, "")
@@ -146,8 +199,9 @@ def test_folder_gives_the_same_rows_as_a_local_run(ray_cluster, folder, tiny_mod
     code, err = analyze(folder, "--model", tiny_model_dir, "--db", local_db, *ENGINE_ARGS)
     assert code == 0, err
     shards = tmp_path / "shards"
-    code, err = analyze(folder, "--model", tiny_model_dir, "--db", ray_db, *ENGINE_ARGS, "--ray",
-                        "--output-parquet", shards)
+    code, err = analyze(
+        folder, "--model", tiny_model_dir, "--db", ray_db, *ENGINE_ARGS, "--ray", "--output-parquet", shards
+    )
     assert code == 0, err
     assert re.search(r"run \w+: 10 done, 0 failed, 1 duplicates", err), err
     local, remote = table(str(local_db)), table(str(ray_db))
@@ -155,8 +209,9 @@ def test_folder_gives_the_same_rows_as_a_local_run(ray_cluster, folder, tiny_mod
     assert_same_rows(local, remote)
 
     # The Parquet shards hold the same rows: queried in place, and imported into another file (twice: no doubles).
-    code, out, err = revprompt("sql", "--parquet", shards, "--json",
-                               "SELECT count(*) AS n, count(DISTINCT uri) AS uris FROM documents")
+    code, out, err = revprompt(
+        "sql", "--parquet", shards, "--json", "SELECT count(*) AS n, count(DISTINCT uri) AS uris FROM documents"
+    )
     assert code == 0, err
     assert '"n": 11' in out and '"uris": 11' in out, out
     imported = tmp_path / "imported.duckdb"
@@ -175,8 +230,10 @@ def test_site_gives_the_same_rows_as_a_local_run(ray_cluster, tiny_model_dir, tm
         assert code == 0, err
         code, err = analyze(*args, "--db", tmp_path / "ray.duckdb", "--ray")
         assert code == 0, err
-        local, remote = table(str(tmp_path / "local.duckdb"), site.base_url), table(str(tmp_path / "ray.duckdb"),
-                                                                                     site.base_url)
+        local, remote = (
+            table(str(tmp_path / "local.duckdb"), site.base_url),
+            table(str(tmp_path / "ray.duckdb"), site.base_url),
+        )
     assert {p for p, r in remote.items() if r["status"] == "failed"} >= {"/missing", "/error", "/slow", "/image"}
     assert remote["/missing"]["error"] == "HTTP 404"
     assert sum(r["status"] == "done" for r in remote.values()) >= 5
@@ -218,9 +275,14 @@ def test_a_killed_actor_loses_nothing(ray_cluster, tmp_path, tiny_model_dir):
     progress = KillOneActor()
     with Store(str(tmp_path / "kill.duckdb")) as store:
         runner = RayBatchRunner(
-            store, dict(model=tiny_model_dir, dtype="float32", device="cpu", max_new_tokens=12, batch_docs=2),
-            engine_description(tiny_model_dir, "float32", max_new_tokens=12), analyzers=[],
-            options={"concurrency": 2}, progress=progress, settings=RaySettings(actors=2))
+            store,
+            dict(model=tiny_model_dir, dtype="float32", device="cpu", max_new_tokens=12, batch_docs=2),
+            engine_description(tiny_model_dir, "float32", max_new_tokens=12),
+            analyzers=[],
+            options={"concurrency": 2},
+            progress=progress,
+            settings=RaySettings(actors=2),
+        )
         progress.runner = runner
         summary = runner.run("analyze texts", [str(texts)])
         docs = store.documents(summary.run_id)
@@ -237,17 +299,45 @@ def test_a_killed_driver_resumes_with_nothing_lost_or_twice(ray_cluster, tmp_pat
     for i in range(30):
         (texts / f"{i:02d}.txt").write_text(text_for(TOPICS[i % len(TOPICS)], i))
     db = tmp_path / "resume.duckdb"
-    cmd = [sys.executable, "-m", "revprompt", "analyze", str(texts), "--model", tiny_model_dir, "--db", str(db),
-           "--dtype", "float32", "--device", "cpu", "--max-new-tokens", "12", "--no-plugins", "--batch-docs", "1",
-           "--ray", ray_cluster, "--ray-actors", "1", "--output-parquet", str(tmp_path / "shards")]
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1",
-               TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    cmd = [
+        sys.executable,
+        "-m",
+        "revprompt",
+        "analyze",
+        str(texts),
+        "--model",
+        tiny_model_dir,
+        "--db",
+        str(db),
+        "--dtype",
+        "float32",
+        "--device",
+        "cpu",
+        "--max-new-tokens",
+        "12",
+        "--no-plugins",
+        "--batch-docs",
+        "1",
+        "--ray",
+        ray_cluster,
+        "--ray-actors",
+        "1",
+        "--output-parquet",
+        str(tmp_path / "shards"),
+    ]
+    env = dict(
+        os.environ,
+        PYTHONUNBUFFERED="1",
+        OMP_NUM_THREADS="1",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+    )
     env.pop("RAY_ADDRESS", None)
 
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
     lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr] + [lines.put(None)],
-                     daemon=True).start()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr] + [lines.put(None)], daemon=True).start()
     seen, tail, deadline = 0, [], time.monotonic() + 120
     while seen < 5:
         assert time.monotonic() < deadline, "no progress from the driver:\n" + "".join(tail[-20:])

@@ -62,19 +62,34 @@ def sites():
 def loopback_env(tmp_path: Path) -> tuple[dict, Path]:
     """The subprocess environment: offline, one thread, no proxies, and the loopback-only guard armed."""
     netlog = tmp_path / "network.log"
-    env = {k: v for k, v in os.environ.items()
-           if k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
-           and k not in ("REVPROMPT_DB", "REVPROMPT_MODEL")}
-    env.update(PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", REVPROMPT_LOOPBACK_ONLY=str(netlog),
-               PYTHONPATH=os.pathsep.join([str(GUARD_DIR), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+        and k not in ("REVPROMPT_DB", "REVPROMPT_MODEL")
+    }
+    env.update(
+        PYTHONUNBUFFERED="1",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        REVPROMPT_LOOPBACK_ONLY=str(netlog),
+        PYTHONPATH=os.pathsep.join([str(GUARD_DIR), *filter(None, [os.environ.get("PYTHONPATH")])]),
+    )
     return env, netlog
 
 
 def check_guard_is_armed(env: dict, netlog: Path) -> None:
     """The guard refuses a connection beyond loopback (and says so), so its silence later means something."""
-    probe = subprocess.run([sys.executable, "-c", "import socket; socket.create_connection(('10.0.0.1', 80), 0.5)"],
-                           env=env, capture_output=True, text=True, timeout=60)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import socket; socket.create_connection(('10.0.0.1', 80), 0.5)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert probe.returncode != 0 and "loopback-only test guard" in probe.stderr, probe.stderr
     assert "blocked connect ('10.0.0.1', 80)" in netlog.read_text()
     netlog.unlink()
@@ -92,8 +107,16 @@ class Run:
     def __init__(self, cmd: list[str], env: dict, cwd: Path):
         self.started = time.monotonic()
         self.stdout = open(cwd / f"stdout-{time.monotonic_ns()}.txt", "w+")
-        self.proc = subprocess.Popen(cmd, stdout=self.stdout, stderr=subprocess.PIPE, env=env, cwd=cwd,
-                                     text=True, encoding="utf-8", errors="backslashreplace")
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=self.stdout,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=cwd,
+            text=True,
+            encoding="utf-8",
+            errors="backslashreplace",
+        )
         self.lines: queue.Queue = queue.Queue()
         self.stderr: list[str] = []
         self.progress: list[tuple[str, int | None, str]] = []  # (status, rid number, rest of the line)
@@ -111,7 +134,7 @@ class Run:
             found = RID.search(unquote(m.group(3)))
             self.progress.append((m.group(2), int(found.group(1)) if found else None, m.group(3)))
 
-    def wait(self, kill_after: int | None = None, jitter: float = 0.0, limit: float = 600.0) -> "Run":
+    def wait(self, kill_after: int | None = None, jitter: float = 0.0, limit: float = 600.0) -> Run:
         """Read stderr to the end; with `kill_after`, SIGKILL the process `jitter` seconds after its
         `kill_after`-th progress line."""
         deadline = self.started + limit
@@ -149,7 +172,8 @@ def rows_of(db: str) -> tuple[list[tuple], list[dict]]:
         cur = con.execute(
             "SELECT d.doc_id, d.run_id, d.uri, d.status, d.error, d.title, d.text, d.http_status, "
             "       (SELECT count(*) FROM candidates c WHERE c.doc_id = d.doc_id) AS n_candidates "
-            "FROM documents d ORDER BY d.doc_id")
+            "FROM documents d ORDER BY d.doc_id"
+        )
         cols = [c[0] for c in cur.description]
         docs = [dict(zip(cols, r)) for r in cur.fetchall()]
     return runs, docs
@@ -170,8 +194,20 @@ def test_thousand_urls_with_a_hostile_tenth_killed_three_times_and_resumed(sites
     # Comments, blank lines and repeated URLs are no targets: 1,000 distinct targets, one row each.
     urls.write_bytes(b"# reliability run: 1,000 URLs, a tenth hostile\n\n" + b"\n".join(lines + repeats) + b"\n")
     db = str(tmp_path / "reliability.duckdb")
-    cmd = [sys.executable, "-m", "revprompt", "analyze", "--urls", str(urls), "--db", db, "--model", tiny_model_dir,
-           *ENGINE_ARGS, *FETCH_ARGS]
+    cmd = [
+        sys.executable,
+        "-m",
+        "revprompt",
+        "analyze",
+        "--urls",
+        str(urls),
+        "--db",
+        db,
+        "--model",
+        tiny_model_dir,
+        *ENGINE_ARGS,
+        *FETCH_ARGS,
+    ]
     env, netlog = loopback_env(tmp_path)
     check_guard_is_armed(env, netlog)
 
@@ -224,8 +260,11 @@ def test_thousand_urls_with_a_hostile_tenth_killed_three_times_and_resumed(sites
             ok = doc["status"] == "failed" and bool(doc["error"]) and doc["n_candidates"] == 0
         else:
             error = doc["error"] or ""
-            ok = (doc["status"] == "failed" and doc["n_candidates"] == 0
-                  and (error.startswith(want.error) if want.startswith else error == want.error))
+            ok = (
+                doc["status"] == "failed"
+                and doc["n_candidates"] == 0
+                and (error.startswith(want.error) if want.startswith else error == want.error)
+            )
         if not ok:
             wrong.append((n, kind, doc["uri"][:90], got, want.error))
     assert not wrong, f"{len(wrong)} rows are not what their URLs call for:\n" + "\n".join(map(str, wrong[:40]))
@@ -251,8 +290,10 @@ def test_thousand_urls_with_a_hostile_tenth_killed_three_times_and_resumed(sites
     assert armed == len(runs) and blocked == [], blocked
 
     seconds = ", ".join(f"{r.seconds:.0f}s" for r in runs)
-    print(f"\nreliability run: {N_URLS} URLs, kills after {kill_points} stored documents, runs took {seconds}, "
-          f"{total_seconds:.0f}s in all; final run: {done} done, {failed} failed, {already} already done")
+    print(
+        f"\nreliability run: {N_URLS} URLs, kills after {kill_points} stored documents, runs took {seconds}, "
+        f"{total_seconds:.0f}s in all; final run: {done} done, {failed} failed, {already} already done"
+    )
 
 
 @pytest.mark.timeout(600)
@@ -260,9 +301,26 @@ def test_crawl_with_robots_and_off_site_redirects_killed_and_resumed(sites, tmp_
     site, elsewhere = sites
     expected = {path: (status, error) for path, status, error, _ in site.crawl_site()}
     db = str(tmp_path / "crawl.duckdb")
-    cmd = [sys.executable, "-m", "revprompt", "analyze", "--crawl", site.url("/crawl/"), "--db", db,
-           "--model", tiny_model_dir, "--max-pages", "1000", "--max-depth", "2", "--crawl-delay", "0",
-           *ENGINE_ARGS, *FETCH_ARGS]
+    cmd = [
+        sys.executable,
+        "-m",
+        "revprompt",
+        "analyze",
+        "--crawl",
+        site.url("/crawl/"),
+        "--db",
+        db,
+        "--model",
+        tiny_model_dir,
+        "--max-pages",
+        "1000",
+        "--max-depth",
+        "2",
+        "--crawl-delay",
+        "0",
+        *ENGINE_ARGS,
+        *FETCH_ARGS,
+    ]
     env, netlog = loopback_env(tmp_path)
 
     rng = random.Random(SEED + 1)
@@ -277,9 +335,12 @@ def test_crawl_with_robots_and_off_site_redirects_killed_and_resumed(sites, tmp_
     assert len(runs_table) == 1 and runs_table[0][1] == "finished"
     paths = [urlsplit(d["uri"]).path for d in docs]
     assert len(paths) == len(set(paths)) == len(docs)
-    assert set(paths) == set(expected), (set(paths) ^ set(expected))
-    wrong = [(p, d["status"], d["error"], expected[p]) for p, d in zip(paths, docs)
-             if (d["status"], d["error"]) != expected[p] or (d["status"] == "done") != (d["n_candidates"] > 0)]
+    assert set(paths) == set(expected), set(paths) ^ set(expected)
+    wrong = [
+        (p, d["status"], d["error"], expected[p])
+        for p, d in zip(paths, docs)
+        if (d["status"], d["error"]) != expected[p] or (d["status"] == "done") != (d["n_candidates"] > 0)
+    ]
     assert not wrong, "\n".join(map(str, wrong))
 
     # robots.txt kept the crawl out of /crawl/private/, links and redirects alike; the redirects and links off

@@ -14,6 +14,7 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
+from conftest import cli_runner
 
 from revprompt.core.store import Store, open_sandbox
 from revprompt.core.types import Document
@@ -23,18 +24,28 @@ from revprompt.plugins.site_intent import SiteIntentAnalyzer
 from revprompt.plugins.testing import make_result, run_batch
 from revprompt.plugins.word_frequency import WordFrequencyAnalyzer
 
-from conftest import cli_runner
-
 XSS_TITLE = '<script>alert("x")</script> Taps & "Leaks"'
 PAGES = [
-    ("https://example.com/taps", XSS_TITLE,
-     "To fix a leaking kitchen tap, turn off the water supply, remove the handle and replace the worn washer."),
-    ("https://example.com/orchids", "Repotting orchids",
-     "Repot an orchid every two years in spring, using bark mix and a pot with drainage holes."),
-    ("https://example.com/shoes", "Running shoes",
-     "For flat feet choose stability running shoes with firm midsoles and good arch support."),
-    ("https://example.com/rome", "Flights to Rome",
-     "Cheap flights to Rome in May are easiest to find by booking six weeks ahead and flying midweek."),
+    (
+        "https://example.com/taps",
+        XSS_TITLE,
+        "To fix a leaking kitchen tap, turn off the water supply, remove the handle and replace the worn washer.",
+    ),
+    (
+        "https://example.com/orchids",
+        "Repotting orchids",
+        "Repot an orchid every two years in spring, using bark mix and a pot with drainage holes.",
+    ),
+    (
+        "https://example.com/shoes",
+        "Running shoes",
+        "For flat feet choose stability running shoes with firm midsoles and good arch support.",
+    ),
+    (
+        "https://example.com/rome",
+        "Flights to Rome",
+        "Cheap flights to Rome in May are easiest to find by booking six weeks ahead and flying midweek.",
+    ),
 ]
 
 
@@ -51,19 +62,33 @@ def bag_of_words(texts):
 def report_db(tmp_path_factory, tiny_engine):
     """(db path, first run id, second (latest) run id)."""
     db = str(tmp_path_factory.mktemp("report") / "report.duckdb")
-    items = [(Document(uri, text, title=title, source="url", status="done"), tiny_engine.sweep(text))
-             for uri, title, text in PAGES]
-    items.append((Document("https://example.com/broken", "", title="Broken", source="url",
-                           error="HTTP 500 Internal Server Error"), None))
+    items = [
+        (Document(uri, text, title=title, source="url", status="done"), tiny_engine.sweep(text))
+        for uri, title, text in PAGES
+    ]
+    items.append(
+        (
+            Document(
+                "https://example.com/broken", "", title="Broken", source="url", error="HTTP 500 Internal Server Error"
+            ),
+            None,
+        )
+    )
     analyzers = [KeyPhrasesAnalyzer(), WordFrequencyAnalyzer(), SiteIntentAnalyzer(embed=bag_of_words)]
     with Store(db) as store:
         first = run_batch(store, items, analyzers, command="analyze --urls pages.txt")
         docs = {d["uri"]: d["doc_id"] for d in store.documents(first)}  # keyword_matches: store migration 3
-        store.execute("INSERT INTO keyword_matches (run_id, keyword, doc_id, rank, nll, cosine) "
-                      "VALUES (?, 'fix leaking tap', ?, 1, 1.25, 0.81), (?, 'fix leaking tap', ?, 2, 3.5, 0.22)",
-                      [first, docs["https://example.com/taps"], first, docs["https://example.com/orchids"]])
-        second = run_batch(store, [(Document("second.txt", "just one page"), make_result(["one page?"]))],
-                           [KeyPhrasesAnalyzer()], command="analyze second.txt")
+        store.execute(
+            "INSERT INTO keyword_matches (run_id, keyword, doc_id, rank, nll, cosine) "
+            "VALUES (?, 'fix leaking tap', ?, 1, 1.25, 0.81), (?, 'fix leaking tap', ?, 2, 3.5, 0.22)",
+            [first, docs["https://example.com/taps"], first, docs["https://example.com/orchids"]],
+        )
+        second = run_batch(
+            store,
+            [(Document("second.txt", "just one page"), make_result(["one page?"]))],
+            [KeyPhrasesAnalyzer()],
+            command="analyze second.txt",
+        )
     return db, first, second
 
 
@@ -123,19 +148,28 @@ def test_report_is_self_contained_html(report_file):
     # No network at view time: nothing fetched from anywhere (the page's uris are data, escaped inside the JSON).
     assert not [u for u in parser.urls if re.match(r"\s*(https?:|//|ftp:)", u, re.I)], parser.urls
     assert not re.search(r"url\(\s*['\"]?\s*(https?:)?//", outside, re.I)
-    assert "@import" not in outside and "<link rel=\"stylesheet\"" not in outside
+    assert "@import" not in outside and '<link rel="stylesheet"' not in outside
     assert not re.search(r"<(iframe|object|embed|img)\b", outside, re.I)
     assert "http://" not in outside and "https://" not in outside.replace("https://example.com", "")
     assert "Content-Security-Policy" in text and "default-src 'none'" in text
     # A crawled title never becomes markup: escaped in the static HTML, "<\/script>" inside the JSON.
     assert XSS_TITLE not in text and '<script>alert("x")' not in text
-    for section in ("summary", "documents", "doc-table", "intent", "intent-map", "cannibalisation", "keywords",
-                    "failures", "search"):
+    for section in (
+        "summary",
+        "documents",
+        "doc-table",
+        "intent",
+        "intent-map",
+        "cannibalisation",
+        "keywords",
+        "failures",
+        "search",
+    ):
         assert section in parser.ids, section
     # The static intent map: one dot per analysed page.
     assert len(re.findall(r'<circle class="pt"', outside)) == len(PAGES)
     # Renderers of the per-document views are in the (inline) script.
-    for marker in ('class="tok" style="opacity:', "svg class=\"chart heatmap", "token-chart", "DataTable"):
+    for marker in ('class="tok" style="opacity:', 'svg class="chart heatmap', "token-chart", "DataTable"):
         assert marker.replace('\\"', '"') in text, marker
 
 
@@ -152,7 +186,7 @@ def test_report_data_holds_the_run(report_file, report_db):
         assert doc["c"], doc["u"]
         ranks = [c[0] for c in doc["c"]]
         assert ranks == sorted(ranks)
-        for rank, prompt, ppl, conf, config, tokens, probs in doc["c"]:
+        for _rank, _prompt, ppl, conf, config, tokens, probs in doc["c"]:
             assert ppl > 0 and 0 <= conf <= 1 and config.startswith("k=")
             assert len(tokens) == len(probs) > 0 and all(0 <= p <= 100 for p in probs)
         words, counts = doc["w"]

@@ -16,7 +16,7 @@ from sitefixture import SiteServer  # noqa: E402
 
 from revprompt.core.types import Document  # noqa: E402
 from revprompt.sources.crawl import CrawlSource  # noqa: E402
-from revprompt.sources.fetch import FetchSettings, Fetcher, fetch_page  # noqa: E402
+from revprompt.sources.fetch import Fetcher, FetchSettings, fetch_page  # noqa: E402
 from revprompt.sources.netguard import address_kind, redirect_refusal  # noqa: E402
 from revprompt.sources.robots import MAX_ROBOTS_BYTES, RobotsCache, fetch_robots, origin  # noqa: E402
 
@@ -107,8 +107,9 @@ def test_dollar_anchors_the_end_of_the_path(site, fetcher):
 
 
 def test_crawl_delay_of_our_group(site, fetcher):
-    site.robots = ("User-agent: *\nCrawl-delay: 5\n\n"
-                   "User-agent: revprompt\nDisallow: /no-bots\nCrawl-delay: 0.25  # be gentle\n")
+    site.robots = (
+        "User-agent: *\nCrawl-delay: 5\n\nUser-agent: revprompt\nDisallow: /no-bots\nCrawl-delay: 0.25  # be gentle\n"
+    )
     robots = fetch_robots(site.url("/"), fetcher)
     assert robots.crawl_delay() == 0.25
     assert not robots.allowed(site.url("/no-bots")) and robots.allowed(site.url("/private/secret"))

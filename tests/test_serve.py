@@ -19,8 +19,15 @@ def server(tiny_model, gemma_tokenizer):
     from revprompt.core.engine import Engine
     from revprompt.core.serve import make_server
 
-    engine = Engine(tiny_model, gemma_tokenizer, configs=DEFAULT_SWEEP[:4], max_new_tokens=5, model_name="tiny",
-                    max_input_tokens=16, top_n=3)
+    engine = Engine(
+        tiny_model,
+        gemma_tokenizer,
+        configs=DEFAULT_SWEEP[:4],
+        max_new_tokens=5,
+        model_name="tiny",
+        max_input_tokens=16,
+        top_n=3,
+    )
     srv = make_server(engine, "127.0.0.1", 0)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
@@ -50,25 +57,38 @@ def test_analyze_answers_like_analyze_json(server):
     base, engine = server
     status, body = call(base + "/analyze", {"text": TEXT, "top": 2})
     assert status == 200
-    assert {"uri", "run_id", "doc_id", "n_input_tokens", "truncated", "seconds", "candidates", "title",
-            "status"} <= set(body)
+    assert {
+        "uri",
+        "run_id",
+        "doc_id",
+        "n_input_tokens",
+        "truncated",
+        "seconds",
+        "candidates",
+        "title",
+        "status",
+    } <= set(body)
     assert body["uri"].startswith("text:") and body["truncated"] is True  # 16-token window
     assert 1 <= len(body["candidates"]) <= 2 and body["candidates"][0]["rank"] == 1
     assert {"prompt", "perplexity", "confidence", "top_k", "penalty_alpha", "configs", "tokens"} <= set(
-        body["candidates"][0])
+        body["candidates"][0]
+    )
     assert engine.top_n == 3  # a request's "top" does not stick
     status, again = call(base + "/analyze", {"text": TEXT})  # the same warm engine, same answer
     assert status == 200 and again["candidates"][0]["prompt"] == body["candidates"][0]["prompt"]
 
 
-@pytest.mark.parametrize("payload,raw,code", [
-    ({"text": "   "}, None, 400),
-    ({"text": 5}, None, 400),
-    ({"text": "ok", "top": 0}, None, 400),
-    ({"text": "a\x00b"}, None, 400),
-    (None, b"{not json", 400),
-    (None, b"[1, 2]", 400),
-])
+@pytest.mark.parametrize(
+    "payload,raw,code",
+    [
+        ({"text": "   "}, None, 400),
+        ({"text": 5}, None, 400),
+        ({"text": "ok", "top": 0}, None, 400),
+        ({"text": "a\x00b"}, None, 400),
+        (None, b"{not json", 400),
+        (None, b"[1, 2]", 400),
+    ],
+)
 def test_bad_requests_are_one_line_errors(server, payload, raw, code):
     base, _ = server
     status, body = call(base + "/analyze", payload, raw)

@@ -41,8 +41,16 @@ COPIES = {"/latin1-meta": "/latin1", "/redirect": "/about"}
 
 class QuickEngine:
     def sweep(self, text: str) -> SweepResult:
-        cand = Candidate(prompt="Describe the garden", token_ids=[5], tokens=["x"], token_probs=[0.9],
-                         perplexity=1.5, mean_nll=0.4, configs=[DecodeConfig(4, 0.2)], rank=1)
+        cand = Candidate(
+            prompt="Describe the garden",
+            token_ids=[5],
+            tokens=["x"],
+            token_probs=[0.9],
+            perplexity=1.5,
+            mean_nll=0.4,
+            configs=[DecodeConfig(4, 0.2)],
+            rank=1,
+        )
         return SweepResult([cand], n_input_tokens=len(text.split()), truncated=False)
 
 
@@ -76,7 +84,9 @@ def test_cli_sitemap_batch(site, tmp_path, monkeypatch, capsys):
     rows = rows_by_path(db, site)
     assert set(rows) == set(GOOD_PAGES + FAULTS) | {"/sitemaps/missing.xml"}
     assert {p: r["error"] for p, r in rows.items() if r["status"] == "failed"} == {
-        **EXPECTED_FAILURES, "/sitemaps/missing.xml": "sitemap: HTTP 404"}
+        **EXPECTED_FAILURES,
+        "/sitemaps/missing.xml": "sitemap: HTTP 404",
+    }
     assert all(rows[p]["status"] == "done" for p in GOOD_PAGES if p not in COPIES)
     assert {p: rows[p]["duplicate_of"] for p in COPIES} == {p: site.url(c) for p, c in COPIES.items()}
 
@@ -89,17 +99,57 @@ def _reader(stream, lines: queue.Queue):
 
 @pytest.mark.timeout(900)
 def test_kill_minus_9_then_rerun_completes_without_duplicates(site, tmp_path, tiny_model_dir):
-    paths = ["/", "/missing", "/about", "/image", "/blog/", "/slow", "/blog/first-post", "/error", "/latin1",
-             "/loop", "/blog/second-post", "/huge", "/notes.txt", "/empty", "/latin1-meta", "/redirect"]
+    paths = [
+        "/",
+        "/missing",
+        "/about",
+        "/image",
+        "/blog/",
+        "/slow",
+        "/blog/first-post",
+        "/error",
+        "/latin1",
+        "/loop",
+        "/blog/second-post",
+        "/huge",
+        "/notes.txt",
+        "/empty",
+        "/latin1-meta",
+        "/redirect",
+    ]
     assert set(paths) == set(GOOD_PAGES + FAULTS)
     urls = tmp_path / "urls.txt"
-    urls.write_text("# the loopback site, faults included\n" + "\n".join(site.url(p) for p in paths)
-                    + f"\n{site.url('/about')}\n")  # a repeat: still one row
+    urls.write_text(
+        "# the loopback site, faults included\n" + "\n".join(site.url(p) for p in paths) + f"\n{site.url('/about')}\n"
+    )  # a repeat: still one row
     db = str(tmp_path / "kill.duckdb")
-    cmd = [sys.executable, "-m", "revprompt", "analyze", "--urls", str(urls), "--db", db, "--model", tiny_model_dir,
-           "--max-new-tokens", "6", "--no-plugins", "--timeout", "0.5", "--concurrency", "2"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "revprompt",
+        "analyze",
+        "--urls",
+        str(urls),
+        "--db",
+        db,
+        "--model",
+        tiny_model_dir,
+        "--max-new-tokens",
+        "6",
+        "--no-plugins",
+        "--timeout",
+        "0.5",
+        "--concurrency",
+        "2",
+    ]
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "OMP_NUM_THREADS": "1",
+    }
     env.pop("REVPROMPT_DB", None)
     site.hits.clear()
 
@@ -136,8 +186,9 @@ def test_kill_minus_9_then_rerun_completes_without_duplicates(site, tmp_path, ti
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Traceback" not in done.stderr and "Traceback" not in done.stdout
-    assert re.search(rf"\d+ done, \d+ failed(, \d+ duplicates [^,]*)?, {len(stored)} already done", done.stderr), \
+    assert re.search(rf"\d+ done, \d+ failed(, \d+ duplicates [^,]*)?, {len(stored)} already done", done.stderr), (
         done.stderr[-2000:]
+    )
 
     rows = rows_by_path(db, site)
     assert set(rows) == set(paths)  # one row per URL: none missing, none twice
@@ -150,8 +201,9 @@ def test_kill_minus_9_then_rerun_completes_without_duplicates(site, tmp_path, ti
             assert rows[path]["status"] == "done", (path, rows[path]["error"])
     with Store(db, read_only=True) as store:
         _, runs = store.query("SELECT status FROM runs")
-        _, orphans = store.query("SELECT count(*) FROM candidates c LEFT JOIN documents d USING (doc_id) "
-                                 "WHERE d.doc_id IS NULL")
+        _, orphans = store.query(
+            "SELECT count(*) FROM candidates c LEFT JOIN documents d USING (doc_id) WHERE d.doc_id IS NULL"
+        )
         _, cands = store.query("SELECT count(DISTINCT doc_id) FROM candidates")
     assert runs == [("finished",)]  # the re-run resumed the killed run instead of starting another
     assert orphans == [(0,)]

@@ -41,7 +41,7 @@ def rows(items, site) -> dict[str, tuple[str, str | None]]:
     out = {}
     for item in items:
         assert isinstance(item, Document)
-        path = item.uri[len(site.base_url):]
+        path = item.uri[len(site.base_url) :]
         assert path not in out, f"{path} yielded twice"
         out[path] = ("failed" if item.status == "failed" else "done", item.error)
     return out
@@ -71,8 +71,9 @@ def test_crawl_limits(site):
 
 def test_crawl_delay_from_robots_and_bounded_concurrency(site):
     site.robots = "User-agent: *\nDisallow: /private/\nCrawl-delay: 0.3\n"
-    items = list(CrawlSource().discover(site.url("/blog/"), {**FAST, "crawl_delay": None, "concurrency": 3,
-                                                             "max_depth": 1}))
+    items = list(
+        CrawlSource().discover(site.url("/blog/"), {**FAST, "crawl_delay": None, "concurrency": 3, "max_depth": 1})
+    )
     assert len(items) == 4  # /blog/, its two posts and /
     starts = sorted(t for path, times in site.times.items() if path != "/robots.txt" for t in times)
     gaps = [b - a for a, b in zip(starts, starts[1:])]
@@ -121,10 +122,13 @@ def test_resumed_crawl_reuses_stored_links_instead_of_fetching(site):
 
 def test_resumed_crawl_counts_stored_pages_towards_the_limit(site):
     done = {site.url("/"), site.url("/about")}
-    meta = {site.url("/"): {"links": [site.url("/about"), site.url("/blog/"), site.url("/missing")]},
-            site.url("/about"): {"links": []}}
-    items = list(CrawlSource().discover(site.url("/"), {**FAST, "max_pages": 3, "_done": done,
-                                                        "_stored_meta": meta.get}))
+    meta = {
+        site.url("/"): {"links": [site.url("/about"), site.url("/blog/"), site.url("/missing")]},
+        site.url("/about"): {"links": []},
+    }
+    items = list(
+        CrawlSource().discover(site.url("/"), {**FAST, "max_pages": 3, "_done": done, "_stored_meta": meta.get})
+    )
     new = [i for i in items if isinstance(i, Document)]
     assert len(new) == 1 and new[0].uri == site.url("/blog/")
 
@@ -134,7 +138,6 @@ def test_resumed_crawl_keeps_following_the_host_the_start_redirected_to(site):
     start = site.url("/").replace("127.0.0.1", "localhost")
     first = list(CrawlSource().discover(start, {**FAST, "max_depth": 1}))
     meta = {start: first[0].meta}
-    again = list(CrawlSource().discover(start, {**FAST, "max_depth": 1, "_done": {start},
-                                                "_stored_meta": meta.get}))
+    again = list(CrawlSource().discover(start, {**FAST, "max_depth": 1, "_done": {start}, "_stored_meta": meta.get}))
     assert again[0] == start  # stored: not fetched again
     assert {d.uri for d in again[1:]} == {d.uri for d in first[1:]}

@@ -17,7 +17,8 @@ def test_folder_is_every_readable_file_and_html_becomes_markdown(tmp_path):
     (tmp_path / "sub" / "b.html").write_text(
         "<html><head><title>Page B</title><meta name='description' content='About B.'></head>"
         "<body><article><h1>Heading B</h1><p>Paragraph about the second file, long enough to keep.</p>"
-        "</article></body></html>")
+        "</article></body></html>"
+    )
     (tmp_path / "c.txt").write_bytes("caf\xe9 au lait".encode("cp1252"))
     (tmp_path / "image.png").write_bytes(b"\x89PNG\x00\x00")
     source = FileSource()
@@ -47,7 +48,7 @@ def test_file_failures_are_documents(tmp_path):
 def test_text_and_stdin(monkeypatch):
     (doc,) = TextSource().discover("Pasted words about bread.", {})
     assert doc.uri == text_uri("Pasted words about bread.") and doc.source == "text"
-    fake = io.TextIOWrapper(io.BytesIO("From a pipe.\n".encode()))
+    fake = io.TextIOWrapper(io.BytesIO(b"From a pipe.\n"))
     monkeypatch.setattr(sys, "stdin", fake)
     (doc,) = TextSource().discover("-", {})
     assert doc.source == "stdin" and doc.text == "From a pipe.\n"

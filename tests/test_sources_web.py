@@ -17,8 +17,8 @@ from revprompt.core.types import Document  # noqa: E402
 from revprompt.sources.extract import extract_links, extract_page  # noqa: E402
 from revprompt.sources.fetch import (  # noqa: E402
     USER_AGENT,
-    FetchSettings,
     Fetcher,
+    FetchSettings,
     decode_body,
     fetch_page,
     is_http_url,
@@ -56,7 +56,7 @@ def test_decode_body_charsets():
     assert decode_body(b'<meta charset="windows-1252"><p>caf\xe9</p>').endswith("café</p>")
     assert decode_body("naïve résumé".encode("latin-1")) == "naïve résumé"  # undeclared, not UTF-8
     assert decode_body("Привет мир, как дела? Это тест.".encode("cp1251")) == "Привет мир, как дела? Это тест."
-    assert decode_body("é".encode("utf-8"), "nonsense-charset") == "é"
+    assert decode_body("é".encode(), "nonsense-charset") == "é"
     assert decode_body(b"\xef\xbb\xbfhello") == "hello"
 
 
@@ -193,8 +193,10 @@ def test_url_list_errors(tmp_path):
 
 # -- robots.txt -------------------------------------------------------------------------------------------
 def test_robots_rules_delay_and_sitemaps(site, fetcher):
-    site.robots = ("User-agent: *\nDisallow: /private/\nCrawl-delay: 2\n\nUser-agent: revprompt\nDisallow: /no-bots\n"
-                   f"Crawl-delay: 0.25\n\nSitemap: {site.url('/sitemap_index.xml')}\n")
+    site.robots = (
+        "User-agent: *\nDisallow: /private/\nCrawl-delay: 2\n\nUser-agent: revprompt\nDisallow: /no-bots\n"
+        f"Crawl-delay: 0.25\n\nSitemap: {site.url('/sitemap_index.xml')}\n"
+    )
     try:
         robots = fetch_robots(site.url("/blog/"), fetcher)
     finally:
@@ -273,22 +275,30 @@ def test_sitemap_max_pages(site):
 def test_parse_sitemap_forms():
     import gzip
 
-    xml = (b'<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
-           b"<url><loc> https://a.test/1 </loc><lastmod>2024-01-01</lastmod></url><url><loc>/rel</loc></url></urlset>")
+    xml = (
+        b'<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        b"<url><loc> https://a.test/1 </loc><lastmod>2024-01-01</lastmod></url><url><loc>/rel</loc></url></urlset>"
+    )
     assert parse_sitemap(xml, "https://a.test/sitemap.xml") == ("urlset", ["https://a.test/1", "https://a.test/rel"])
     assert parse_sitemap(gzip.compress(xml), "https://a.test/s.xml.gz")[1][0] == "https://a.test/1"
     assert parse_sitemap(b"https://a.test/x\nhttps://a.test/y\n", "https://a.test/s.txt") == (
-        "urlset", ["https://a.test/x", "https://a.test/y"])
-    index = (b'<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"><sitemap><loc>https://a.test/s1.xml'
-             b"</loc></sitemap></sitemapindex>")
+        "urlset",
+        ["https://a.test/x", "https://a.test/y"],
+    )
+    index = (
+        b'<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"><sitemap><loc>https://a.test/s1.xml'
+        b"</loc></sitemap></sitemapindex>"
+    )
     assert parse_sitemap(index, "https://a.test/") == ("sitemapindex", ["https://a.test/s1.xml"])
     with pytest.raises(SitemapError, match="not a sitemap"):
         parse_sitemap(b"<html><body>hi</body></html>", "https://a.test/")
     with pytest.raises(SitemapError, match="broken gzip"):
         parse_sitemap(b"\x1f\x8bnot really gzip", "https://a.test/")
     # External entities are never resolved (no file or network reads from a hostile sitemap)
-    xxe = (b'<?xml version="1.0"?><!DOCTYPE u [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
-           b'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"><url><loc>https://a.test/&e;</loc></url></urlset>')
+    xxe = (
+        b'<?xml version="1.0"?><!DOCTYPE u [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
+        b'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"><url><loc>https://a.test/&e;</loc></url></urlset>'
+    )
     kind, urls = parse_sitemap(xxe, "https://a.test/")
     assert all("root:" not in u for u in urls)
 

@@ -124,8 +124,13 @@ def test_installed_script_refuses_with_one_line(world, tmp_path):
     """The `revprompt` script itself (a real process): exit 2, one line, the file outside stays unwritten."""
     script = Path(sys.executable).with_name("revprompt")
     target = tmp_path / "leak.csv"
-    proc = subprocess.run([str(script), "sql", f"COPY runs TO '{target}'", "--db", world["db"]],
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.run(
+        [str(script), "sql", f"COPY runs TO '{target}'", "--db", world["db"]],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert_one_line_refusal(proc.returncode, proc.stderr, "refused")
     assert not target.exists()
 
@@ -140,9 +145,12 @@ def test_the_connection_is_locked_even_past_the_statement_check(world):
     allowed = world["out"] / "allowed.csv"
     with open_sandbox(world["db"], write_to=allowed) as store:
         con = store.con
-        for sql in (f"COPY runs TO '{world['out']}/leak.csv'",
-                    f"SELECT * FROM read_csv('{world['private']}/secret.csv')",
-                    f"ATTACH '{world['other']}' AS o (READ_ONLY false)", "LOAD httpfs"):
+        for sql in (
+            f"COPY runs TO '{world['out']}/leak.csv'",
+            f"SELECT * FROM read_csv('{world['private']}/secret.csv')",
+            f"ATTACH '{world['other']}' AS o (READ_ONLY false)",
+            "LOAD httpfs",
+        ):
             with pytest.raises(duckdb.PermissionException):
                 con.execute(sql)
         for sql in ("SET enable_external_access = true", "RESET lock_configuration", "SET allowed_directories = ['/']"):
@@ -172,12 +180,15 @@ def test_export_query_with_a_second_statement_is_refused(world, capsys, tmp_path
     assert_one_line_refusal(code, err, "query failed: Parser Error")  # on its own it is no statement at all
 
 
-@pytest.mark.parametrize("query, word", [
-    ("SELECT 1 AS a; SELECT 2 AS b", "2 statements"),
-    ("COPY runs TO '{out}/leak.csv'", "refused"),
-    ("SELECT * FROM read_csv('{private}/secret.csv')", "refused"),
-    ("SELECT file FROM glob('{private}/*')", "refused"),
-])
+@pytest.mark.parametrize(
+    "query, word",
+    [
+        ("SELECT 1 AS a; SELECT 2 AS b", "2 statements"),
+        ("COPY runs TO '{out}/leak.csv'", "refused"),
+        ("SELECT * FROM read_csv('{private}/secret.csv')", "refused"),
+        ("SELECT file FROM glob('{private}/*')", "refused"),
+    ],
+)
 def test_export_query_is_one_select_in_the_sandbox(world, capsys, tmp_path, query, word):
     world["out"].mkdir()
     output = world["out"] / "result.csv"
@@ -191,8 +202,9 @@ def test_export_query_is_one_select_in_the_sandbox(world, capsys, tmp_path, quer
 
 def test_export_to_a_file_still_works_and_overwrites(world, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a relative -o, as people type it
-    code, _, err = run_cli(capsys, "export", "--query", "SELECT uri FROM documents ORDER BY uri; ",
-                           "-o", "pages.csv", "--db", world["db"])
+    code, _, err = run_cli(
+        capsys, "export", "--query", "SELECT uri FROM documents ORDER BY uri; ", "-o", "pages.csv", "--db", world["db"]
+    )
     assert code == 0, err
     assert (tmp_path / "pages.csv").read_text().splitlines() == ["uri", "/bread", "/shoes"]
     code, _, err = run_cli(capsys, "export", "--table", "candidates", "-o", "pages.csv", "--db", world["db"])
@@ -210,8 +222,17 @@ def test_tui_sql_screen_uses_the_same_sandbox(world):
     world["out"].mkdir()
     db = ResultsDB(world["db"])
     try:
-        for name in ("copy_to", "attach_and_write", "read_csv_outside", "read_blob", "glob", "install_alone", "set",
-                     "two_statements", "export_database"):
+        for name in (
+            "copy_to",
+            "attach_and_write",
+            "read_csv_outside",
+            "read_blob",
+            "glob",
+            "install_alone",
+            "set",
+            "two_statements",
+            "export_database",
+        ):
             sql = HOSTILE_SQL[name].format(out=world["out"], other=world["other"], private=world["private"])
             with pytest.raises(UserError, match="refused"):
                 db.query(sql)

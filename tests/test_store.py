@@ -12,8 +12,16 @@ from revprompt.core.types import Candidate, DecodeConfig, Document, SweepResult
 
 def _result(prompts=("What is X?", "Explain X")):
     cands = [
-        Candidate(prompt=p, token_ids=[10 + i, 1], tokens=[p, "<eos>"], token_probs=[0.5, 0.9], perplexity=1.5 + i,
-                  mean_nll=0.4 + i, configs=[DecodeConfig(4, 0.2)], rank=i + 1)
+        Candidate(
+            prompt=p,
+            token_ids=[10 + i, 1],
+            tokens=[p, "<eos>"],
+            token_probs=[0.5, 0.9],
+            perplexity=1.5 + i,
+            mean_nll=0.4 + i,
+            configs=[DecodeConfig(4, 0.2)],
+            rank=i + 1,
+        )
         for i, p in enumerate(prompts)
     ]
     return SweepResult(cands, n_input_tokens=42, truncated=False, seconds=0.1)
@@ -49,8 +57,9 @@ def test_failed_plugin_rows_roll_back_the_whole_document(db_path):
     with Store(db_path) as store:
         run = store.create_run("analyze", "tiny")
         with pytest.raises(duckdb.Error):
-            store.save_document(run, Document(uri="u", text="t", status="done"), _result(),
-                                plugin_rows={"no_such_table": [{"x": 1}]})
+            store.save_document(
+                run, Document(uri="u", text="t", status="done"), _result(), plugin_rows={"no_such_table": [{"x": 1}]}
+            )
         assert store.documents(run) == []
         assert store.query("SELECT count(*) FROM candidates")[1][0][0] == 0
 

@@ -101,8 +101,8 @@ def test_skipped_candidates_could_never_win():
 def test_fast_equals_reference_when_candidates_are_skipped(gemma_tokenizer, monkeypatch):
     """On a confident model the fast sweep skips many candidate forwards and still matches the reference."""
     import torch
-
     from conftest import make_tiny_gemma
+
     from revprompt.core import sweep
 
     model = make_tiny_gemma(seed=6)

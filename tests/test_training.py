@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from fixtures.datagen.helpers import fake, gemini_args, gemini_env, run_cli  # noqa: F401
+
 from revprompt.training.data import IGNORE_INDEX, Pair, read_pairs, tokenize_pairs
 from revprompt.training.train import TrainConfig, train
 
@@ -41,9 +41,19 @@ def test_response_cap_keeps_prompt_whole(gemma_tokenizer):
 def test_tiny_model_loss_goes_down(tmp_path, gemma_tokenizer, method):
     from conftest import make_tiny_gemma
 
-    cfg = TrainConfig(data=[], out_dir=str(tmp_path / method), method=method, max_steps=24, batch_size=4,
-                      grad_accum=1, lr=2e-2 if method == "lora" else 3e-3, warmup_steps=2, save_every=8,
-                      lora_r=8, progress=False)
+    cfg = TrainConfig(
+        data=[],
+        out_dir=str(tmp_path / method),
+        method=method,
+        max_steps=24,
+        batch_size=4,
+        grad_accum=1,
+        lr=2e-2 if method == "lora" else 3e-3,
+        warmup_steps=2,
+        save_every=8,
+        lora_r=8,
+        progress=False,
+    )
     record = train(cfg, model=make_tiny_gemma(seed=7), tokenizer=gemma_tokenizer, pairs=PAIRS)
     assert record["steps"] == 24
     assert record["mean_loss_last_20"] < record["first_losses"][0] * 0.8
@@ -55,8 +65,18 @@ def test_training_resumes_from_checkpoint(tmp_path, gemma_tokenizer):
     from conftest import make_tiny_gemma
 
     def cfg(steps):
-        return TrainConfig(data=[], out_dir=str(tmp_path), max_steps=steps, batch_size=4, grad_accum=1, lr=1e-2,
-                           warmup_steps=1, save_every=3, lora_r=4, progress=False)
+        return TrainConfig(
+            data=[],
+            out_dir=str(tmp_path),
+            max_steps=steps,
+            batch_size=4,
+            grad_accum=1,
+            lr=1e-2,
+            warmup_steps=1,
+            save_every=3,
+            lora_r=4,
+            progress=False,
+        )
 
     first = train(cfg(6), model=make_tiny_gemma(seed=1), tokenizer=gemma_tokenizer, pairs=PAIRS)
     second = train(cfg(9), model=make_tiny_gemma(seed=1), tokenizer=gemma_tokenizer, pairs=PAIRS)
@@ -77,9 +97,25 @@ def test_datagen_then_train_end_to_end(capsys, gemini_env, fake, tmp_path, tiny_
     assert code == 0, err
     n_train = len(read_pairs([data / "train.jsonl"]))
     assert n_train >= 10
-    code, out, err = run_cli(capsys, "train", data / "train.jsonl", "-o", tmp_path / "run", "--base", model_dir,
-                             "--max-steps", "3", "--batch-size", "2", "--grad-accum", "1", "--lora-r", "4",
-                             "--max-response-tokens", "32")
+    code, out, err = run_cli(
+        capsys,
+        "train",
+        data / "train.jsonl",
+        "-o",
+        tmp_path / "run",
+        "--base",
+        model_dir,
+        "--max-steps",
+        "3",
+        "--batch-size",
+        "2",
+        "--grad-accum",
+        "1",
+        "--lora-r",
+        "4",
+        "--max-response-tokens",
+        "32",
+    )
     assert code == 0, err
     summary = json.loads(out)
     assert summary["steps"] == 3 and summary["examples_seen"] == 6

@@ -16,8 +16,18 @@ PAIRS = [Pair(f"Question number {i} about fruit?", f"Answer {i}: apples and pear
 
 
 def _cfg(tmp_path, name, **kw):
-    base = dict(data=[], out_dir=str(tmp_path / name), batch_size=4, grad_accum=1, lr=1e-2, warmup_steps=2,
-                save_every=1000, lora_r=4, progress=False, bf16=False)
+    base = dict(
+        data=[],
+        out_dir=str(tmp_path / name),
+        batch_size=4,
+        grad_accum=1,
+        lr=1e-2,
+        warmup_steps=2,
+        save_every=1000,
+        lora_r=4,
+        progress=False,
+        bf16=False,
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -43,26 +53,36 @@ def test_frozen_layers_get_no_lora_and_no_gradient(tmp_path, gemma_tokenizer):
     assert trainable and all(".layers.0." not in n for n in trainable)
     assert any(f".layers.{n_layers - 1}." in n for n in trainable)
     with pytest.raises(ValueError, match="freeze_layers"):
-        train_mod.load_model_and_tokenizer(_cfg(tmp_path, "bad", freeze_layers=n_layers), make_tiny_gemma(),
-                                           gemma_tokenizer)
+        train_mod.load_model_and_tokenizer(
+            _cfg(tmp_path, "bad", freeze_layers=n_layers), make_tiny_gemma(), gemma_tokenizer
+        )
 
 
 def test_a_second_segment_continues_the_adapter_on_new_pairs(tmp_path, gemma_tokenizer):
     from conftest import make_tiny_gemma
 
-    first = train(_cfg(tmp_path, "seg1", max_steps=4), model=make_tiny_gemma(seed=5),
-                  tokenizer=gemma_tokenizer, pairs=PAIRS)
+    first = train(
+        _cfg(tmp_path, "seg1", max_steps=4), model=make_tiny_gemma(seed=5), tokenizer=gemma_tokenizer, pairs=PAIRS
+    )
     adapter = tmp_path / "seg1" / "adapter"
     assert first["examples_seen_total"] == 16
-    second = train(_cfg(tmp_path, "seg2", max_steps=4, skip_examples=16, init_adapter=str(adapter)),
-                   model=make_tiny_gemma(seed=5), tokenizer=gemma_tokenizer, pairs=PAIRS)
+    second = train(
+        _cfg(tmp_path, "seg2", max_steps=4, skip_examples=16, init_adapter=str(adapter)),
+        model=make_tiny_gemma(seed=5),
+        tokenizer=gemma_tokenizer,
+        pairs=PAIRS,
+    )
     assert second["examples_seen"] == 16 and second["examples_seen_total"] == 32
     assert json.loads((tmp_path / "seg2" / "adapter" / "revprompt.json").read_text())["examples_seen_total"] == 32
     # The second segment starts where the first ended: its first loss is below the first segment's first loss.
     assert second["first_losses"][0] < first["first_losses"][0]
     with pytest.raises(ValueError, match="no pairs left"):
-        train(_cfg(tmp_path, "seg3", max_steps=1, skip_examples=len(PAIRS)), model=make_tiny_gemma(seed=5),
-              tokenizer=gemma_tokenizer, pairs=PAIRS)
+        train(
+            _cfg(tmp_path, "seg3", max_steps=1, skip_examples=len(PAIRS)),
+            model=make_tiny_gemma(seed=5),
+            tokenizer=gemma_tokenizer,
+            pairs=PAIRS,
+        )
 
 
 def test_skipping_the_stream_gives_the_pairs_earlier_segments_did_not_see(gemma_tokenizer):
@@ -113,3 +133,40 @@ def test_bf16_training_keeps_lora_weights_in_fp32(tmp_path, gemma_tokenizer):
     dtypes = {n: p.dtype for n, p in model.named_parameters()}
     assert all(d == torch.float32 for n, d in dtypes.items() if "lora_" in n)
     assert any(d == torch.bfloat16 for n, d in dtypes.items() if "lora_" not in n)
+
+
+def test_a_segment_can_grow_the_adapter_and_starts_where_the_earlier_one_ended(tmp_path, gemma_tokenizer):
+    """Higher rank and more layers: the grown adapter computes exactly what the earlier one did, then trains."""
+    from conftest import make_tiny_gemma
+    from peft import PeftModel
+
+    train(
+        _cfg(tmp_path, "small", max_steps=4, freeze_layers=1),
+        model=make_tiny_gemma(seed=5),
+        tokenizer=gemma_tokenizer,
+        pairs=PAIRS,
+    )
+    adapter = str(tmp_path / "small" / "adapter")
+    ids = gemma_tokenizer("Apples and pears are fruit.\n###\nWhich fruit?", return_tensors="pt").input_ids
+
+    earlier = PeftModel.from_pretrained(make_tiny_gemma(seed=5), adapter).eval()
+    plain = make_tiny_gemma(seed=5).eval()
+    cfg = _cfg(tmp_path, "grown", lora_r=8, freeze_layers=0, init_adapter=adapter)
+    grown, _ = train_mod.load_model_and_tokenizer(cfg, make_tiny_gemma(seed=5), gemma_tokenizer)
+    grown.eval()
+    with torch.no_grad():
+        want, got, base = earlier(ids).logits, grown(ids).logits, plain(ids).logits
+    assert not torch.allclose(want, base, atol=1e-4)  # the earlier adapter did learn something
+    assert torch.allclose(got, want, atol=1e-5)
+    a = next(p for n, p in grown.named_parameters() if ".layers.0." in n and "lora_A" in n)
+    assert a.shape[0] == 8 and a.requires_grad  # layer 0 is newly covered, at the new rank
+    assert cfg.lora_alpha / cfg.lora_r == 32 / 4  # the earlier scale alpha/r is kept
+
+    record = train(
+        _cfg(tmp_path, "grown-run", max_steps=2, lora_r=8, freeze_layers=0, init_adapter=adapter),
+        model=make_tiny_gemma(seed=5),
+        tokenizer=gemma_tokenizer,
+        pairs=PAIRS,
+    )
+    saved = json.loads((tmp_path / "grown-run" / "adapter" / "adapter_config.json").read_text())
+    assert saved["r"] == 8 and record["examples_seen_total"] == 16 + 8

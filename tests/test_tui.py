@@ -26,12 +26,44 @@ SITE_DOCS = [
         "https://bakery.example/sourdough",
         "# How to bake sourdough bread\n\nFeed your starter, mix flour and water, fold, proof overnight, bake hot.",
         [
-            ((4, 0.3), [("How", 0.62), (" do", 0.81), (" I", 0.77), (" bake", 0.55), (" sourdough", 0.48),
-                        (" bread", 0.91), ("?", 0.72), ("<eos>", 0.95)]),
-            ((2, 0.1), [("Explain", 0.31), (" how", 0.58), (" to", 0.88), (" make", 0.42), (" sourdough", 0.37),
-                        (" bread", 0.86), (" at", 0.22), (" home", 0.69), ("<eos>", 0.9)]),
-            ((15, 0.6), [("Write", 0.18), (" a", 0.66), (" sourdough", 0.12), (" bread", 0.7), (" recipe", 0.51),
-                         ("<eos>", 0.83)]),
+            (
+                (4, 0.3),
+                [
+                    ("How", 0.62),
+                    (" do", 0.81),
+                    (" I", 0.77),
+                    (" bake", 0.55),
+                    (" sourdough", 0.48),
+                    (" bread", 0.91),
+                    ("?", 0.72),
+                    ("<eos>", 0.95),
+                ],
+            ),
+            (
+                (2, 0.1),
+                [
+                    ("Explain", 0.31),
+                    (" how", 0.58),
+                    (" to", 0.88),
+                    (" make", 0.42),
+                    (" sourdough", 0.37),
+                    (" bread", 0.86),
+                    (" at", 0.22),
+                    (" home", 0.69),
+                    ("<eos>", 0.9),
+                ],
+            ),
+            (
+                (15, 0.6),
+                [
+                    ("Write", 0.18),
+                    (" a", 0.66),
+                    (" sourdough", 0.12),
+                    (" bread", 0.7),
+                    (" recipe", 0.51),
+                    ("<eos>", 0.83),
+                ],
+            ),
         ],
     ),
     (
@@ -39,10 +71,24 @@ SITE_DOCS = [
         "https://bakery.example/banana-bread",
         "Gluten-free banana bread: ripe bananas, almond flour, eggs, baking soda. Bake 50 minutes.",
         [
-            ((6, 0.2), [("Give", 0.4), (" me", 0.7), (" a", 0.8), (" gluten", 0.35), ("-free", 0.9), (" banana", 0.6),
-                        (" bread", 0.93), (" recipe", 0.74), ("<eos>", 0.92)]),
-            ((4, 0.5), [("Gluten", 0.2), ("-free", 0.85), (" banana", 0.5), (" bread", 0.9), ("?", 0.3),
-                        ("<eos>", 0.8)]),
+            (
+                (6, 0.2),
+                [
+                    ("Give", 0.4),
+                    (" me", 0.7),
+                    (" a", 0.8),
+                    (" gluten", 0.35),
+                    ("-free", 0.9),
+                    (" banana", 0.6),
+                    (" bread", 0.93),
+                    (" recipe", 0.74),
+                    ("<eos>", 0.92),
+                ],
+            ),
+            (
+                (4, 0.5),
+                [("Gluten", 0.2), ("-free", 0.85), (" banana", 0.5), (" bread", 0.9), ("?", 0.3), ("<eos>", 0.8)],
+            ),
         ],
     ),
     (
@@ -50,8 +96,21 @@ SITE_DOCS = [
         "https://bakery.example/mixers",
         "We tested twelve stand mixers on stiff bread dough. The best: a 6-quart bowl-lift model.",
         [
-            ((2, 0.4), [("Which", 0.5), (" stand", 0.45), (" mixer", 0.8), (" is", 0.6), (" best", 0.55),
-                        (" for", 0.85), (" bread", 0.4), (" dough", 0.88), ("?", 0.8), ("<eos>", 0.9)]),
+            (
+                (2, 0.4),
+                [
+                    ("Which", 0.5),
+                    (" stand", 0.45),
+                    (" mixer", 0.8),
+                    (" is", 0.6),
+                    (" best", 0.55),
+                    (" for", 0.85),
+                    (" bread", 0.4),
+                    (" dough", 0.88),
+                    ("?", 0.8),
+                    ("<eos>", 0.9),
+                ],
+            ),
             ((15, 0.1), [("Best", 0.3), (" mixer", 0.4), (" for", 0.7), (" dough", 0.5), ("<eos>", 0.75)]),
         ],
     ),
@@ -108,25 +167,52 @@ def add_analysis_tables(store: Store) -> None:
     from revprompt.plugins import key_phrases, site_intent, word_frequency
 
     store.ensure_tables([key_phrases.DDL, word_frequency.DDL, *site_intent.DDL])
-    store.insert_rows("key_phrases", [
-        {"doc_id": 1, "run_id": "site0001", "phrase": phrase, "n": n, "weight": weight, "n_candidates": k}
-        for phrase, n, weight, k in [("sourdough bread", 2, 0.92, 3), ("bake", 1, 0.41, 1), ("at home", 2, 0.18, 1)]
-    ])
-    store.insert_rows("word_frequencies", [
-        {"doc_id": 2, "candidate_id": cid, "run_id": "site0001", "word": word, "count": count}
-        for cid, word, count in [(4, "banana", 1), (5, "banana", 1), (4, "recipe", 1), (4, "gluten", 1), (5, "gluten", 2)]
-    ])
-    store.insert_rows("word_frequencies", [  # stop words are kept by the plugin, marked
-        {"doc_id": 2, "candidate_id": 4, "run_id": "site0001", "word": "me", "count": 5, "stopword": True}
-    ])
-    store.insert_rows("intent_clusters", [
-        {"run_id": "site0001", "doc_id": doc_id, "cluster_id": cid, "cluster_label": label}
-        for doc_id, cid, label in [(1, 0, "bread recipes"), (2, 0, "bread recipes"), (3, 1, "kitchen equipment")]
-    ])
-    store.insert_rows("cannibalisation_pairs", [
-        {"run_id": "site0001", "doc_id_a": 1, "doc_id_b": 2, "similarity": 0.81,
-         "prompt_a": "How do I bake sourdough bread?", "prompt_b": "Give me a gluten-free banana bread recipe"}
-    ])
+    store.insert_rows(
+        "key_phrases",
+        [
+            {"doc_id": 1, "run_id": "site0001", "phrase": phrase, "n": n, "weight": weight, "n_candidates": k}
+            for phrase, n, weight, k in [("sourdough bread", 2, 0.92, 3), ("bake", 1, 0.41, 1), ("at home", 2, 0.18, 1)]
+        ],
+    )
+    store.insert_rows(
+        "word_frequencies",
+        [
+            {"doc_id": 2, "candidate_id": cid, "run_id": "site0001", "word": word, "count": count}
+            for cid, word, count in [
+                (4, "banana", 1),
+                (5, "banana", 1),
+                (4, "recipe", 1),
+                (4, "gluten", 1),
+                (5, "gluten", 2),
+            ]
+        ],
+    )
+    store.insert_rows(
+        "word_frequencies",
+        [  # stop words are kept by the plugin, marked
+            {"doc_id": 2, "candidate_id": 4, "run_id": "site0001", "word": "me", "count": 5, "stopword": True}
+        ],
+    )
+    store.insert_rows(
+        "intent_clusters",
+        [
+            {"run_id": "site0001", "doc_id": doc_id, "cluster_id": cid, "cluster_label": label}
+            for doc_id, cid, label in [(1, 0, "bread recipes"), (2, 0, "bread recipes"), (3, 1, "kitchen equipment")]
+        ],
+    )
+    store.insert_rows(
+        "cannibalisation_pairs",
+        [
+            {
+                "run_id": "site0001",
+                "doc_id_a": 1,
+                "doc_id_b": 2,
+                "similarity": 0.81,
+                "prompt_a": "How do I bake sourdough bread?",
+                "prompt_b": "Give me a gluten-free banana bread recipe",
+            }
+        ],
+    )
 
 
 @pytest.fixture
@@ -385,8 +471,14 @@ def paste_engine(tiny_model, gemma_tokenizer):
     from revprompt.core.engine import Engine
     from revprompt.core.types import DEFAULT_SWEEP
 
-    return Engine(tiny_model, gemma_tokenizer, configs=DEFAULT_SWEEP[:2], max_new_tokens=6,
-                  model_name="tiny-random", method="reference")
+    return Engine(
+        tiny_model,
+        gemma_tokenizer,
+        configs=DEFAULT_SWEEP[:2],
+        max_new_tokens=6,
+        model_name="tiny-random",
+        method="reference",
+    )
 
 
 def test_paste_screen_sweeps_and_stores(results_db, paste_engine):
@@ -617,8 +709,13 @@ def test_read_only_guard_refuses_writes(results_db):
 
     db = ResultsDB(results_db)
     try:
-        for sql in ("INSERT INTO runs (run_id) VALUES ('x')", "ATTACH 'other.duckdb'", "COPY runs TO 'x.csv'",
-                    "CREATE TABLE t (a INT)", "SELECT 1 AS a; SELECT 2 AS b"):
+        for sql in (
+            "INSERT INTO runs (run_id) VALUES ('x')",
+            "ATTACH 'other.duckdb'",
+            "COPY runs TO 'x.csv'",
+            "CREATE TABLE t (a INT)",
+            "SELECT 1 AS a; SELECT 2 AS b",
+        ):
             with pytest.raises(UserError, match="read-only"):
                 db.query(sql)
         cols, rows, total = db.query("SELECT 2 AS b;")

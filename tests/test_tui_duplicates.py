@@ -17,8 +17,16 @@ from revprompt.tui.data import ResultsDB  # noqa: E402
 
 
 def result() -> SweepResult:
-    cand = Candidate(prompt="How do I prune roses?", token_ids=[1, 2], tokens=["How", "?"], token_probs=[0.5, 0.6],
-                     perplexity=1.8, mean_nll=0.59, configs=[DecodeConfig(4, 0.3)], rank=1)
+    cand = Candidate(
+        prompt="How do I prune roses?",
+        token_ids=[1, 2],
+        tokens=["How", "?"],
+        token_probs=[0.5, 0.6],
+        perplexity=1.8,
+        mean_nll=0.59,
+        configs=[DecodeConfig(4, 0.3)],
+        rank=1,
+    )
     return SweepResult([cand], 20, False, 1.0)
 
 
@@ -30,8 +38,12 @@ def build(path: str) -> str:
             store.save_document("crawl001", Document(uri=uri, text="Prune roses in spring.", status="done"), result())
         store.save_document("crawl001", Document(uri="https://roses.example/gone").failed("HTTP 404"))
         for uri in ("https://roses.example/pruning?print=1", "https://roses.example/index.html"):
-            copy = Document(uri=uri, text="Prune roses in spring.", status="duplicate",
-                            meta={"duplicate_of": "https://roses.example/pruning"})
+            copy = Document(
+                uri=uri,
+                text="Prune roses in spring.",
+                status="duplicate",
+                meta={"duplicate_of": "https://roses.example/pruning"},
+            )
             store.save_document("crawl001", copy)
         store.save_document("clean002", Document(uri="https://roses.example/a", text="Roses.", status="done"), result())
     return path

@@ -31,8 +31,12 @@ def web_index(tmp_path):
     (pages / "vec.html").write_text(PAGE_HTML)
     (pages / "match.html").write_text(PAGE_HTML.replace("Storing Lists of Values with Vectors", "Match"))
     index = tmp_path / "index.jsonl"
-    index.write_text("".join(json.dumps({"file": f"pages/{n}.html", "title": t}) + "\n"
-                             for n, t in (("vec", "Storing Lists of Values with Vectors"), ("match", "Match"))))
+    index.write_text(
+        "".join(
+            json.dumps({"file": f"pages/{n}.html", "title": t}) + "\n"
+            for n, t in (("vec", "Storing Lists of Values with Vectors"), ("match", "Match"))
+        )
+    )
     return index
 
 
@@ -55,8 +59,7 @@ def test_evaluate_pages_with_a_tiny_engine_reports_junk_and_title_cosines(web_in
     assert report.rows[0]["baseline"].startswith("The first collection type")
     assert summary["title_cosine_first_sentence"] > 0.2
     # A second run reads the details file and loads no engine.
-    again = evaluate_pages(lambda: pytest.fail("engine loaded"), read_pages(web_index), details=details,
-                           progress=False)
+    again = evaluate_pages(lambda: pytest.fail("engine loaded"), read_pages(web_index), details=details, progress=False)
     assert again.summary() == summary
 
 
@@ -87,12 +90,15 @@ def test_engine_ranks_page_junk_last(tiny_engine, gemma_tokenizer):
     """A candidate copying the page, or naming a language the page never names, goes after every other one,
     whatever its perplexity; with the demotion off the order is perplexity alone."""
     eos = gemma_tokenizer.eos_token_id
-    page = ("Slices let you reference a contiguous sequence of elements in a collection rather than the whole "
-            "collection, and a slice is a kind of reference, so it does not have ownership.")
+    page = (
+        "Slices let you reference a contiguous sequence of elements in a collection rather than the whole "
+        "collection, and a slice is a kind of reference, so it does not have ownership."
+    )
     prefix = gemma_tokenizer(page + "\n###\n")["input_ids"]
     ids = lambda text: tuple(gemma_tokenizer(text, add_special_tokens=False)["input_ids"] + [eos])  # noqa: E731
-    copy = ids("Slices let you reference a contiguous sequence of elements in a collection rather than the whole "
-               "collection")
+    copy = ids(
+        "Slices let you reference a contiguous sequence of elements in a collection rather than the whole collection"
+    )
     language = ids("How do I write a slice function in Python?")
     plain = ids("What is a slice and why does it not have ownership?")
     cfg = DecodeConfig(2, 0.1)

@@ -30,8 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from revprompt.core.junk import TEMPLATE, verbatim_ratio, words
-
+from ..core.junk import TEMPLATE, verbatim_ratio, words
 from .data import Pair, read_pairs
 
 RULES = ("template", "url_only", "too_short", "too_long", "copies_response", "near_duplicate", "input_joined")
@@ -59,8 +58,12 @@ class CleanReport:
     kept_by_source: Counter = field(default_factory=Counter)
 
     def to_dict(self) -> dict:
-        return {"read": self.read, "kept": self.kept, "dropped": {r: self.dropped.get(r, 0) for r in RULES + ("cap",)},
-                "kept_by_source": dict(self.kept_by_source)}
+        return {
+            "read": self.read,
+            "kept": self.kept,
+            "dropped": {r: self.dropped.get(r, 0) for r in RULES + ("cap",)},
+            "kept_by_source": dict(self.kept_by_source),
+        }
 
 
 def prompt_key(text: str) -> str:
@@ -142,8 +145,12 @@ def clean_files(paths: list[str], out: str | Path, cfg: CleanConfig | None = Non
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as f:
         for pair in kept:
-            f.write(json.dumps({"prompt": pair.prompt, "response": pair.response, "source": pair.source},
-                               ensure_ascii=False) + "\n")
+            f.write(
+                json.dumps(
+                    {"prompt": pair.prompt, "response": pair.response, "source": pair.source}, ensure_ascii=False
+                )
+                + "\n"
+            )
     recipe = {"inputs": list(paths), "settings": {k: v for k, v in vars(cfg).items()}, **report.to_dict()}
     Path(str(out) + ".recipe.json").write_text(json.dumps(recipe, indent=2, default=list))
     return report

@@ -6,49 +6,109 @@ import json
 
 import click
 
-from revprompt.core.hookspecs import hookimpl
+from ..core.hookspecs import hookimpl
 
 
 @click.command("train")
 @click.argument("data", nargs=-1, required=True)
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
-@click.option("--base", "base_model", default="base", show_default=True, help="Model to fine-tune ('base', a directory, or an HF id).")
+@click.option(
+    "--base",
+    "base_model",
+    default="base",
+    show_default=True,
+    help="Model to fine-tune ('base', a directory, or an HF id).",
+)
 @click.option("--method", type=click.Choice(["lora", "full"]), default="lora", show_default=True)
 @click.option("--max-examples", type=int, default=None, help="Use at most this many pairs (a seeded random sample).")
 @click.option("--epochs", default=1, show_default=True)
 @click.option("--max-steps", type=int, default=None, help="Stop after this many optimiser steps.")
-@click.option("--max-minutes", type=float, default=None, help="Stop cleanly after this many minutes, saving everything.")
+@click.option(
+    "--max-minutes", type=float, default=None, help="Stop cleanly after this many minutes, saving everything."
+)
 @click.option("--batch-size", default=4, show_default=True)
 @click.option("--grad-accum", default=2, show_default=True, help="Micro-batches per optimiser step.")
 @click.option("--lr", default=2e-4, show_default=True)
 @click.option("--warmup-steps", default=30, show_default=True)
 @click.option("--max-seq-len", default=2048, show_default=True)
-@click.option("--max-response-tokens", type=int, default=128, show_default=True,
-              help="Cut responses to this many tokens (the main CPU speed lever; inference uses the same window).")
-@click.option("--freeze-layers", type=int, default=None,
-              help="The lowest N decoder layers get no LoRA: no backward pass runs through them "
-                   "(default: a third of the layers, 6 of Gemma 3 270M's 18).")
-@click.option("--schedule", type=click.Choice(["wsd", "cosine"]), default="wsd", show_default=True,
-              help="wsd: warmup, flat, then linear decay to zero over the last --decay-fraction of the steps.")
+@click.option(
+    "--max-response-tokens",
+    type=int,
+    default=128,
+    show_default=True,
+    help="Cut responses to this many tokens (the main CPU speed lever; inference uses the same window).",
+)
+@click.option(
+    "--freeze-layers",
+    type=int,
+    default=None,
+    help="The lowest N decoder layers get no LoRA: no backward pass runs through them "
+    "(default: a third of the layers, 6 of Gemma 3 270M's 18).",
+)
+@click.option(
+    "--schedule",
+    type=click.Choice(["wsd", "cosine"]),
+    default="wsd",
+    show_default=True,
+    help="wsd: warmup, flat, then linear decay to zero over the last --decay-fraction of the steps.",
+)
 @click.option("--decay-fraction", default=0.2, show_default=True)
-@click.option("--init-adapter", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Continue training this LoRA adapter (the next segment of an accumulating run).")
-@click.option("--skip-examples", default=0, show_default=True,
-              help="Skip the first N examples of the batch stream (same data, seed and batch size as the segment "
-                   "before: its examples_seen_total), so a later segment trains on pairs not seen before.")
+@click.option(
+    "--init-adapter",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Continue training this LoRA adapter (the next segment of an accumulating run). A higher "
+    "--lora-r or fewer --freeze-layers than it has grows it: it starts exactly where it ended, "
+    "with more capacity.",
+)
+@click.option(
+    "--skip-examples",
+    default=0,
+    show_default=True,
+    help="Skip the first N examples of the batch stream (same data, seed and batch size as the segment "
+    "before: its examples_seen_total), so a later segment trains on pairs not seen before.",
+)
 @click.option("--lora-r", default=16, show_default=True)
 @click.option("--lora-alpha", default=32, show_default=True)
 @click.option("--lora-dropout", default=0.0, show_default=True)
 @click.option("--gradient-checkpointing", is_flag=True, help="Trade compute for memory on long sequences.")
-@click.option("--bf16/--no-bf16", default=None,
-              help="bf16 autocast (default: on for bf16 GPUs and for CPUs with avx512_bf16/amx_bf16; off on AVX2).")
+@click.option(
+    "--bf16/--no-bf16",
+    default=None,
+    help="bf16 autocast (default: on for bf16 GPUs and for CPUs with avx512_bf16/amx_bf16; off on AVX2).",
+)
 @click.option("--save-every", default=50, show_default=True, help="Checkpoint every N steps (a rerun resumes from it).")
 @click.option("--no-resume", is_flag=True, help="Start over even if OUT holds a checkpoint.")
 @click.option("--seed", default=0, show_default=True)
-def train_command(data, out_dir, base_model, method, max_examples, epochs, max_steps, max_minutes, batch_size,
-                  grad_accum, lr, warmup_steps, max_seq_len, max_response_tokens, freeze_layers, schedule,
-                  decay_fraction, init_adapter, skip_examples, lora_r, lora_alpha, lora_dropout,
-                  gradient_checkpointing, bf16, save_every, no_resume, seed):
+def train_command(
+    data,
+    out_dir,
+    base_model,
+    method,
+    max_examples,
+    epochs,
+    max_steps,
+    max_minutes,
+    batch_size,
+    grad_accum,
+    lr,
+    warmup_steps,
+    max_seq_len,
+    max_response_tokens,
+    freeze_layers,
+    schedule,
+    decay_fraction,
+    init_adapter,
+    skip_examples,
+    lora_r,
+    lora_alpha,
+    lora_dropout,
+    gradient_checkpointing,
+    bf16,
+    save_every,
+    no_resume,
+    seed,
+):
     """Fine-tune the model on (prompt, response) pairs from DATA files.
 
     \b
@@ -66,19 +126,56 @@ def train_command(data, out_dir, base_model, method, max_examples, epochs, max_s
     from .train import TrainConfig, train
 
     cfg = TrainConfig(
-        data=list(data), out_dir=out_dir, base_model=base_model, method=method, max_examples=max_examples,
-        epochs=epochs, max_steps=max_steps, max_minutes=max_minutes, batch_size=batch_size, grad_accum=grad_accum,
-        lr=lr, warmup_steps=warmup_steps, max_seq_len=max_seq_len, max_response_tokens=max_response_tokens,
-        freeze_layers=freeze_layers, schedule=schedule, decay_fraction=decay_fraction, init_adapter=init_adapter,
-        skip_examples=skip_examples, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, gradient_checkpointing=gradient_checkpointing, bf16=bf16,
-        save_every=save_every, resume=not no_resume, seed=seed,
+        data=list(data),
+        out_dir=out_dir,
+        base_model=base_model,
+        method=method,
+        max_examples=max_examples,
+        epochs=epochs,
+        max_steps=max_steps,
+        max_minutes=max_minutes,
+        batch_size=batch_size,
+        grad_accum=grad_accum,
+        lr=lr,
+        warmup_steps=warmup_steps,
+        max_seq_len=max_seq_len,
+        max_response_tokens=max_response_tokens,
+        freeze_layers=freeze_layers,
+        schedule=schedule,
+        decay_fraction=decay_fraction,
+        init_adapter=init_adapter,
+        skip_examples=skip_examples,
+        lora_r=lora_r,
+        lora_alpha=lora_alpha,
+        lora_dropout=lora_dropout,
+        gradient_checkpointing=gradient_checkpointing,
+        bf16=bf16,
+        save_every=save_every,
+        resume=not no_resume,
+        seed=seed,
     )
     try:
         record = train(cfg)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(json.dumps({k: record[k] for k in ("steps", "examples_seen", "examples_seen_total", "seconds", "mean_loss_first_20",
-                                                 "mean_loss_last_20", "stop_reason", "output")}, indent=2))
+    click.echo(
+        json.dumps(
+            {
+                k: record[k]
+                for k in (
+                    "steps",
+                    "examples_seen",
+                    "examples_seen_total",
+                    "seconds",
+                    "mean_loss_first_20",
+                    "mean_loss_last_20",
+                    "stop_reason",
+                    "output",
+                )
+            },
+            indent=2,
+        )
+    )
 
 
 @click.command("clean-pairs")
@@ -86,8 +183,12 @@ def train_command(data, out_dir, base_model, method, max_examples, epochs, max_s
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Cleaned JSONL to write.")
 @click.option("--max-words", default=60, show_default=True, help="Drop prompts longer than this (pasted documents).")
 @click.option("--min-words", default=3, show_default=True, help="Drop prompts shorter than this.")
-@click.option("--input-joined-keep", default=0.2, show_default=True,
-              help="Fraction of Alpaca 52K instruction+input pairs to keep.")
+@click.option(
+    "--input-joined-keep",
+    default=0.2,
+    show_default=True,
+    help="Fraction of Alpaca 52K instruction+input pairs to keep.",
+)
 @click.option("--cap", "caps", multiple=True, metavar="SOURCE=N", help="Keep at most N pairs from SOURCE (file stem).")
 @click.option("--seed", default=0, show_default=True)
 def clean_pairs_command(data, out, max_words, min_words, input_joined_keep, caps, seed):
@@ -104,8 +205,7 @@ def clean_pairs_command(data, out, max_words, min_words, input_joined_keep, caps
           ../shared/data/train/alpaca_gpt4_demo999.jsonl ../shared/data/train/gpteacher_gpt4.jsonl \\
           ../shared/data/train/alpaca52k_davinci003.jsonl --cap alpaca52k_davinci003=24000 -o runs/clean-v2.jsonl
     """
-    from revprompt.core.errors import UserError
-
+    from ..core.errors import UserError
     from .clean import CleanConfig, clean_files
 
     limits = {}
@@ -114,8 +214,9 @@ def clean_pairs_command(data, out, max_words, min_words, input_joined_keep, caps
         if not n.isdigit():
             raise click.BadParameter(f"expected SOURCE=N, got {cap!r}", param_hint="--cap")
         limits[name] = int(n)
-    cfg = CleanConfig(min_words=min_words, max_words=max_words, input_joined_keep=input_joined_keep, caps=limits,
-                      seed=seed)
+    cfg = CleanConfig(
+        min_words=min_words, max_words=max_words, input_joined_keep=input_joined_keep, caps=limits, seed=seed
+    )
     try:
         report = clean_files(list(data), out, cfg)
     except UserError as exc:

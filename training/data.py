@@ -11,8 +11,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from revprompt.core.errors import UserError
-from revprompt.core.prompt_format import encode_prefix
+from ..core.errors import UserError
+from ..core.prompt_format import encode_prefix
 
 IGNORE_INDEX = -100
 
@@ -24,7 +24,9 @@ class Pair:
     source: str = ""
 
 
-def read_pairs(paths: Iterable[str | Path], prompt_field: str = "prompt", response_field: str = "response") -> list[Pair]:
+def read_pairs(
+    paths: Iterable[str | Path], prompt_field: str = "prompt", response_field: str = "response"
+) -> list[Pair]:
     """Pairs from JSONL files (or a `datagen` DuckDB table given as `DB.duckdb::table`). Bad lines are skipped.
 
     `FILE@N` takes a seeded random sample of N pairs from FILE, to set the mix of several sources.
@@ -62,11 +64,13 @@ def read_pairs(paths: Iterable[str | Path], prompt_field: str = "prompt", respon
 
 
 def _pairs_from_duckdb(spec: str) -> list[Pair]:
-    from revprompt.core.store import Store
+    from ..core.store import Store
 
     db, table = spec.split("::", 1)
     with Store(db, read_only=True) as store:
-        cols, rows = store.query(f'SELECT prompt, response FROM "{table}" WHERE prompt IS NOT NULL AND response IS NOT NULL')
+        cols, rows = store.query(
+            f'SELECT prompt, response FROM "{table}" WHERE prompt IS NOT NULL AND response IS NOT NULL'
+        )
     return [Pair(p, r, table) for p, r in rows]
 
 
@@ -93,7 +97,10 @@ def tokenize_pairs(
 ) -> list[Example]:
     """Tokenise in batches (the fast tokenizer parallelises a batch); responses are cut to fit the cap."""
     sep = encode_prefix(tokenizer, "").ids  # [bos] + separator
-    bos, sep_ids = sep[:1] if tokenizer.bos_token_id is not None else [], sep[1:] if tokenizer.bos_token_id is not None else sep
+    bos, sep_ids = (
+        sep[:1] if tokenizer.bos_token_id is not None else [],
+        sep[1:] if tokenizer.bos_token_id is not None else sep,
+    )
     examples: list[Example] = []
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start : start + batch_size]

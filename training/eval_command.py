@@ -6,7 +6,6 @@ import json
 
 import click
 
-
 METRIC_LABELS = {
     "cosine": ("cosine (MiniLM)", "{:.3f}"),
     "bleu": ("BLEU", "{:.2f}"),
@@ -17,27 +16,70 @@ METRIC_LABELS = {
 
 @click.command("eval")
 @click.argument("pairs_file", metavar="[PAIRS]", required=False)
-@click.option("--pages", "pages_index", type=click.Path(dir_okay=False), default=None,
-              help="Web-page yardstick instead: an index JSONL of saved pages (file, title), "
-                   "e.g. ../shared/data/web/index.jsonl.")
-@click.option("--model", default=None, envvar="REVPROMPT_MODEL",
-              help="'base', a local model or PEFT adapter directory, or a Hugging Face id. Default: the shipped model.")
+@click.option(
+    "--pages",
+    "pages_index",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Web-page yardstick instead: an index JSONL of saved pages (file, title), "
+    "e.g. ../shared/data/web/index.jsonl.",
+)
+@click.option(
+    "--model",
+    default=None,
+    envvar="REVPROMPT_MODEL",
+    help="'base', a local model or PEFT adapter directory, or a Hugging Face id. Default: the shipped model.",
+)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate only the first N pairs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@click.option("--details", "details_file", type=click.Path(dir_okay=False), default=None,
-              help="Write one JSONL row per pair as it finishes; re-running with the same file resumes.")
-@click.option("--top", "top_n", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Ranked candidates kept per response; best-of is over these.")
+@click.option(
+    "--details",
+    "details_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write one JSONL row per pair as it finishes; re-running with the same file resumes.",
+)
+@click.option(
+    "--top",
+    "top_n",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Ranked candidates kept per response; best-of is over these.",
+)
 @click.option("--max-new-tokens", default=48, show_default=True, help="Longest prompt the decoder may write.")
-@click.option("--max-input-tokens", type=int, default=None,
-              help="Longer responses are truncated to this many tokens (default: the model's trained length).")
-@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True,
-              help="auto: bfloat16 where the CPU/GPU computes it natively, else float32.")
-@click.option("--keep-page-junk", is_flag=True,
-              help="Rank by perplexity alone: don't move candidates that copy the page (or name a URL, code fence "
-                   "or language it lacks) to the end. For measuring what that demotion is worth.")
-def eval_command(pairs_file, pages_index, model, limit, as_json, details_file, top_n, max_new_tokens,
-                 max_input_tokens, dtype, keep_page_junk):
+@click.option(
+    "--max-input-tokens",
+    type=int,
+    default=None,
+    help="Longer responses are truncated to this many tokens (default: the model's trained length).",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["auto", "float32", "bfloat16"]),
+    default="auto",
+    show_default=True,
+    help="auto: bfloat16 where the CPU/GPU computes it natively, else float32.",
+)
+@click.option(
+    "--keep-page-junk",
+    is_flag=True,
+    help="Rank by perplexity alone: don't move candidates that copy the page (or name a URL, code fence "
+    "or language it lacks) to the end. For measuring what that demotion is worth.",
+)
+def eval_command(
+    pairs_file,
+    pages_index,
+    model,
+    limit,
+    as_json,
+    details_file,
+    top_n,
+    max_new_tokens,
+    max_input_tokens,
+    dtype,
+    keep_page_junk,
+):
     """Run the engine on each response in PAIRS and score its prompts against the true ones.
 
     \b
@@ -59,15 +101,21 @@ def eval_command(pairs_file, pages_index, model, limit, as_json, details_file, t
     title heading removed from the page, the MiniLM cosine of top-1 to the title against the first sentence's.
       revprompt eval --pages ../shared/data/web/index.jsonl --details runs/web.jsonl
     """
-    from revprompt.core.cli_options import load_engine
-    from revprompt.core.errors import UserError
+    from ..core.cli_options import load_engine
+    from ..core.errors import UserError
 
     if bool(pairs_file) == bool(pages_index):
         raise click.UsageError("give either PAIRS or --pages INDEX")
 
     def make_engine():
-        return load_engine(model, dtype=dtype, top_n=top_n, max_new_tokens=max_new_tokens,
-                           max_input_tokens=max_input_tokens, demote_page_junk=not keep_page_junk)
+        return load_engine(
+            model,
+            dtype=dtype,
+            top_n=top_n,
+            max_new_tokens=max_new_tokens,
+            max_input_tokens=max_input_tokens,
+            demote_page_junk=not keep_page_junk,
+        )
 
     if pages_index:
         from .web_eval import evaluate_pages, read_pages
@@ -95,8 +143,11 @@ def eval_command(pairs_file, pages_index, model, limit, as_json, details_file, t
     else:
         print_summary(summary)
     if details_file and not as_json:
-        click.echo(f"revprompt: per-pair rows in {details_file}"
-                   + (f" ({report.resumed} from an earlier run)" if report.resumed else ""), err=True)
+        click.echo(
+            f"revprompt: per-pair rows in {details_file}"
+            + (f" ({report.resumed} from an earlier run)" if report.resumed else ""),
+            err=True,
+        )
 
 
 def print_summary(summary: dict) -> None:
@@ -105,8 +156,11 @@ def print_summary(summary: dict) -> None:
 
     best = f"best_of_{summary['top']}"
     per_doc = summary["seconds_per_doc"]
-    table = Table(title=f"{summary['model']}: {summary['pairs']} pairs, "
-                        f"{per_doc:.2f} s/doc" if per_doc is not None else f"{summary['model']}: no pairs")
+    table = Table(
+        title=f"{summary['model']}: {summary['pairs']} pairs, {per_doc:.2f} s/doc"
+        if per_doc is not None
+        else f"{summary['model']}: no pairs"
+    )
     table.add_column("metric")
     for label in ("top-1", f"best-of-{summary['top']}", "baseline (1st sentence)"):
         table.add_column(label, justify="right")

@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
-from revprompt.core.errors import UserError
-
+from ..core.errors import UserError
 from .metrics import METRICS, Embedder, score_texts
 
 # --------------------------------------------------------------------------------------------------------
@@ -41,8 +40,27 @@ _EMPHASIS = re.compile(r"\*\*|__")
 # A sentence ends at . ! ? (runs of them, then any closing quotes or brackets) followed by whitespace or the end.
 _END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s|$)")
 _ABBREVIATIONS = {
-    "e.g", "i.e", "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "fig", "approx", "inc", "ltd",
-    "a.m", "p.m", "u.s", "u.k", "cf", "al",
+    "e.g",
+    "i.e",
+    "mr",
+    "mrs",
+    "ms",
+    "dr",
+    "prof",
+    "sr",
+    "jr",
+    "st",
+    "vs",
+    "fig",
+    "approx",
+    "inc",
+    "ltd",
+    "a.m",
+    "p.m",
+    "u.s",
+    "u.k",
+    "cf",
+    "al",
 }
 
 
@@ -92,7 +110,7 @@ def pair_keys(pairs: Sequence) -> list[str]:
     seen: dict[str, int] = {}
     keys = []
     for pair in pairs:
-        digest = hashlib.sha1(f"{pair.prompt}\x00{pair.response}".encode("utf-8")).hexdigest()[:16]
+        digest = hashlib.sha1(f"{pair.prompt}\x00{pair.response}".encode()).hexdigest()[:16]
         n = seen.get(digest, 0)
         seen[digest] = n + 1
         keys.append(digest if n == 0 else f"{digest}-{n}")
@@ -216,7 +234,7 @@ def _append(path: Path, row: dict) -> None:
 def _sweeps(engine, texts: list[str]):
     """Results in order; batched (several documents per forward) when the engine can. The per-document
     truncation warning is silenced: the report counts truncated responses instead."""
-    from revprompt.core.engine import InputTruncatedWarning
+    from ..core.engine import InputTruncatedWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InputTruncatedWarning)
@@ -250,7 +268,7 @@ def evaluate(
     `details`: a JSONL file; rows already there are reused (resume), new rows are appended as they finish.
     `on_result(row)` is called for each newly scored pair. The report covers all selected pairs.
     """
-    from revprompt.core.progress import BatchProgress
+    from ..core.progress import BatchProgress
 
     pairs = list(pairs)[:limit] if limit else list(pairs)
     keys = pair_keys(pairs)
@@ -273,8 +291,12 @@ def evaluate(
         kept = getattr(engine, "top_n", None)
         top = min(top, kept) if top and kept else (top or kept or 10)  # the engine keeps no more than its top_n
         model_name = getattr(engine, "model_name", "custom")
-        settings = {"model": model_name, "top": top, "max_new_tokens": getattr(engine, "max_new_tokens", None),
-                    "max_input_tokens": getattr(engine, "max_input_tokens", None)}
+        settings = {
+            "model": model_name,
+            "top": top,
+            "max_new_tokens": getattr(engine, "max_new_tokens", None),
+            "max_input_tokens": getattr(engine, "max_input_tokens", None),
+        }
         check_settings(done.values(), settings, details_path)
         if details_path:
             details_path.parent.mkdir(parents=True, exist_ok=True)
@@ -298,8 +320,12 @@ def evaluate(
                     "truncated": result.truncated,
                     "scores": scored["scores"],
                     "candidates": [
-                        {"rank": c.rank, "prompt": c.prompt, "perplexity": round(c.perplexity, 4),
-                         **{m: round(v, 4) for m, v in s.items()}}
+                        {
+                            "rank": c.rank,
+                            "prompt": c.prompt,
+                            "perplexity": round(c.perplexity, 4),
+                            **{m: round(v, 4) for m, v in s.items()},
+                        }
                         for c, s in zip(candidates, scored["per_candidate"])
                     ],
                 }
@@ -314,5 +340,6 @@ def evaluate(
     if top is None:
         top = getattr(engine, "top_n", None) or 10
     ordered = [rows[k] for k in keys if k in rows]
-    return EvalReport(model=model_name, top=top, rows=ordered, resumed=len(done),
-                      wall_seconds=round(time.perf_counter() - start, 3))
+    return EvalReport(
+        model=model_name, top=top, rows=ordered, resumed=len(done), wall_seconds=round(time.perf_counter() - start, 3)
+    )

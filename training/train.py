@@ -16,8 +16,7 @@ from pathlib import Path
 
 import torch
 
-from revprompt.core.hardware import cpu_has_native_bf16  # shared with inference (auto dtype)
-
+from ..core.hardware import cpu_has_native_bf16  # shared with inference (auto dtype)
 from .data import batches, read_pairs, sample_mix, tokenize_pairs
 
 
@@ -42,7 +41,9 @@ class TrainConfig:
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.0  # one pass over the data needs no dropout; its masks cost a tenth of a CPU step
-    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    lora_targets: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
     # The lowest N decoder layers get no LoRA, so no backward pass runs through them; None: a third of them.
     freeze_layers: int | None = 0
     schedule: str = "wsd"  # "wsd": warmup, stable, decay to 0 over the last decay_fraction; "cosine": old default
@@ -86,7 +87,7 @@ def load_model_and_tokenizer(cfg: TrainConfig, model=None, tokenizer=None, bf16_
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if model is None:
-        from revprompt.core.model import resolve
+        from ..core.model import resolve
 
         spec = resolve(cfg.base_model)
         model = AutoModelForCausalLM.from_pretrained(str(spec.path), dtype=torch.float32)
@@ -99,15 +100,19 @@ def load_model_and_tokenizer(cfg: TrainConfig, model=None, tokenizer=None, bf16_
     if not 0 <= cfg.freeze_layers < n_layers:
         raise ValueError(f"freeze_layers must be between 0 and {n_layers - 1}")
     if cfg.method == "lora" and cfg.init_adapter:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, cfg.init_adapter, is_trainable=True)
+        model = _continue_adapter(model, cfg, n_layers)
     elif cfg.method == "lora":
         from peft import LoraConfig, get_peft_model
 
         layers = list(range(cfg.freeze_layers, n_layers)) if cfg.freeze_layers else None
-        lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                          target_modules=cfg.lora_targets, layers_to_transform=layers, task_type="CAUSAL_LM")
+        lora = LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=cfg.lora_targets,
+            layers_to_transform=layers,
+            task_type="CAUSAL_LM",
+        )
         model = get_peft_model(model, lora)
     elif cfg.method == "full":
         # Frozen embeddings and lower layers: autograd records nothing until the first trainable layer.
@@ -121,6 +126,56 @@ def load_model_and_tokenizer(cfg: TrainConfig, model=None, tokenizer=None, bf16_
         if cfg.method == "lora":
             model.enable_input_require_grads()
     return model, tokenizer
+
+
+def _continue_adapter(model, cfg: TrainConfig, n_layers: int):
+    """Wrap `model` in the adapter of an earlier segment, grown when this segment asks for more capacity.
+
+    The loss of a segment can plateau because the adapter is too small, not because the data ran out. Asking
+    for a higher `--lora-r` or fewer `--freeze-layers` than the earlier adapter has grows it instead of
+    starting over: its A rows and B columns are copied into the first `r_old` ranks of the new one, the new
+    ranks start with B = 0 (PEFT's own initialisation) and newly covered layers start at zero too, so the grown
+    model computes exactly what the earlier adapter did and training goes on from there. The scale alpha/r is
+    kept, so a rank learns at the same pace it did. Growth never removes capacity: rank and layers are the
+    larger of the two.
+    """
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from safetensors.torch import load_file
+
+    old = LoraConfig.from_pretrained(cfg.init_adapter)
+    old_layers = set(old.layers_to_transform or range(n_layers))
+    want_layers = set(range(cfg.freeze_layers, n_layers))
+    if cfg.lora_r <= old.r and want_layers <= old_layers:
+        return PeftModel.from_pretrained(model, cfg.init_adapter, is_trainable=True)
+
+    r = max(cfg.lora_r, old.r)
+    layers = sorted(old_layers | want_layers)
+    alpha = old.lora_alpha * r / old.r  # the same scale alpha/r as the earlier adapter
+    cfg.lora_r, cfg.lora_alpha, cfg.freeze_layers = r, alpha, layers[0]
+    grown = LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=sorted(old.target_modules),
+        layers_to_transform=None if len(layers) == n_layers else layers,
+        task_type="CAUSAL_LM",
+    )
+    model = get_peft_model(model, grown)
+    earlier = load_file(str(Path(cfg.init_adapter) / "adapter_model.safetensors"))
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, tensor in earlier.items():
+            target = params[
+                name.replace(".lora_A.weight", ".lora_A.default.weight").replace(
+                    ".lora_B.weight", ".lora_B.default.weight"
+                )
+            ]
+            # PEFT drew every A row (kaiming) and zeroed every B: the earlier ranks go in first, the new ones stay.
+            if ".lora_A." in name:
+                target[: old.r].copy_(tensor)
+            else:
+                target[:, : old.r].copy_(tensor)
+    return model
 
 
 def prompt_loss(model, batch: dict) -> torch.Tensor:
@@ -184,8 +239,15 @@ def train(cfg: TrainConfig, model=None, tokenizer=None, pairs=None) -> dict:
     params = [p for p in model.parameters() if p.requires_grad]
     fused = device.type == "cuda"
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
-    state = {"step": 0, "examples_seen": 0, "losses": [], "lrs": [], "seconds": 0.0, "planned_steps": total_steps,
-             "decaying": False}
+    state = {
+        "step": 0,
+        "examples_seen": 0,
+        "losses": [],
+        "lrs": [],
+        "seconds": 0.0,
+        "planned_steps": total_steps,
+        "decaying": False,
+    }
     if cfg.resume and (ckpt_dir / "state.json").exists():
         state = {**state, **_load_checkpoint(ckpt_dir, model, optimizer, cfg)}
         if not (state["decaying"] and cfg.max_minutes is not None):
@@ -194,12 +256,22 @@ def train(cfg: TrainConfig, model=None, tokenizer=None, pairs=None) -> dict:
     # -- loop -------------------------------------------------------------------------------------------
     from tqdm import tqdm
 
-    bar = tqdm(total=state["planned_steps"], initial=state["step"], desc="training", unit="step",
-               disable=not cfg.progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=state["planned_steps"],
+        initial=state["step"],
+        desc="training",
+        unit="step",
+        disable=not cfg.progress,
+        dynamic_ncols=True,
+    )
     started = time.perf_counter() - state["seconds"]
     run_started, run_first_step = time.perf_counter(), state["step"]
-    stream = _batch_stream(examples, cfg, tokenizer.pad_token_id,
-                           skip_batches=cfg.skip_examples // cfg.batch_size + state["step"] * cfg.grad_accum)
+    stream = _batch_stream(
+        examples,
+        cfg,
+        tokenizer.pad_token_id,
+        skip_batches=cfg.skip_examples // cfg.batch_size + state["step"] * cfg.grad_accum,
+    )
     window: list[float] = []
     stop_reason = "done"
     while state["step"] < state["planned_steps"]:
@@ -246,10 +318,19 @@ def train(cfg: TrainConfig, model=None, tokenizer=None, pairs=None) -> dict:
     final = out / ("adapter" if cfg.method == "lora" else "model")
     model.save_pretrained(final)
     tokenizer.save_pretrained(final)
-    (final / "revprompt.json").write_text(json.dumps(
-        {"format": "{response}\\n###\\n{prompt}<eos>", "max_response_tokens": cfg.max_response_tokens,
-         "max_seq_len": cfg.max_seq_len, "base_model": cfg.base_model, "method": cfg.method,
-         "examples_seen_total": prior_seen + state["examples_seen"]}, indent=2))
+    (final / "revprompt.json").write_text(
+        json.dumps(
+            {
+                "format": "{response}\\n###\\n{prompt}<eos>",
+                "max_response_tokens": cfg.max_response_tokens,
+                "max_seq_len": cfg.max_seq_len,
+                "base_model": cfg.base_model,
+                "method": cfg.method,
+                "examples_seen_total": prior_seen + state["examples_seen"],
+            },
+            indent=2,
+        )
+    )
     record = {
         "config": asdict(cfg),
         "examples_available": len(examples),
@@ -335,4 +416,6 @@ def _mean(xs):
 def _describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(0)
-    return f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
+    return (
+        f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
+    )

@@ -22,9 +22,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from revprompt.core.errors import UserError
-from revprompt.core.junk import REASONS, junk_reasons
-
+from ..core.errors import UserError
+from ..core.junk import REASONS, junk_reasons
 from .evaluate import first_sentence
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
@@ -54,7 +53,7 @@ def strip_title(markdown: str, title: str) -> str:
 
 
 def read_pages(index: str | Path, limit: int | None = None) -> list[WebPage]:
-    from revprompt.sources.extract import extract_page
+    from ..sources.extract import extract_page
 
     index = Path(index)
     if not index.exists():
@@ -103,14 +102,14 @@ class WebReport:
         }
 
 
-def evaluate_pages(engine, pages: list[WebPage], details: str | Path | None = None, progress: bool = True,
-                   embedder=None) -> WebReport:
+def evaluate_pages(
+    engine, pages: list[WebPage], details: str | Path | None = None, progress: bool = True, embedder=None
+) -> WebReport:
     """Sweep every page, judge its top-1; `engine` may be a function returning one (called only if needed)."""
     from types import SimpleNamespace
 
-    from revprompt.core.engine import InputTruncatedWarning
-    from revprompt.core.progress import BatchProgress
-
+    from ..core.engine import InputTruncatedWarning
+    from ..core.progress import BatchProgress
     from .metrics import cosine_similarities
 
     details_path = Path(details) if details else None
@@ -131,11 +130,19 @@ def evaluate_pages(engine, pages: list[WebPage], details: str | Path | None = No
                     top1 = result.candidates[0].prompt if result.candidates else ""
                     baseline = first_sentence(page.text)
                     cos_top1, cos_base = cosine_similarities([top1, baseline], [page.title, page.title], embedder)
-                    row = {"file": page.file, "model": model_name, "title": page.title, "top1": top1,
-                           "baseline": baseline, "junk_reasons": junk_reasons(top1, page.text),
-                           "title_cosine_top1": round(cos_top1, 4), "title_cosine_baseline": round(cos_base, 4),
-                           "dropped": result.dropped, "demoted": result.demoted,
-                           "seconds": round(result.seconds, 3)}
+                    row = {
+                        "file": page.file,
+                        "model": model_name,
+                        "title": page.title,
+                        "top1": top1,
+                        "baseline": baseline,
+                        "junk_reasons": junk_reasons(top1, page.text),
+                        "title_cosine_top1": round(cos_top1, 4),
+                        "title_cosine_baseline": round(cos_base, 4),
+                        "dropped": result.dropped,
+                        "demoted": result.demoted,
+                        "seconds": round(result.seconds, 3),
+                    }
                     rows[page.file] = row
                     if details_path:
                         details_path.parent.mkdir(parents=True, exist_ok=True)
@@ -159,4 +166,3 @@ def read_details_rows(path: Path | None) -> list[dict]:
         if isinstance(row, dict) and "file" in row and "junk_reasons" in row:
             rows.append(row)
     return rows
-

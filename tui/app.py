@@ -38,8 +38,13 @@ class DatabaseCommands(Provider):
             text = f"run {run['run_id']} {run['command'] or ''} {run['target_key'] or ''}".strip()
             score = matcher.match(text)
             if score > 0:
-                yield Hit(score, matcher.highlight(text), partial(app.open_run, run["run_id"]), text=text,
-                          help=f"{run['n_docs']} documents, {run['status']}")
+                yield Hit(
+                    score,
+                    matcher.highlight(text),
+                    partial(app.open_run, run["run_id"]),
+                    text=text,
+                    help=f"{run['n_docs']} documents, {run['status']}",
+                )
         _, rows = app.db.store.query(
             "SELECT doc_id, coalesce(title, uri) AS name, uri FROM documents ORDER BY doc_id LIMIT 5000"
         )
@@ -55,8 +60,12 @@ class DatabaseCommands(Provider):
             return
         for run in app.db.runs()[:10]:
             text = f"run {run['run_id']} {run['command'] or ''}".strip()
-            yield DiscoveryHit(text, partial(app.open_run, run["run_id"]), text=text,
-                               help=f"{run['n_docs']} documents, {run['status']}")
+            yield DiscoveryHit(
+                text,
+                partial(app.open_run, run["run_id"]),
+                text=text,
+                help=f"{run['n_docs']} documents, {run['status']}",
+            )
 
 
 class RevpromptApp(App):
@@ -110,7 +119,7 @@ class RevpromptApp(App):
         with self._engine_lock:
             if self._engine is None:
                 if self.engine_factory is None:
-                    from revprompt.core.errors import UserError
+                    from ..core.errors import UserError
 
                     raise UserError("no model configured for this session")
                 self._engine = self.engine_factory()
@@ -182,6 +191,7 @@ class RevpromptApp(App):
         run_id = getattr(screen, "run_id", None)
         if run_id:
             for i, view in enumerate(self.db.views("run")):
-                yield SystemCommand(view.title, f"{view.title} of run {run_id}",
-                                    partial(self.open_run_views, run_id, i))
+                yield SystemCommand(
+                    view.title, f"{view.title} of run {run_id}", partial(self.open_run_views, run_id, i)
+                )
         yield from super().get_system_commands(screen)

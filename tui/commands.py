@@ -6,16 +6,19 @@ from pathlib import Path
 
 import click
 
-from revprompt.core.cli_options import db_option, hardware_options, load_engine
-from revprompt.core.errors import UserError
-from revprompt.core.hookspecs import hookimpl
+from ..core.cli_options import db_option, hardware_options, load_engine
+from ..core.errors import UserError
+from ..core.hookspecs import hookimpl
 
 
 @click.command("tui")
 @click.argument("db_argument", metavar="[DB]", required=False, default=None, type=click.Path(dir_okay=False))
 @db_option()
-@click.option("--model", default=None, help="Model for the paste screen (loaded once, in the background, at "
-              "start); default: the packaged model.")
+@click.option(
+    "--model",
+    default=None,
+    help="Model for the paste screen (loaded once, in the background, at start); default: the packaged model.",
+)
 @hardware_options
 def tui_command(db_argument: str | None, db: str, model: str | None, dtype: str, device: str) -> None:
     """Explore a results database: runs, documents, candidates, token confidence, SQL, paste a text.
@@ -37,8 +40,7 @@ def tui_command(db_argument: str | None, db: str, model: str | None, dtype: str,
 
 
 def build_app(db: str, model: str | None = None, dtype: str = "auto", device: str = "auto"):
-    from revprompt.core.analyze_command import engine_description
-
+    from ..core.analyze_command import engine_description
     from .app import RevpromptApp
 
     def engine_factory():
@@ -47,8 +49,13 @@ def build_app(db: str, model: str | None = None, dtype: str = "auto", device: st
     # preload: the model is loaded in a worker while the user browses, so the first paste only sweeps.
     # The engine keeps `revprompt analyze`'s default settings, and the description says so: a pasted text
     # gets the run key the same text piped to `revprompt analyze -` gets.
-    return RevpromptApp(db, engine_factory=engine_factory, model_label=model or "the packaged model", preload=True,
-                        engine_description=engine_description(model, dtype))
+    return RevpromptApp(
+        db,
+        engine_factory=engine_factory,
+        model_label=model or "the packaged model",
+        preload=True,
+        engine_description=engine_description(model, dtype),
+    )
 
 
 @hookimpl

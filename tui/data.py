@@ -21,12 +21,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from revprompt.core import analyzers as core_analyzers
-from revprompt.core import views as core_views
-from revprompt.core.errors import UserError
-from revprompt.core.store import Store, open_sandbox
-from revprompt.core.types import SweepResult
-from revprompt.core.views import View, ViewData
+from ..core import analyzers as core_analyzers
+from ..core import views as core_views
+from ..core.errors import UserError
+from ..core.store import Store, open_sandbox
+from ..core.types import SweepResult
+from ..core.views import View, ViewData
 
 MATRIX_ROWS = 20  # a heatmap shows its most frequent rows
 
@@ -44,8 +44,11 @@ def config_label(configs_json: str | None, top_k=None, penalty_alpha=None) -> st
     if not configs:
         return "-"
     first = configs[0]
-    label = f"k={first.get('top_k')},a={first.get('penalty_alpha'):g}" if first.get("penalty_alpha") is not None \
+    label = (
+        f"k={first.get('top_k')},a={first.get('penalty_alpha'):g}"
+        if first.get("penalty_alpha") is not None
         else f"k={first.get('top_k')}"
+    )
     return label + (f" +{len(configs) - 1}" if len(configs) > 1 else "")
 
 
@@ -86,8 +89,9 @@ class Matrix:
             counts.setdefault(str(name), Counter())[col] += n
         ordered = sorted(counts, key=lambda w: (-sum(counts[w].values()), -len(counts[w]), w))[:top]
         cols = sorted(columns, key=lambda c: (str(type(c)), c))
-        return cls(ordered, cols, [[counts[w].get(c, 0) for c in cols] for w in ordered], data.source,
-                   headings[0], headings[1])
+        return cls(
+            ordered, cols, [[counts[w].get(c, 0) for c in cols] for w in ordered], data.source, headings[0], headings[1]
+        )
 
 
 @dataclass
@@ -241,8 +245,8 @@ class ResultsDB:
         Run-level analysis (the site intent map) is left out: one pasted page is no site, and it would load an
         embedding model on the UI thread.
         """
-        from revprompt.core.analyze_command import batch_options, engine_description
-        from revprompt.core.batch import BatchRunner
+        from ..core.analyze_command import batch_options, engine_description
+        from ..core.batch import BatchRunner
 
         if analyzers is None:
             analyzers = registered_analyzers()
@@ -253,15 +257,22 @@ class ResultsDB:
         analyzer_log.addHandler(capture)
         try:
             with self.writable() as store:
-                runner = BatchRunner(store, lambda: swept, description, analyzers=list(analyzers),
-                                     options=batch_options(), run_level_analysis=False)
+                runner = BatchRunner(
+                    store,
+                    lambda: swept,
+                    description,
+                    analyzers=list(analyzers),
+                    options=batch_options(),
+                    run_level_analysis=False,
+                )
                 summary = runner.run("tui paste", [text], source_name="text")
         finally:
             analyzer_log.removeHandler(capture)
         _, _, doc_id = summary.results[-1] if summary.results else (None, None, None)
         if doc_id is None:  # the run already held this text (an unfinished run of it, resumed)
-            _, rows = self.store.query("SELECT doc_id FROM documents WHERE run_id = ? ORDER BY doc_id DESC LIMIT 1",
-                                       [summary.run_id])
+            _, rows = self.store.query(
+                "SELECT doc_id FROM documents WHERE run_id = ? ORDER BY doc_id DESC LIMIT 1", [summary.run_id]
+            )
             doc_id = rows[0][0]
         return summary.run_id, doc_id
 
@@ -302,7 +313,7 @@ class _WarningCapture(logging.Handler):
 def registered_analyzers() -> list:
     """The analysis plugins, if the plugin machinery can list them (never fatal for the TUI)."""
     try:
-        from revprompt.core.plugin_manager import analyzers
+        from ..core.plugin_manager import analyzers
     except ImportError:  # pragma: no cover
         return []
     try:

@@ -8,7 +8,7 @@ from textual.binding import Binding
 from textual.dom import DOMNode
 from textual.screen import Screen
 
-from revprompt.core.views import View
+from ...core.views import View
 
 # Keys the app and its screens use themselves: a view's shortcut never takes one of them.
 RESERVED_KEYS = frozenset("bcmnopqrst") | {"escape", "enter", "slash", "tab"}

@@ -30,8 +30,11 @@ class DocumentScreen(BackScreen):
         self.tabs = {"c": "tab-candidates", "t": "tab-text"}
         shortcuts = view_shortcuts(self.views)
         self.tabs.update({key: f"tab-view-{i}" for key, i in shortcuts.items()})
-        add_bindings(self, [Binding(key, f"tab('{key}')", self.views[i].shortcut_label)
-                            for key, i in shortcuts.items()], before="t")
+        add_bindings(
+            self,
+            [Binding(key, f"tab('{key}')", self.views[i].shortcut_label) for key, i in shortcuts.items()],
+            before="t",
+        )
 
     @property
     def run_id(self) -> str | None:
@@ -88,8 +91,12 @@ class DocumentScreen(BackScreen):
         table.add_column("Prompt", key="prompt")
         for cand in self.candidates:
             table.add_row(
-                str(cand["rank"]), fmt_ppl(cand["perplexity"]), fmt_prob(cand["confidence"]), cand["config"],
-                shorten(cand["prompt"], 300), key=str(cand["candidate_id"]),
+                str(cand["rank"]),
+                fmt_ppl(cand["perplexity"]),
+                fmt_prob(cand["confidence"]),
+                cand["config"],
+                shorten(cand["prompt"], 300),
+                key=str(cand["candidate_id"]),
             )
         if not self.candidates:
             preview = self.query_one("#preview", TokenConfidence)

@@ -77,7 +77,8 @@ class DocumentsScreen(BackScreen):
         current = table.selected_key()
         needle = self.filter_text
         docs = [
-            d for d in self.all_docs
+            d
+            for d in self.all_docs
             if not needle
             or needle in " ".join(str(d.get(k) or "") for k in ("title", "uri", "status", "best_prompt")).casefold()
         ]

@@ -14,7 +14,7 @@ tabs appear; a database without `keyword_matches` rows shows their `empty` line.
 
 from __future__ import annotations
 
-from revprompt.core.views import View
+from ...core.views import View
 
 _VERDICT = """CASE WHEN k.rank = 1 AND NOT k.answers THEN 'no page answers this'
                    WHEN k.cannibalisation THEN 'cannibalisation'
@@ -48,8 +48,14 @@ DOCUMENT_VIEW = View(
             FROM keyword_matches k
             WHERE k.doc_id = $doc_id
             ORDER BY k.rank, k.nll""",
-    columns={"keyword": "Keyword", "rank": "Rank", "nll": "NLL", "cosine": "Cosine", "verdict": "Verdict",
-             "impressions": "GSC impressions"},
+    columns={
+        "keyword": "Keyword",
+        "rank": "Rank",
+        "nll": "NLL",
+        "cosine": "Cosine",
+        "verdict": "Verdict",
+        "impressions": "GSC impressions",
+    },
     tables=("keyword_matches",),
     note="keywords scored on this page ({rows}); rank 1: the page answers it best",
     empty="no keyword was matched against this page (revprompt match)",

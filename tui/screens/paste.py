@@ -12,8 +12,7 @@ from textual.containers import Horizontal
 from textual.widgets import Footer, Header, Label, ProgressBar, Static, TextArea
 from textual.worker import Worker, WorkerState
 
-from revprompt.core.errors import UserError
-
+from ...core.errors import UserError
 from ..format import fmt_ppl, fmt_prob, shorten
 from ..widgets import NavTable
 from .base import BackScreen
@@ -35,8 +34,11 @@ class PasteScreen(BackScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         model = self.app.model_label or "the default model"
-        yield Static(f"Paste or type a text, then ctrl+r: it is swept with {model} and stored as a new run.",
-                     id="paste-help", classes="info")
+        yield Static(
+            f"Paste or type a text, then ctrl+r: it is swept with {model} and stored as a new run.",
+            id="paste-help",
+            classes="info",
+        )
         yield TextArea(id="paste-text", soft_wrap=True, show_line_numbers=False)
         with Horizontal(id="paste-progress"):
             yield ProgressBar(total=STAGES, show_eta=False, id="paste-bar")
@@ -139,8 +141,14 @@ class PasteScreen(BackScreen):
         table = self.query_one("#paste-results", NavTable)
         table.clear()
         for cand in candidates:
-            table.add_row(str(cand["rank"]), fmt_ppl(cand["perplexity"]), fmt_prob(cand["confidence"]),
-                          cand["config"], shorten(cand["prompt"], 300), key=str(cand["candidate_id"]))
+            table.add_row(
+                str(cand["rank"]),
+                fmt_ppl(cand["perplexity"]),
+                fmt_prob(cand["confidence"]),
+                cand["config"],
+                shorten(cand["prompt"], 300),
+                key=str(cand["candidate_id"]),
+            )
         table.display = True
         table.focus()
 

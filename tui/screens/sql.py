@@ -6,8 +6,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static, TextArea
 
-from revprompt.core.errors import UserError
-
+from ...core.errors import UserError
 from ..format import shorten
 from .base import BackScreen
 
@@ -37,8 +36,11 @@ class SQLScreen(BackScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield TextArea(self.initial_query, id="sql-editor", show_line_numbers=False, soft_wrap=True)
-        yield Static("ctrl+r runs one query; the database is read-only and no other file can be read.",
-                     id="sql-status", classes="info")
+        yield Static(
+            "ctrl+r runs one query; the database is read-only and no other file can be read.",
+            id="sql-status",
+            classes="info",
+        )
         yield DataTable(id="sql-results", zebra_stripes=True)
         yield Footer()
 

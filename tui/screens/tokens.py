@@ -72,8 +72,9 @@ class TokensScreen(BackScreen):
         table = self.query_one("#token-table", DataTable)
         table.clear()
         for t in tokens:
-            table.add_row(str(t["position"]), repr(t["token"]), fmt_prob(t["prob"]), bar(t["prob"], 12),
-                          key=str(t["position"]))
+            table.add_row(
+                str(t["position"]), repr(t["token"]), fmt_prob(t["prob"]), bar(t["prob"], 12), key=str(t["position"])
+            )
 
     def action_toggle_mode(self) -> None:
         self.query_one("#tokens-view", TokenConfidence).toggle_mode()

@@ -48,8 +48,9 @@ class TokenConfidence(Widget):
     mode: reactive[str] = reactive("opacity", layout=True)
     show_legend: reactive[bool] = reactive(True, layout=True)
 
-    def __init__(self, tokens: Iterable[tuple[str, float]] = (), *, mode: str = "opacity",
-                 show_legend: bool = True, **kwargs):
+    def __init__(
+        self, tokens: Iterable[tuple[str, float]] = (), *, mode: str = "opacity", show_legend: bool = True, **kwargs
+    ):
         super().__init__(**kwargs)
         self._tokens = list(tokens)
         self.set_reactive(TokenConfidence.mode, mode)

@@ -12,8 +12,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import DataTable, Static, Tree
 
-from revprompt.core.views import View, ViewData
-
+from ...core.views import View, ViewData
 from ..data import Matrix, groups_of
 from ..format import shorten
 from .heatmap import Heatmap
