@@ -2,9 +2,18 @@
 
     OMP_NUM_THREADS=2 .venv/bin/python bench/bench_match.py        # 300 pairs, shipped model, shortlists 5 and 10
 
-Pages are the responses of the first N pairs of dev600 with a distinct prompt and response; keywords are their
-prompts; keyword i's right page is page i. For each method: top-1 accuracy and MRR (the rank of the right page
-among all N pages). BM25 is `bm25s` (Lucene variant, English stop words, PyStemmer's English stemmer when
+Pages are the responses of the first N pairs of dev600 with a distinct prompt and response; keyword i's right
+page is page i. Two keyword sets over the same pages, each reported in full:
+
+* "dev prompts": the prompts themselves (full chat sentences, many sharing words with their response);
+* "SEO keywords": each prompt cut to a short search-style query by `seo_keyword` (deterministic, no model):
+  the prompt's words (plugins/text.py `words`: lower-cased, NFKC) minus stop words (plugins/text.py), minus
+  instruction and chat words (`INSTRUCTION_WORDS`: write, explain, please, give, tell, ...), minus words of
+  one or two letters that are not numbers, repeats dropped; the first `SEO_WORDS` (4) that remain, in order
+  ("What are some good browser alternatives to Chrome?" -> "browser alternatives chrome"). A prompt left with
+  nothing keeps its first three words. No part of the method was tuned on either set.
+
+For each set and method: top-1 accuracy and MRR (the rank of the right page among all N pages). BM25 is `bm25s` (Lucene variant, English stop words, PyStemmer's English stemmer when
 installed). MiniLM is the cosine of all-MiniLM-L6-v2 embeddings of keyword and page (what `revprompt match`
 shortlists with). Re-ranked is `revprompt match`: the MiniLM shortlist ordered by the reverse model's mean NLL of
 the keyword given the page, then the pages outside the shortlist by cosine.
@@ -12,8 +21,13 @@ the keyword given the page, then the pages outside the shortlist by cosine.
 Wall time: the whole N x N match as `revprompt match` does it (page and keyword embeddings, shortlist, NLL
 re-ranking), once per shortlist size, each timed on its own; loading the two models is timed apart. The largest
 run's NLLs also give the accuracy of smaller shortlists (a subset of the same scores) and the numbers the
-thresholds of plugins/match.py (NO_PAGE_NLL, CANNIBALISATION_MARGIN) are calibrated from.
-Usage: python bench/bench_match.py [--pairs 300] [--shortlists 5,10] [--model shipped|base|DIR] [--dtype auto]
+thresholds of plugins/match.py (NO_PAGE_NLL, CANNIBALISATION_MARGIN) are calibrated from, for each set.
+
+The re-ranking's two paths (core/keyword_scoring.py): the batched one `revprompt match` uses (pages in packed
+groups) and the previous page-by-page one, timed on the same pairs in the same run (`--compare` keywords of the
+dev set, their pages for the smallest shortlist), with the largest difference between their scores.
+Usage: python bench/bench_match.py [--pairs 300] [--shortlists 5,10] [--sets dev,seo] [--compare 30]
+       [--model shipped|base|DIR] [--dtype auto]
 """
 
 from __future__ import annotations
@@ -44,6 +58,33 @@ def load_pairs(path: Path, n: int) -> tuple[list[str], list[str]]:
         if len(prompts) == n:
             break
     return prompts, responses
+
+
+# Instruction and chat words a search query would not carry (besides plugins/text.py's stop words).
+INSTRUCTION_WORDS = frozenset(
+    """
+    write rewrite explain describe tell give show list create generate provide make help need want like know
+    please thanks thank hi hello hey dear kindly could would can answer question questions following below above
+    using use based example examples short brief detailed simple simply best good great really actually think
+    thinking something anything someone way ways thing things one get got going tried trying try summarize
+    summarise summary paragraph sentence sentences word words text article essay response
+    """.split()
+)
+SEO_WORDS = 4
+
+
+def seo_keyword(prompt: str) -> str:
+    """A short search-style query from a prompt: its first SEO_WORDS content words (see the module docstring)."""
+    from revprompt.plugins.text import is_stopword, words
+
+    kept: list[str] = []
+    for w in words(prompt):
+        if w in kept or is_stopword(w) or w in INSTRUCTION_WORDS or (len(w) < 3 and not w.isdigit()):
+            continue
+        kept.append(w)
+        if len(kept) == SEO_WORDS:
+            break
+    return " ".join(kept or words(prompt)[:3]) or prompt[:40]
 
 
 def ranks_from_scores(scores: np.ndarray) -> np.ndarray:
@@ -108,67 +149,37 @@ def equal_error(true_nll: np.ndarray, absent_nll: np.ndarray) -> tuple[float, fl
     return best[1], best[2], best[3]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DEV)
-    parser.add_argument("--pairs", type=int, default=300)
-    parser.add_argument("--shortlists", default="5,10", help="shortlist sizes, each a separately timed match")
-    parser.add_argument("--model", default=None)
-    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    args = parser.parse_args()
+def run_matches(engine, keywords: list[str], pages, sizes: list[int]) -> dict:
+    """One complete, separately timed match per shortlist size: embeddings, shortlist, re-ranking."""
+    from revprompt.plugins.match import Matcher
 
-    import torch
+    runs = {}
+    for size in sizes:
+        matcher = Matcher(engine, shortlist=size, no_page_nll=math.inf, margin=0.0)
+        start = time.perf_counter()
+        results = matcher.match(keywords, pages)
+        runs[size] = (results, matcher.last_cosines, matcher.stats, time.perf_counter() - start)
+    return runs
 
-    from revprompt.core.cli_options import load_engine
-    from revprompt.core.hardware import describe_cpu
-    from revprompt.core.keyword_scoring import score_keywords
-    from revprompt.core.prompt_format import encode_prompt
-    from revprompt.plugins import embeddings
-    from revprompt.plugins.match import Matcher, Page
 
-    keywords, texts = load_pairs(args.data, args.pairs)
+def report_set(name: str, keywords: list[str], texts: list[str], runs: dict, sizes: list[int]) -> dict:
     n = len(keywords)
-    print(f"data: {args.data.name}, {n} pairs (responses as pages, prompts as keywords)")
+    print(f"\n== {name}: {n} keywords x {n} pages ==")
+    out = {}
     try:
         bm25 = bm25_ranks(keywords, texts)
     except Exception as exc:  # noqa: BLE001 - a baseline's failure must not cost the run
         print(f"BM25: failed ({type(exc).__name__}: {exc})")
         bm25 = None
-
-    start = time.perf_counter()
-    engine = load_engine(args.model, dtype=args.dtype, device=args.device)
-    load_model = time.perf_counter() - start
-    start = time.perf_counter()
-    embeddings.embed(["warm up"])
-    load_minilm = time.perf_counter() - start
-    print(
-        f"model={engine.model_name} dtype={engine.dtype} device={engine.device} window={engine.max_input_tokens} "
-        f"threads={torch.get_num_threads()} cpu: {describe_cpu()}"
-    )
-    print(f"load: reverse model {load_model:.1f}s, MiniLM {load_minilm:.1f}s (not in the match time)")
-
-    score_keywords(
-        engine.model, engine.tokenizer, texts[0], keywords[:3], engine.max_input_tokens, engine.max_new_tokens
-    )  # warm-up: first-call allocations are not what a match pays
-    pages = [Page(uri=f"dev:{i}", text=t) for i, t in enumerate(texts)]
-    sizes = sorted({int(x) for x in args.shortlists.split(",") if x.strip()})
-    runs = {}
-    for size in sizes:  # each a complete, separately timed match: embeddings, shortlist, re-ranking
-        matcher = Matcher(engine, shortlist=size, no_page_nll=math.inf, margin=0.0)
-        start = time.perf_counter()
-        results = matcher.match(keywords, pages)
-        runs[size] = (results, matcher.last_cosines, matcher.stats, time.perf_counter() - start)
-
-    print()
     if bm25 is not None:
-        report("BM25", bm25)
+        out["bm25"] = report("BM25", bm25)
     results, cosines, st, wall = runs[sizes[-1]]
-    minilm_top1, _ = report("MiniLM cosine", ranks_from_scores(cosines))
+    minilm_top1, _ = out["minilm"] = report("MiniLM cosine", ranks_from_scores(cosines))
     for size in sizes:
         results, cosines, st, wall = runs[size]
-        re_ranks = reranked_ranks(results, cosines)
-        re_top1, _ = report(f"revprompt re-ranked (shortlist {size})", re_ranks)
+        re_top1, _ = out[f"reranked{size}"] = report(
+            f"revprompt re-ranked (shortlist {size})", reranked_ranks(results, cosines)
+        )
         recall = float(np.mean([any(s.page == k for s in r.scored) for k, r in enumerate(results)]))
         embed_s = wall - st.prefix_seconds - st.keyword_seconds
         print(
@@ -183,7 +194,6 @@ def main() -> None:
             f"{wall:.0f}s (<= 120s: {'met' if wall <= 120 else 'NOT met'})"
         )
     results, cosines, st, wall = runs[sizes[-1]]
-    re_ranks = reranked_ranks(results, cosines)
     for m in (3, 5, 7):  # smaller shortlists from the largest run's scores (accuracy exact, no time)
         if m < sizes[-1] and m not in sizes:
             sub = reranked_ranks(results, cosines, m)
@@ -191,9 +201,44 @@ def main() -> None:
                 f"shortlist {m} (a subset of the shortlist-{sizes[-1]} scores): top-1 {100 * np.mean(sub == 1):5.1f}%   "
                 f"MRR {np.mean(1.0 / sub):.3f}"
             )
+    return out
 
-    # Calibration of plugins/match.py's thresholds.
-    print()
+
+def compare_paths(engine, keywords: list[str], pages, n_keywords: int, size: int) -> None:
+    """The batched and the page-by-page re-ranking on the same (keyword, page) pairs: time and agreement."""
+    from revprompt.core.keyword_scoring import ScoringStats
+    from revprompt.plugins.match import Matcher, _unit, page_vectors
+
+    matcher = Matcher(engine, shortlist=size)
+    head = keywords[:n_keywords]
+    cosines = _unit(matcher.embed(head)) @ page_vectors(pages, matcher.embed).T
+    wanted = {k: set(row.tolist()) for k, row in enumerate(matcher.shortlists(cosines))}
+    timings, scores = {}, {}
+    for label, page_by_page in (("batched (new)", False), ("page by page (old)", True)):
+        matcher.stats = ScoringStats()
+        start = time.perf_counter()
+        scores[label] = matcher.score(head, pages, wanted, page_by_page=page_by_page)
+        timings[label] = time.perf_counter() - start
+    new, old = scores["batched (new)"], scores["page by page (old)"]
+    diff = np.abs(np.array([new[key] - old[key] for key in new]))
+    best = {k: min(ps, key=lambda p: new[(k, p)]) for k, ps in wanted.items()}
+    same_top1 = np.mean([best[k] == min(ps, key=lambda p: old[(k, p)]) for k, ps in wanted.items()])
+    print(
+        f"\nre-ranking paths on the same {len(new)} pairs (dev prompts 1-{len(head)}, shortlist {size}): "
+        f"batched (new) {timings['batched (new)']:.1f}s, page by page (old) {timings['page by page (old)']:.1f}s, "
+        f"old / new = {timings['page by page (old)'] / timings['batched (new)']:.2f}x; "
+        f"score difference max {diff.max():.1e}, mean {diff.mean():.1e}; same best page for {100 * same_top1:.0f}% "
+        f"of keywords"
+    )
+
+
+def calibrate(name: str, engine, keywords: list[str], texts: list[str], results, re_ranks: np.ndarray) -> None:
+    """The numbers plugins/match.py's thresholds (NO_PAGE_NLL, CANNIBALISATION_MARGIN) are set from."""
+    from revprompt.core.keyword_scoring import score_keywords
+    from revprompt.core.prompt_format import encode_prompt
+
+    n = len(keywords)
+    print(f"\ncalibration on the {name} (mean NLL per token):")
     true_nll = np.full(n, np.nan)
     absent_nll = np.full(n, np.nan)
     for k, r in enumerate(results):
@@ -203,14 +248,13 @@ def main() -> None:
         others = [s.nll for s in r.scored if s.page != k]
         if others:
             absent_nll[k] = min(others)
-    missing = [k for k in range(n) if np.isnan(true_nll[k])]
-    for k in missing:  # right page outside the shortlist: scored here, outside the timing and the ranking
+    for k in [k for k in range(n) if np.isnan(true_nll[k])]:  # right page outside the shortlist: scored here
         true_nll[k] = score_keywords(
             engine.model, engine.tokenizer, texts[k], [keywords[k]], engine.max_input_tokens, engine.max_new_tokens
         )[0]
+    absent_all = absent_nll.copy()
     absent_nll = absent_nll[~np.isnan(absent_nll)]
     q = [10, 25, 50, 75, 90, 95]
-    print("calibration (mean NLL per token):")
     print("  true pairs   p" + " p".join(f"{p}={v:.2f}" for p, v in zip(q, np.percentile(true_nll, q))))
     print("  best absent  p" + " p".join(f"{p}={v:.2f}" for p, v in zip(q, np.percentile(absent_nll, q))))
     threshold, frr, far = equal_error(true_nll, absent_nll)
@@ -218,11 +262,8 @@ def main() -> None:
         f"  NO_PAGE_NLL (equal error) = {threshold:.2f}: {100 * frr:.1f}% of true pairs above it, "
         f"{100 * far:.1f}% of absent keywords at or below it"
     )
-    # Search keywords are short; chat prompts are not. The same threshold on the short prompts alone:
+    # Search keywords are short; chat prompts are not. The same threshold on the short keywords alone:
     n_tokens = np.array([len(encode_prompt(engine.tokenizer, kw, engine.max_new_tokens)) for kw in keywords])
-    absent_all = np.array(
-        [min((s.nll for s in r.scored if s.page != k), default=np.nan) for k, r in enumerate(results)]
-    )
     short = (n_tokens <= 12) & ~np.isnan(absent_all)
     if short.sum() >= 20:
         t_short, frr_s, far_s = equal_error(true_nll[short], absent_all[short])
@@ -231,7 +272,7 @@ def main() -> None:
             f"({100 * frr_s:.1f}% / {100 * far_s:.1f}%); median true {np.median(true_nll[short]):.2f}, "
             f"median absent {np.median(absent_all[short]):.2f}"
         )
-    print(f"  prompt tokens (with EOS): median {np.median(n_tokens):.0f}, mean {np.mean(n_tokens):.1f}")
+    print(f"  keyword tokens (with EOS): median {np.median(n_tokens):.0f}, mean {np.mean(n_tokens):.1f}")
     margins = np.array([r.margin if r.margin is not None else math.inf for r in results])
     correct = re_ranks == 1
     print("  top-1 accuracy of the re-ranking by margin (runner-up - best):")
@@ -245,7 +286,68 @@ def main() -> None:
         if ((margins < m).sum() >= 5 and correct[margins < m].mean() <= 0.6)
     ]
     print(f"  CANNIBALISATION_MARGIN: largest margin under which top-1 <= 60%: {max(cands) if cands else 'none'}")
-    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEV)
+    parser.add_argument("--pairs", "--limit", type=int, default=300, help="pairs (pages and keywords per set)")
+    parser.add_argument("--shortlists", default="5,10", help="shortlist sizes, each a separately timed match")
+    parser.add_argument("--sets", default="dev,seo", help="keyword sets: dev (the prompts), seo (short queries)")
+    parser.add_argument("--compare", type=int, default=30, help="dev keywords the two re-ranking paths are timed on")
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    args = parser.parse_args()
+
+    import torch
+
+    from revprompt.core.cli_options import load_engine
+    from revprompt.core.hardware import describe_cpu
+    from revprompt.core.keyword_scoring import score_keywords
+    from revprompt.plugins import embeddings
+    from revprompt.plugins.match import Page
+
+    prompts, texts = load_pairs(args.data, args.pairs)
+    n = len(prompts)
+    sets = {"dev prompts": prompts, "SEO keywords": [seo_keyword(p) for p in prompts]}
+    wanted_sets = {s.strip() for s in args.sets.split(",") if s.strip()}
+    sets = {name: kws for name, kws in sets.items() if name.split()[0].lower() in wanted_sets}
+    print(
+        f"data: {args.data.name}, {n} pairs (responses as pages; prompts, and short queries made from them, as keywords)"
+    )
+    if "SEO keywords" in sets:
+        examples = "; ".join(f"{p[:50]!r} -> {k!r}" for p, k in list(zip(prompts, sets["SEO keywords"]))[:3])
+        lengths = [len(k.split()) for k in sets["SEO keywords"]]
+        print(f"SEO keywords: mean {np.mean(lengths):.1f} words, e.g. {examples}")
+
+    start = time.perf_counter()
+    engine = load_engine(args.model, dtype=args.dtype, device=args.device)
+    load_model = time.perf_counter() - start
+    start = time.perf_counter()
+    embeddings.embed(["warm up"])
+    load_minilm = time.perf_counter() - start
+    print(
+        f"model={engine.model_name} dtype={engine.dtype} device={engine.device} window={engine.max_input_tokens} "
+        f"threads={torch.get_num_threads()} cpu: {describe_cpu()}"
+    )
+    print(f"load: reverse model {load_model:.1f}s, MiniLM {load_minilm:.1f}s (not in the match time)")
+
+    score_keywords(
+        engine.model, engine.tokenizer, texts[0], prompts[:3], engine.max_input_tokens, engine.max_new_tokens
+    )  # warm-up: first-call allocations are not what a match pays
+    pages = [Page(uri=f"dev:{i}", text=t) for i, t in enumerate(texts)]
+    sizes = sorted({int(x) for x in args.shortlists.split(",") if x.strip()})
+    all_runs = {}
+    for name, keywords in sets.items():
+        all_runs[name] = run_matches(engine, keywords, pages, sizes)
+        report_set(name, keywords, texts, all_runs[name], sizes)
+    if args.compare > 0:
+        compare_paths(engine, prompts, pages, min(args.compare, n), min(sizes))
+    for name, keywords in sets.items():
+        results, cosines, _, _ = all_runs[name][sizes[-1]]
+        calibrate(name, engine, keywords, texts, results, reranked_ranks(results, cosines))
+    print(f"\npeak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
 if __name__ == "__main__":

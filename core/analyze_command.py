@@ -16,7 +16,6 @@ from .errors import UserError
 from .ray_cli import ray_options
 from .types import DEFAULT_MAX_NEW_TOKENS, DEFAULT_TOP_N
 
-DEFAULT_MAX_DEPTH = 3
 DEFAULT_CONCURRENCY = 4
 DEFAULT_TIMEOUT = 20.0
 
@@ -43,25 +42,50 @@ def engine_description(
 
 def batch_options(
     max_pages: int | None = None,
-    max_depth: int = DEFAULT_MAX_DEPTH,
     retry_failed: bool = False,
-    crawl_delay: float | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     timeout: float = DEFAULT_TIMEOUT,
+    **source_values,
 ) -> dict:
-    """The batch options of `revprompt analyze`, defaults included (those not in RUN_NEUTRAL_OPTIONS are part
-    of the run key, so every caller that means "as analyze would" takes them from here)."""
-    return {
-        "max_pages": max_pages,
-        "max_depth": max_depth,
-        "retry_failed": retry_failed,
-        "crawl_delay": crawl_delay,
-        "concurrency": concurrency,
-        "timeout": timeout,
-    }
+    """The batch options of `revprompt analyze`, defaults included: the batch's own, then the options the
+    registered sources declare (`Source.cli_options`: `source_values`, else their defaults; None is left out).
+    Those that are not run-neutral are part of the run key, so every caller that means "as analyze would" takes
+    them from here."""
+    options = {"max_pages": max_pages, "retry_failed": retry_failed, "concurrency": concurrency, "timeout": timeout}
+    for name, param in source_cli_options().items():
+        value = source_values.get(name, param.default)
+        if value is not None:
+            options[name] = value
+    return options
 
 
-@click.command("analyze")
+def source_cli_options() -> dict[str, click.Option]:
+    """The options the registered sources add to `analyze` (sources/base.py `Source.cli_options`) by name, each
+    once: the first source to declare it wins."""
+    from .plugin_manager import sources
+
+    found: dict[str, click.Option] = {}
+    for source in sources():
+        for param in source.cli_options:
+            if param.name is not None:
+                found.setdefault(param.name, param)
+    return found
+
+
+class AnalyzeCommand(click.Command):
+    """`analyze`, with the options of the registered sources inserted after --max-pages (as Harlequin adds its
+    adapters' options to its command) whenever the command is parsed or shown."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        own = self.__dict__.setdefault("_own_params", list(self.params))
+        names = {p.name for p in own}
+        at = next((i + 1 for i, p in enumerate(own) if p.name == "max_pages"), len(own))
+        added = [p for name, p in source_cli_options().items() if name not in names]
+        self.params = own[:at] + added + own[at:]
+        return super().get_params(ctx)
+
+
+@click.command("analyze", cls=AnalyzeCommand)
 @click.argument("targets", nargs=-1)
 @db_option()
 @click.option(
@@ -94,15 +118,6 @@ def batch_options(
     type=click.IntRange(min=1),
     default=None,
     help="Stop after this many pages (crawl: default 100; sitemaps: all they list).",
-)
-@click.option(
-    "--max-depth", default=DEFAULT_MAX_DEPTH, show_default=True, help="With --crawl: how many links deep to follow."
-)
-@click.option(
-    "--crawl-delay",
-    type=click.FloatRange(min=0),
-    default=None,
-    help="With --crawl: seconds between requests (default: robots.txt Crawl-delay, else 0.5).",
 )
 @click.option(
     "--strip-params",
@@ -163,8 +178,6 @@ def analyze_command(
     urls_file,
     crawl_url,
     max_pages,
-    max_depth,
-    crawl_delay,
     strip_params,
     keep_params,
     concurrency,
@@ -180,7 +193,7 @@ def analyze_command(
     ray_actors,
     ray_cpus,
     output_parquet,
-    **dataforseo,
+    **extra,
 ):
     """Propose the prompts that most plausibly produced each TARGET.
 
@@ -207,6 +220,9 @@ def analyze_command(
     from .progress import BatchProgress
     from .store import Store
 
+    # the registered sources' own options (--max-depth, --crawl-delay: sources/crawl.py), and DataForSEO's
+    source_values = {name: extra.pop(name) for name in source_cli_options() if name in extra}
+    dataforseo = extra
     targets = list(targets)
     ray_address = ray_cli.address(ray_address, targets)
     if urls_file:
@@ -222,7 +238,7 @@ def analyze_command(
             "nothing to analyse: give text, a file, '-', a URL, --urls FILE or --crawl URL "
             "(see `revprompt analyze --help`)"
         )
-    options.update(batch_options(max_pages, max_depth, retry_failed, crawl_delay, concurrency, timeout))
+    options.update(batch_options(max_pages, retry_failed, concurrency, timeout, **source_values))
     if strip_params or keep_params:  # only when given: the runs of earlier commands keep their target_key
         options.update(strip_params=strip_params, keep_params=keep_params)
     command = "analyze " + " ".join(t if len(t) < 200 else t[:200] + "..." for t in targets)

@@ -11,10 +11,11 @@ The pipeline streams:
 
 Most sources list their URIs up front (a sitemap, a URL list, a folder): those lists are expanded before the
 first page is fetched, so a resumed run skips finished URIs without fetching them, and the progress bar has a
-total. A streaming source (`streaming = True`, the crawl) finds its targets while fetching: its discover()
-yields ready Documents as it goes, and URIs for what the run already holds. Every document is saved in its
-own transaction right after it is analysed, so a killed run loses at most the documents in flight, and the
-store's UNIQUE (run_id, uri) means nothing is ever stored twice.
+total. Sources are sources/base.py `Source`s; each call gets the run's `SourceContext` (the options, the URIs the
+run holds, a stored document's meta). A streaming source (`streaming = True`, the crawl) finds its targets while
+fetching: its discover() yields ready Documents as it goes, and URIs for what the run already holds. Every
+document is saved in its own transaction right after it is analysed, so a killed run loses at most the documents
+in flight, and the store's UNIQUE (run_id, uri) means nothing is ever stored twice.
 
 Nothing is analysed twice either: each loaded text is hashed (`content_hash`), and a text an earlier document
 of the run already had (the same page under another URL: `?search=...`, `/index.html`, a print view) is stored
@@ -28,38 +29,30 @@ import hashlib
 import json
 import logging
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future
+from collections.abc import Callable, Iterable, Iterator, Set
 from dataclasses import dataclass, field
 
+from ..sources.base import Source, SourceContext, as_source
 from .analyzers import finish_run, prepare, save_analysed
 from .errors import Interrupted, UserError
+from .loadahead import load_ahead
 from .storable import redact_text, safe_text, stored_uri
 from .store import Store
-from .threads import DaemonPool
 from .types import Document, SweepResult
 
 log = logging.getLogger("revprompt.batch")
 
 DEFAULT_CONCURRENCY = 4
 # Options that change how targets are fetched, not which documents a run holds: changing them between a
-# run and its re-run still resumes it.
-RUN_NEUTRAL_OPTIONS = frozenset(
-    {
-        "retry_failed",
-        "crawl_delay",
-        "concurrency",
-        "timeout",
-        "connect_timeout",
-        "read_timeout",
-        "total_timeout",
-        "retries",
-        "retry_backoff",
-        "user_agent",
-        "dataforseo_timeout",
-    }
-)
+# run and its re-run still resumes it. The batch's own; each source adds its (`Source.run_neutral_options`).
+RUN_NEUTRAL_OPTIONS = frozenset({"retry_failed", "concurrency", "timeout"})
+
+
+def run_neutral_options() -> frozenset[str]:
+    """RUN_NEUTRAL_OPTIONS and those every registered source declares."""
+    from .plugin_manager import sources
+
+    return RUN_NEUTRAL_OPTIONS.union(*(s.run_neutral_options for s in sources()))
 
 
 @dataclass
@@ -73,7 +66,7 @@ class BatchSummary:
     resumed: bool = False
 
 
-def pick_source(target: str, options: dict, source_name: str | None = None):
+def pick_source(target: str, options: SourceContext | dict, source_name: str | None = None) -> Source:
     from .plugin_manager import sources
 
     available = sources()
@@ -87,22 +80,28 @@ def pick_source(target: str, options: dict, source_name: str | None = None):
         if s.name == "text":
             fallback = s
             continue
-        if s.claims(target, options):
+        if s.claims(target, SourceContext.of(options)):
             return s
     if fallback is None:
         raise UserError(f"no source can read {target!r}")
     return fallback
 
 
-def target_key(targets: Iterable[str], source_name: str | None, engine_description: dict, options: dict) -> str:
+def target_key(
+    targets: Iterable[str],
+    source_name: str | None,
+    engine_description: dict,
+    options: dict,
+    neutral: Set[str] | None = None,
+) -> str:
+    """The run key; `neutral`: the options left out (default: `run_neutral_options()`)."""
+    neutral = run_neutral_options() if neutral is None else neutral
     payload = json.dumps(
         {
             "targets": list(targets),
             "source": source_name,
             "engine": engine_description,
-            "options": {
-                k: v for k, v in sorted(options.items()) if not k.startswith("_") and k not in RUN_NEUTRAL_OPTIONS
-            },
+            "options": {k: v for k, v in sorted(options.items()) if not k.startswith("_") and k not in neutral},
         },
         sort_keys=True,
         default=str,
@@ -112,7 +111,7 @@ def target_key(targets: Iterable[str], source_name: str | None, engine_descripti
 
 @dataclass
 class _Target:
-    source: object
+    source: Source
     target: str
     items: Iterable[str | Document]
 
@@ -204,19 +203,16 @@ class BatchRunner:
     def check_targets(self, targets: list[str], source_name: str | None) -> None:
         """Refuse a target that cannot be what the user meant (a missing file, a broken URL) before a run is
         opened: a typo costs one line, not a stored run. Sources opt in with `check(target, options)`."""
+        ctx = SourceContext(dict(self.options))
         for target in targets:
-            check = getattr(pick_source(target, self.options, source_name), "check", None)
-            if check is not None:
-                check(target, self.options)
+            as_source(pick_source(target, ctx, source_name)).check(target, ctx)
 
     def _run(self, run_id: str, resumed: bool, targets: list[str], source_name: str | None) -> BatchSummary:
         summary = BatchSummary(run_id=run_id, resumed=resumed)
         finished = self.store.finished_uris(run_id, include_failed=not self.options.get("retry_failed"))
-        options = {
-            **self.options,
-            "_done": finished,
-            "_stored_meta": lambda uri: self._stored_meta(run_id, uri),
-        }
+        options = SourceContext(
+            dict(self.options), done=finished, stored_meta=lambda uri: self._stored_meta(run_id, uri)
+        )
         self._first_copy = self._stored_hashes(run_id)
         plan, total, estimated = self.plan(targets, source_name, options, finished)
         if self.progress:
@@ -231,7 +227,7 @@ class BatchRunner:
         self.store.finish_run(run_id)
         return summary
 
-    def plan(self, targets: list[str], source_name: str | None, options: dict, finished: set[str]):
+    def plan(self, targets: list[str], source_name: str | None, options: SourceContext, finished: set[str]):
         """Pick a source for each target and start its discovery: ([_Target], expected documents or None,
         whether that number is only an upper bound).
 
@@ -243,11 +239,10 @@ class BatchRunner:
         estimated = False
         listed: set[str] = set()
         for target in targets:
-            source = pick_source(target, options, source_name)
+            source = as_source(pick_source(target, options, source_name))
             items = source.discover(target, options)
-            if getattr(source, "streaming", False):
-                estimate = getattr(source, "estimate", None)
-                n = estimate(target, options) if estimate else None
+            if source.streaming:
+                n = source.estimate(target, options)
                 total = None if (total is None or n is None) else total + max(0, n - len(finished))
                 estimated = True
             else:
@@ -263,7 +258,7 @@ class BatchRunner:
 
     def _pending(
         self, plan: list[_Target], finished: set[str], summary: BatchSummary
-    ) -> Iterator[tuple[object, str | Document]]:
+    ) -> Iterator[tuple[Source, str | Document]]:
         """(source, uri or Document) for everything the run does not hold yet, each URI once."""
         seen: set[str] = set()
         for entry in plan:
@@ -291,39 +286,16 @@ class BatchRunner:
                     1,
                 ) from None
 
-    def _load_ahead(self, pending: Iterator[tuple[object, str | Document]], options: dict) -> Iterator[Document]:
+    def _load_ahead(
+        self, pending: Iterator[tuple[Source, str | Document]], options: SourceContext
+    ) -> Iterator[Document]:
         """Documents in discovery order, with up to `concurrency` loads running ahead in worker threads.
 
-        Only sources that declare `concurrent_loads = True` load in threads; others load here, in turn.
+        Only sources that declare `concurrent_loads = True` load in threads (daemon threads: Ctrl-C never waits
+        for a fetch); others load here, in turn. The loop is core/loadahead.py's, shared with the Ray batch.
         """
         workers = max(1, int(options.get("concurrency") or DEFAULT_CONCURRENCY))
-        pool = DaemonPool(workers, thread_name_prefix="revprompt-load")  # Ctrl-C never waits for a fetch (threads.py)
-        queue: deque[Document | Future | tuple] = deque()
-
-        def ready(entry) -> bool:
-            return not isinstance(entry, Future) or entry.done()
-
-        def resolve(entry) -> Document:
-            if isinstance(entry, Future):
-                return entry.result()
-            if isinstance(entry, tuple):
-                return self._load(entry[0], entry[1], options)
-            return entry
-
-        try:
-            for source, item in pending:
-                if isinstance(item, Document):
-                    queue.append(item)
-                elif getattr(source, "concurrent_loads", False):
-                    queue.append(pool.submit(self._load, source, item, options))
-                else:
-                    queue.append((source, item))
-                while queue and (ready(queue[0]) or len(queue) > workers):
-                    yield resolve(queue.popleft())
-            while queue:
-                yield resolve(queue.popleft())
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+        return load_ahead(pending, lambda source, uri: self._load(source, uri, options), workers)
 
     def _analyse_stream(self, run_id: str, docs: Iterator[Document], summary: BatchSummary) -> None:
         """Analyse loaded documents in small groups (the engine decodes a group in shared forwards) and save
@@ -368,8 +340,9 @@ class BatchRunner:
                     log.debug("analysis failed for %s", doc.uri, exc_info=True)
                     doc.failed(f"analysis failed: {type(exc).__name__}: {exc}")
                     result = None
-                    if self._first_copy.get(doc.meta.get("content_hash")) == doc.uri:
-                        del self._first_copy[doc.meta["content_hash"]]  # a later copy gets its own try
+                    copied = doc.meta.get("content_hash")
+                    if copied is not None and self._first_copy.get(copied) == doc.uri:
+                        del self._first_copy[copied]  # a later copy gets its own try
             if result is not None:
                 doc.status = "done"
             self._save(run_id, doc, result, summary)
@@ -388,9 +361,9 @@ class BatchRunner:
         if self.progress:
             self.progress.advance(doc)
 
-    def _load(self, source, uri: str, options: dict | None = None) -> Document:
+    def _load(self, source: Source, uri: str, options: SourceContext | None = None) -> Document:
         try:
-            return source.load(uri, self.options if options is None else options)
+            return source.load(uri, SourceContext(dict(self.options)) if options is None else options)
         except UserError as exc:
             return Document(uri=uri, source=source.name).failed(str(exc))
         except Exception as exc:  # a source bug must cost one row, not the batch

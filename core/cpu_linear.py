@@ -16,6 +16,7 @@ the bytes per step. Where it does not, bf16 stays on the plain path (the auto dt
 from __future__ import annotations
 
 import types
+from typing import cast
 
 import torch
 
@@ -36,7 +37,15 @@ def packable_dtypes() -> tuple[torch.dtype, ...]:
     return (torch.float32, torch.bfloat16) if bf16 else (torch.float32,)
 
 
-def _packed_forward(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+class _PackedLinear(torch.nn.Linear):
+    """For the type checker only: the attributes `pack_linears` adds to an nn.Linear (nothing is built from it)."""
+
+    _revprompt_dtypes: tuple[torch.dtype, ...]
+    _revprompt_packed_key: tuple[int, int] | str | None
+    _revprompt_packed: torch.Tensor | None
+
+
+def _packed_forward(self: _PackedLinear, x: torch.Tensor) -> torch.Tensor:
     weight = self.weight
     if (
         x.device.type != "cpu"
@@ -72,9 +81,10 @@ def pack_linears(model: torch.nn.Module) -> int:
             continue
         if module.weight.device.type != "cpu" or module.weight.dtype not in dtypes:
             continue
-        module._revprompt_dtypes = dtypes
-        module._revprompt_packed_key = None
-        module._revprompt_packed = None
-        module.forward = types.MethodType(_packed_forward, module)
+        packed = cast(_PackedLinear, module)
+        packed._revprompt_dtypes = dtypes
+        packed._revprompt_packed_key = None
+        packed._revprompt_packed = None
+        setattr(packed, "forward", types.MethodType(_packed_forward, packed))  # noqa: B010 (mypy: no method assign)
         switched += 1
     return switched

@@ -224,7 +224,8 @@ class Engine:
 
         The fast sweep hands in the scores it read off its own decoding; the reference scores teacher-forced.
         """
-        keyed, junk = [], []
+        keyed: list[tuple] = []
+        junk: list[tuple] = []
         for ids, configs in sequences.items():
             body = [t for t in ids if t not in self.stop_ids]
             text = self.tokenizer.decode(body, skip_special_tokens=True).strip()

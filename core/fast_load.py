@@ -23,6 +23,10 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger("revprompt.model")
 
@@ -192,7 +196,7 @@ def load_model(path: Path, dtype: str = "float32", device: str = "cpu"):
     """The causal LM of a local directory in `dtype` on `device`, in eval mode."""
     path = Path(path)
     quiet_transformers()
-    model = None
+    model: torch.nn.Module | None = None
     if (path / WEIGHTS).exists():
         try:
             model = _assemble(path, dtype)

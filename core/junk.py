@@ -85,7 +85,7 @@ def repeated(prompt: str) -> bool:
                 return True
         counts = Counter(_ngrams(tokens, n))
         if counts:
-            gram, times = counts.most_common(1)[0]
+            _, times = counts.most_common(1)[0]
             if times >= 3 and times * n * 2 >= len(tokens):
                 return True
     return False

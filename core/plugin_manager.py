@@ -7,6 +7,7 @@ from functools import lru_cache
 
 import pluggy
 
+from ..sources.base import Source, as_source
 from . import hookspecs
 
 # Modules that implement hooks; each is registered exactly as a third-party plugin would be.
@@ -45,8 +46,9 @@ def registered(hook_name: str) -> list:
     return items
 
 
-def sources() -> list:
-    return registered("register_sources")
+def sources() -> list[Source]:
+    """The registered sources, each a `Source` (one that does not subclass it is wrapped: sources/base.py)."""
+    return [as_source(s) for s in registered("register_sources")]
 
 
 def analyzers() -> list:

@@ -17,7 +17,15 @@ import sys
 import time
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 
 def _duration(seconds: float) -> str:
@@ -50,8 +58,8 @@ class BatchProgress:
         self.total: int | None = None
         self.estimated = False
         self._started = 0.0
-        self._progress = None
-        self._task = None
+        self._progress: Progress | None = None
+        self._task = TaskID(0)  # read only while _progress is set
 
     # -- what the batch calls ---------------------------------------------------------------------------
     def start(self, total: int | None, skipped: int = 0, estimated: bool = False) -> None:
@@ -68,7 +76,7 @@ class BatchProgress:
         if self.plain:
             return
         console = Console(file=stream)
-        self._progress = Progress(
+        progress = self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
@@ -82,10 +90,8 @@ class BatchProgress:
             console=console,
             transient=False,
         )
-        self._progress.start()
-        self._task = self._progress.add_task(
-            self.label, total=total, done=0, failed=0, rate="", skipped=self._skipped_text()
-        )
+        progress.start()
+        self._task = progress.add_task(self.label, total=total, done=0, failed=0, rate="", skipped=self._skipped_text())
 
     def skip(self, uri: str | None = None) -> None:
         """A document an earlier, interrupted run already finished."""

@@ -37,12 +37,14 @@ import re
 import time
 import warnings
 from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
+from ..sources.base import Source, SourceContext, as_source
 from .batch import DEFAULT_CONCURRENCY, BatchRunner, BatchSummary, _make_storable, content_hash, pick_source
 from .errors import UserError
+from .loadahead import load_ahead
 from .store import Store
 from .types import Document, SweepResult
 
@@ -58,11 +60,13 @@ ANALYSES_PER_WORKER = 2
 MAX_RESTARTS = 4
 #: seconds to wait for the first actor to load its model
 START_TIMEOUT = float(os.environ.get("REVPROMPT_RAY_START_TIMEOUT", "900"))
+#: longest single wait on the cluster: Ctrl-C is never held longer than this by a `ray.wait`
+WAIT_SECONDS = 0.5
 
 _ADDRESS = re.compile(r"^(ray://)?(\[[0-9a-fA-F:.]+\]|[\w.\-]+):\d+$")
 
 
-def require_ray():
+def require_ray() -> Any:
     """Ray, or a one-line error saying how to get it (revprompt works without it; only --ray needs it)."""
     try:
         import ray
@@ -73,7 +77,7 @@ def require_ray():
 
 def is_address(value: str | None) -> bool:
     """Whether a --ray value names a cluster ('auto', 'local', HOST:PORT, ray://HOST:PORT), not a target."""
-    return bool(value) and (value in ("auto", "local") or bool(_ADDRESS.match(value)))
+    return bool(value) and (value in ("auto", "local") or bool(_ADDRESS.match(value or "")))
 
 
 @dataclass
@@ -89,7 +93,7 @@ class RaySettings:
 
 @dataclass
 class Connection:
-    ray: object
+    ray: Any
     owned: bool  # we called ray.init, so we call ray.shutdown
 
 
@@ -100,7 +104,7 @@ def connect(address: str = "auto", local_cpus: int | None = None, verbose: bool 
     ray = require_ray()
     if ray.is_initialized():
         return Connection(ray, owned=False)
-    quiet = dict(log_to_driver=verbose, logging_level=logging.INFO if verbose else logging.ERROR)
+    quiet: dict[str, Any] = dict(log_to_driver=verbose, logging_level=logging.INFO if verbose else logging.ERROR)
     if address == "auto":
         address = os.environ.get("RAY_ADDRESS") or "local"
     try:
@@ -125,9 +129,9 @@ class EngineWorker:
     Wrapped by `worker_class()` (Ray is imported only when --ray is used)."""
 
     def __init__(self, engine_kwargs: dict, threads: int):
-        self.error = None
-        self.engine = None
-        self._sources: dict[str, object] = {}
+        self.error: tuple[str, int] | None = None
+        self.engine: Any = None
+        self._sources: dict[str, Source] = {}
         try:
             import torch
 
@@ -163,17 +167,38 @@ class EngineWorker:
         return os.getpid()
 
     def load(self, source_name: str, uri: str, options: dict) -> Document:
-        """One target fetched into a Document; a failure is a failed Document, as in a local batch."""
+        """One target fetched into a Document; a failure is a failed Document, as in a local batch. `options`
+        are the run's options (the context's `done`/`stored_meta` are the driver's: web loads never need them)."""
         try:
+            ctx = SourceContext.of(options)
             source = self._sources.get(source_name)
             if source is None:
-                source = self._sources[source_name] = pick_source(uri, options, source_name)
-            return source.load(uri, options)
+                source = self._sources[source_name] = as_source(pick_source(uri, ctx, source_name))
+            return source.load(uri, ctx)
         except UserError as exc:
             return Document(uri=uri, source=source_name).failed(str(exc))
         except Exception as exc:  # noqa: BLE001 -- a source bug costs one row
             log.debug("source %s failed on %s", source_name, uri, exc_info=True)
             return Document(uri=uri, source=source_name).failed(f"{type(exc).__name__}: {exc}")
+
+    def write_shards(self, root: str, shard: list[tuple[str, str, Any]]) -> str | None:
+        """Write one Parquet shard under `root` (core/parquet_io.py `write_tables`): None, or why it could not."""
+        from .parquet_io import write_tables
+
+        try:
+            write_tables(root, shard)
+        except Exception as exc:  # noqa: BLE001 -- shown on the driver, one line
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+    def shard_doc_ids(self, root: str, run_id: str) -> list[int] | str:
+        """doc_ids of the run that the shards under `root` hold, or why they could not be read."""
+        from .parquet_io import shard_doc_ids
+
+        try:
+            return sorted(shard_doc_ids(root, run_id))
+        except Exception as exc:  # noqa: BLE001
+            return f"{type(exc).__name__}: {exc}"
 
     def analyse(self, texts: list[str]):
         """[(SweepResult | None, error | None)] for a group, as BatchRunner._analyse_group does it: the group in
@@ -209,6 +234,8 @@ class _node_lock:
     """A lock file in the model cache: actors on one node load one after another, so the first prepares the
     cache (dequantize, merge the adapter) and the others read it instead of racing to write it."""
 
+    lock: Any
+
     def __enter__(self):
         from .model import cache_dir
 
@@ -226,11 +253,12 @@ class _node_lock:
             self.lock.release()
 
 
-_WORKER_CLASSES: dict[int, object] = {}
+_WORKER_CLASSES: dict[int, Any] = {}
 
 
-def worker_class(io_threads: int):
-    """EngineWorker as a Ray actor class with `io_threads` loading threads and one sweeping thread."""
+def worker_class(io_threads: int) -> Any:
+    """EngineWorker as a Ray actor class with `io_threads` loading threads, one sweeping thread and one thread
+    writing Parquet shards."""
     ray = require_ray()
     if io_threads not in _WORKER_CLASSES:
         cls = type(
@@ -239,9 +267,12 @@ def worker_class(io_threads: int):
             {
                 "load": ray.method(concurrency_group="io")(EngineWorker.load),
                 "analyse": ray.method(concurrency_group="compute")(EngineWorker.analyse),
+                "write_shards": ray.method(concurrency_group="parquet")(EngineWorker.write_shards),
+                "shard_doc_ids": ray.method(concurrency_group="parquet")(EngineWorker.shard_doc_ids),
             },
         )
-        _WORKER_CLASSES[io_threads] = ray.remote(concurrency_groups={"io": io_threads, "compute": 1})(cls)
+        groups = {"io": io_threads, "compute": 1, "parquet": 1}
+        _WORKER_CLASSES[io_threads] = ray.remote(concurrency_groups=groups)(cls)
     return _WORKER_CLASSES[io_threads]
 
 
@@ -249,7 +280,7 @@ def worker_class(io_threads: int):
 @dataclass
 class _Worker:
     index: int
-    handle: object
+    handle: Any
     ready: bool = False
     alive: bool = True
     probing: bool = False  # an `info` call is out to see whether it came back after dying
@@ -258,18 +289,51 @@ class _Worker:
     deaths: int = 0
     loads: int = 0  # calls in flight
     analyses: int = 0
+    writes: int = 0
     info: dict = field(default_factory=dict)
 
 
 @dataclass
 class _Job:
-    kind: str  # 'start', 'load' or 'analyse'
-    worker: _Worker
+    kind: str  # 'start', 'load', 'analyse' or 'write'
+    worker: _Worker | None
     docs: list[Document] = field(default_factory=list)  # analyse: the group
     source: str = ""  # load: the source name and the target
-    uri: str = ""
+    uri: str = ""  # load: the target; write: the shards' root
     attempts: int = 0
-    result: Document | None = None  # load: the loaded document, once back
+    loaded: Document | None = None  # load: the loaded document, once back
+    shard: list[tuple[str, str, Any]] = field(default_factory=list)  # write: (table, file name, rows)
+
+    # a load is what core/loadahead.py waits on (`InFlight`)
+    def done(self) -> bool:
+        return self.loaded is not None
+
+    def result(self) -> Document:
+        assert self.loaded is not None
+        return self.loaded
+
+
+class _RayShards:
+    """ParquetSink's writer in a Ray batch (core/parquet_io.py `ShardWriter`): the driver reads the saved rows
+    from its store, the actors write them (`EngineWorker.write_shards`), one shard at a time and in order (each
+    flush rewrites the run's row: a later one must not be overtaken). A shard whose actor dies is written again,
+    under the same names, by another one."""
+
+    def __init__(self, runner: RayBatchRunner, root: str):
+        self.runner = runner
+        self.root = root
+
+    def accepting(self) -> bool:
+        return not self.runner._stopping  # a stopping batch sends nothing more: the resumed run exports the rest
+
+    def exported(self, run_id: str) -> set[int]:
+        return self.runner._shard_doc_ids(self.root, run_id)
+
+    def write(self, shard: list[tuple[str, str, Any]]) -> None:
+        self.runner._write_shard(self.root, shard)
+
+    def wait(self) -> None:
+        self.runner._drain_writes()
 
 
 class RayBatchRunner(BatchRunner):
@@ -303,14 +367,36 @@ class RayBatchRunner(BatchRunner):
         self._inflight: dict = {}  # ObjectRef -> _Job
         self._connection: Connection | None = None
         self._ctx: tuple[str, BatchSummary] | None = None
+        self._remote_options: dict = {}
+        self._writing: _Job | None = None  # the shard an actor is writing
+        self._shards: deque[_Job] = deque()  # shards waiting for it
+        self._stopping = False  # the batch is stopping (Ctrl-C, an error): nothing more is sent or waited for
 
     @staticmethod
     def _no_local_engine():
         raise RuntimeError("a Ray batch analyses on its actors, never in the driver")
 
-    def run(self, *args, **kwargs) -> BatchSummary:
+    def run(
+        self, command: str, targets: list[str], source_name: str | None = None, resume_run_id: str | None = None
+    ) -> BatchSummary:
+        """BatchRunner.run, the actors stopped at the end. With `--output-parquet` (a ParquetSink as progress),
+        the actors write the shards, the run's row as it ended included, before they stop."""
+        from .parquet_io import ParquetSink
+
+        sink = self.progress if isinstance(self.progress, ParquetSink) else None
+        if sink is not None:
+            sink.writer = _RayShards(self, sink.root)
+        self._stopping = False
         try:
-            return super().run(*args, **kwargs)
+            summary = super().run(command, targets, source_name, resume_run_id)
+            if sink is not None:
+                sink.flush(summary.run_id)  # the run's row, finished
+                self._drain_writes()
+                sink.close()  # written: the actors stop now
+            return summary
+        except BaseException:
+            self._stopping = True
+            raise
         finally:
             self.close()
 
@@ -325,6 +411,7 @@ class RayBatchRunner(BatchRunner):
             except Exception:  # noqa: BLE001 -- already gone
                 pass
         self.workers, self._inflight = [], {}
+        self._writing, self._shards = None, deque()
         if self._connection.owned:
             ray.shutdown()
         self._connection = None
@@ -365,6 +452,11 @@ class RayBatchRunner(BatchRunner):
         log.info("ray: %d actors of %g CPUs, %g GPUs", n, cpus, gpus)
         return self.workers
 
+    @property
+    def ray(self) -> Any:
+        assert self._connection is not None, "no Ray connection (start_workers first)"
+        return self._connection.ray
+
     def _pick(self, kind: str, avoid: _Worker | None = None) -> _Worker:
         """The ready, living actor with the least of `kind` in flight (not `avoid` if another will do)."""
         self.start_workers()
@@ -385,6 +477,10 @@ class RayBatchRunner(BatchRunner):
             worker = self._pick("loads", avoid)
             worker.loads += 1
             ref = worker.handle.load.remote(job.source, job.uri, self._remote_options)
+        elif job.kind == "write":
+            worker = self._pick("writes", avoid)
+            worker.writes += 1
+            ref = worker.handle.write_shards.remote(job.uri, job.shard)
         else:
             worker = self._pick("analyses", avoid)
             worker.analyses += 1
@@ -398,16 +494,15 @@ class RayBatchRunner(BatchRunner):
 
     def _pump(self, timeout: float | None = None) -> None:
         """Wait for one finished call (at most `timeout` seconds) and take every call finished by then."""
-        due = [w for w in self.workers if w.probe_at is not None]
-        for worker in due:
-            if worker.probe_at <= time.monotonic():
+        for worker in self.workers:
+            if worker.probe_at is not None and worker.probe_at <= time.monotonic():
                 self._probe(worker)
-        if any(w.probe_at is not None for w in self.workers):
-            timeout = 0.5 if timeout is None else min(timeout, 0.5)
+        # never one long wait: Ctrl-C and the restart probes get their turn (callers wait in a loop)
+        timeout = WAIT_SECONDS if timeout is None else min(timeout, WAIT_SECONDS)
         if not self._inflight:
-            time.sleep(0.05 if timeout is None else timeout)  # nothing to wait on yet: never a hot loop
+            time.sleep(min(timeout, 0.05))  # nothing to wait on yet: never a hot loop
             return
-        ray = self._connection.ray
+        ray = self.ray
         ready, _ = ray.wait(list(self._inflight), num_returns=1, timeout=timeout)
         if ready:
             more, _ = ray.wait(list(self._inflight), num_returns=len(self._inflight), timeout=0)
@@ -417,10 +512,13 @@ class RayBatchRunner(BatchRunner):
             if job is None:  # taken by a nested pump (a retry waiting for an actor)
                 continue
             worker = job.worker
+            assert worker is not None
             if job.kind == "load":
                 worker.loads -= 1
             elif job.kind == "analyse":
                 worker.analyses -= 1
+            elif job.kind == "write":
+                worker.writes -= 1
             try:
                 value = ray.get(ref)
             except ray.exceptions.RayActorError as exc:
@@ -433,6 +531,7 @@ class RayBatchRunner(BatchRunner):
 
     def _took(self, job: _Job, value) -> None:
         worker = job.worker
+        assert worker is not None
         if job.kind == "start":
             if value.get("error"):
                 message, code = value["error"]
@@ -440,7 +539,11 @@ class RayBatchRunner(BatchRunner):
             worker.ready, worker.probing, worker.info = True, False, value
             self.engine_info = self.engine_info or value
         elif job.kind == "load":
-            job.result = value
+            job.loaded = value
+        elif job.kind == "write":
+            if value is not None:
+                raise UserError(f"cannot write the Parquet shards under {job.uri}: {value}", 1)
+            self._wrote()
         else:
             if isinstance(value, tuple) and value and value[0] == "user_error":
                 raise UserError(value[1], value[2])
@@ -453,6 +556,7 @@ class RayBatchRunner(BatchRunner):
         The actor gets no new work until a probe (`info`) answers: Ray restarts it (`max_restarts`, its model
         loaded again) and the probe comes back; an actor past its restarts fails the probe and is dropped."""
         worker = job.worker
+        assert worker is not None
         if job.kind == "start":
             if type(exc).__name__ == "ActorUnavailableError" and worker.probes < 120:
                 worker.probe_at = time.monotonic() + 0.5  # restarting: ask again in a moment (see _pump)
@@ -470,10 +574,13 @@ class RayBatchRunner(BatchRunner):
             worker.probing = True
             self._probe(worker)
         job.attempts += 1
-        why = f"the Ray actor died while {'loading' if job.kind == 'load' else 'analysing'} it ({_first_line(exc)})"
+        doing = {"load": "loading", "write": "writing"}.get(job.kind, "analysing")
+        why = f"the Ray actor died while {doing} it ({_first_line(exc)})"
         if job.attempts >= MAX_ATTEMPTS:
+            if job.kind == "write":
+                raise UserError(f"no Ray actor could write a Parquet shard under {job.uri}: {why}", 1)
             if job.kind == "load":
-                job.result = Document(uri=job.uri, source=job.source).failed(f"{why}, {job.attempts} times")
+                job.loaded = Document(uri=job.uri, source=job.source).failed(f"{why}, {job.attempts} times")
             else:
                 for doc in job.docs:
                     self._analysed(doc, None, f"analysis failed: {why}, {job.attempts} times")
@@ -489,67 +596,65 @@ class RayBatchRunner(BatchRunner):
         error = f"{type(exc).__name__}: {_first_line(exc)}"
         if job.kind == "start":
             raise UserError(f"a Ray actor could not start: {error}", 1)
+        if job.kind == "write":
+            raise UserError(f"cannot write the Parquet shards under {job.uri}: {error}", 1)
         if job.kind == "load":
-            job.result = Document(uri=job.uri, source=job.source).failed(error)
+            job.loaded = Document(uri=job.uri, source=job.source).failed(error)
         else:
             for doc in job.docs:
                 self._analysed(doc, None, f"analysis failed: {error}")
 
     # -- the batch, as BatchRunner runs it, with the cluster in the middle ----------------------------------
-    def _load_ahead(self, pending, options: dict) -> Iterator[Document]:
-        """Documents in discovery order (so copies are found as a local run finds them). Web pages load on the
-        actors, up to a few groups' worth ahead of the analysis; other sources load here, as locally."""
-        self._remote_options = {k: v for k, v in options.items() if not k.startswith("_")}
+    def _load_ahead(
+        self, pending: Iterable[tuple[Source, str | Document]], options: SourceContext
+    ) -> Iterator[Document]:
+        """Documents in discovery order (so copies are found as a local run finds them), through the local batch's
+        loop (core/loadahead.py): web pages load on the actors, up to a few groups' worth ahead of the analysis;
+        other sources load here, as locally (in daemon threads when they allow it). While the oldest load is out,
+        the groups the actors finished are saved (`_pump`)."""
+        self._remote_options = {k: v for k, v in SourceContext.of(options).options.items() if not k.startswith("_")}
         concurrency = max(1, int(options.get("concurrency") or DEFAULT_CONCURRENCY))
-        pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="revprompt-load")
-        queue: deque = deque()
-        lookahead = concurrency
+        remote_seen = False
 
-        def ready(entry) -> bool:
-            if isinstance(entry, _Job):
-                if entry.result is None and self._inflight:
-                    self._pump(timeout=0)
-                return entry.result is not None
-            return not isinstance(entry, Future) or entry.done()
+        def remote(source: Any, uri: str) -> _Job | None:
+            nonlocal remote_seen
+            if source.name not in REMOTE_LOAD_SOURCES and not getattr(source, "remote_loads", False):
+                return None
+            job = _Job("load", None, source=source.name, uri=uri)
+            self._submit(job)
+            remote_seen = True
+            return job
 
-        def resolve(entry) -> Document:
-            if isinstance(entry, _Job):
-                while entry.result is None:
-                    self._pump()
-                return entry.result
-            if isinstance(entry, Future):
-                return entry.result()
-            if isinstance(entry, tuple):
-                return self._load(entry[0], entry[1], options)
-            return entry
+        def lookahead() -> int:
+            if not remote_seen:
+                return concurrency
+            alive = len([w for w in self.workers if w.alive])
+            return max(concurrency, alive * (concurrency + self.batch_docs * ANALYSES_PER_WORKER))
 
-        try:
-            for source, item in pending:
-                if isinstance(item, Document):
-                    queue.append(item)
-                elif source.name in REMOTE_LOAD_SOURCES or getattr(source, "remote_loads", False):
-                    job = _Job("load", None, source=source.name, uri=item)
-                    self._submit(job)
-                    lookahead = max(
-                        concurrency,
-                        len([w for w in self.workers if w.alive])
-                        * (concurrency + self.batch_docs * ANALYSES_PER_WORKER),
-                    )
-                    queue.append(job)
-                elif getattr(source, "concurrent_loads", False):
-                    queue.append(pool.submit(self._load, source, item, options))
-                else:
-                    queue.append((source, item))
-                while queue and (ready(queue[0]) or len(queue) > lookahead):
-                    yield resolve(queue.popleft())
-            while queue:
-                yield resolve(queue.popleft())
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+        def poll(seconds: float) -> None:
+            if self._inflight or seconds:
+                self._pump(timeout=seconds)
+
+        return load_ahead(
+            pending,
+            lambda source, uri: self._load(source, uri, options),
+            concurrency,
+            remote=remote,
+            lookahead=lookahead,
+            poll=poll,
+        )
 
     def _analyse_stream(self, run_id: str, docs: Iterator[Document], summary: BatchSummary) -> None:
         """As BatchRunner's, but a full group goes to an actor and the loop goes on; results are saved as they
-        come back (in `_pump`), and the stream ends when nothing is in flight."""
+        come back (in `_pump`), and the stream ends when nothing is in flight. Stopped (Ctrl-C, an error), it
+        sends and waits for nothing more: what is saved is saved, the rest is the resumed run's."""
+        try:
+            self._stream(run_id, docs, summary)
+        except BaseException:
+            self._stopping = True
+            raise
+
+    def _stream(self, run_id: str, docs: Iterator[Document], summary: BatchSummary) -> None:
         self._ctx = (run_id, summary)
         group: list[Document] = []
         for doc in docs:
@@ -565,16 +670,58 @@ class RayBatchRunner(BatchRunner):
                 group = []
         if group:
             self._submit(_Job("analyse", None, group))
-        while any(job.kind != "start" for job in self._inflight.values()):
+        while any(job.kind in ("load", "analyse") for job in self._inflight.values()):
             self._pump()
+
+    # -- Parquet shards, written by the actors (see _RayShards) -----------------------------------------------
+    def _write_shard(self, root: str, shard: list[tuple[str, str, Any]]) -> None:
+        from .parquet_io import plain
+
+        job = _Job("write", None, uri=root, shard=[(t, name, plain(rows)) for t, name, rows in shard])
+        if self._writing is None:
+            self._writing = job
+            self._submit(job)
+        else:
+            self._shards.append(job)
+
+    def _wrote(self) -> None:
+        """The shard in flight is written: send the next."""
+        self._writing = None
+        if self._shards:
+            self._writing = self._shards.popleft()
+            self._submit(self._writing)
+
+    def _drain_writes(self) -> None:
+        while (self._writing is not None or self._shards) and not self._stopping:
+            self._pump()
+
+    def _shard_doc_ids(self, root: str, run_id: str) -> set[int]:
+        """What the shards under `root` hold of the run, read by an actor (the driver may have no access)."""
+        avoid = None
+        for _ in range(MAX_ATTEMPTS):
+            worker = self._pick("writes", avoid)
+            ref = worker.handle.shard_doc_ids.remote(root, run_id)
+            while not self.ray.wait([ref], timeout=WAIT_SECONDS)[0]:
+                pass
+            try:
+                value = self.ray.get(ref)
+            except self.ray.exceptions.RayActorError:
+                avoid = worker  # its other calls report the death; ask another actor
+                continue
+            if isinstance(value, str):
+                raise UserError(f"cannot read the Parquet shards under {root}: {value}", 1)
+            return set(value)
+        raise UserError(f"no Ray actor could read the Parquet shards under {root}", 1)
 
     def _analysed(self, doc: Document, result: SweepResult | None, error: str | None) -> None:
         """Save one analysed document as `_analyse_group` does."""
+        assert self._ctx is not None
         run_id, summary = self._ctx
         if result is None:
             doc.failed(error or "analysis failed")
-            if self._first_copy.get(doc.meta.get("content_hash")) == doc.uri:
-                del self._first_copy[doc.meta["content_hash"]]  # a later copy gets its own try
+            copied = doc.meta.get("content_hash")
+            if copied is not None and self._first_copy.get(copied) == doc.uri:
+                del self._first_copy[copied]  # a later copy gets its own try
         else:
             doc.status = "done"
         self._save(run_id, doc, result, summary)

@@ -20,6 +20,7 @@ CLI therefore hold only the sandboxed connection while it is open (closing it en
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,7 +45,7 @@ def writable_path(path: str | Path) -> Path:
     return Path(path).resolve()
 
 
-def lock_down(con: duckdb.DuckDBPyConnection, writable_files: list[str | Path] = ()) -> None:
+def lock_down(con: duckdb.DuckDBPyConnection, writable_files: Sequence[str | Path] = ()) -> None:
     """Close a connection around its database (and `writable_files`, which only `export` passes).
 
     `allowed_paths` can only be set once the database runs and before external access is switched off, and the

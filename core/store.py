@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,6 +155,13 @@ class RunInfo:
     status: str
 
 
+def _one(cursor: duckdb.DuckDBPyConnection) -> tuple:
+    """The row of a statement that always returns one (an aggregate, INSERT ... RETURNING)."""
+    row = cursor.fetchone()
+    assert row is not None, "the statement returned no row"
+    return row
+
+
 class Store:
     """A results database. `Store(path)` opens (creating and migrating) it; `read_only=True` for queries."""
 
@@ -174,12 +181,12 @@ class Store:
 
     # -- schema -----------------------------------------------------------------------------------------
     def schema_version(self) -> int:
-        has = self.con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
-        ).fetchone()[0]
+        has = _one(
+            self.con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'")
+        )[0]
         if not has:
             return 0
-        row = self.con.execute("SELECT max(version) FROM schema_version").fetchone()
+        row = _one(self.con.execute("SELECT max(version) FROM schema_version"))
         return int(row[0] or 0)
 
     def migrate(self) -> None:
@@ -264,7 +271,10 @@ class Store:
         ).fetchone()
         if row is None:
             return None
-        return RunInfo(*row[:6], json.loads(row[6]) if row[6] else {}, row[7])
+        run_id, created_at, finished_at, command, target_key, model, config, status = row
+        return RunInfo(
+            run_id, created_at, finished_at, command, target_key, model, json.loads(config) if config else {}, status
+        )
 
     def find_unfinished_run(self, target_key: str) -> RunInfo | None:
         """The latest run of the same targets that did not finish: re-running a command resumes it."""
@@ -287,7 +297,8 @@ class Store:
         run = self.get_run(run_id)
         if run is None:
             return 0.0
-        costs = run.config.get("cost_usd") if isinstance(run.config.get("cost_usd"), dict) else {}
+        stored = run.config.get("cost_usd")
+        costs: dict = stored if isinstance(stored, dict) else {}
         costs[api] = round(float(costs.get(api) or 0.0) + float(usd), 6)
         self.con.execute(
             "UPDATE runs SET config = ? WHERE run_id = ?", [json.dumps({**run.config, "cost_usd": costs}), run_id]
@@ -308,7 +319,7 @@ class Store:
         run_id: str,
         doc: Document,
         result: SweepResult | None = None,
-        plugin_rows: dict[str, Sequence[dict]] | Callable[[], dict[str, Sequence[dict]]] | None = None,
+        plugin_rows: Mapping[str, Sequence[dict]] | Callable[[], Mapping[str, Sequence[dict]]] | None = None,
     ) -> int:
         """Store one document with its candidates, tokens and analyzer rows, atomically.
 
@@ -354,7 +365,7 @@ class Store:
                     json.dumps(_stored_meta(meta), default=str),
                     *columns,
                 ],
-            ).fetchone()[0]
+            ).fetchall()[0][0]  # RETURNING: one row
             if result is not None:
                 self._insert_candidates(run_id, doc_id, result)
             if callable(plugin_rows):
@@ -382,7 +393,7 @@ class Store:
                     json.dumps([{"top_k": c.top_k, "penalty_alpha": c.penalty_alpha} for c in cand.configs]),
                     len(cand.token_probs),
                 ],
-            ).fetchone()[0]
+            ).fetchall()[0][0]  # RETURNING: one row
             cand.candidate_id = cand_id  # analyzers key their rows on it
             rows = [
                 (cand_id, i, int(tid), tok, float(p))
@@ -401,7 +412,7 @@ class Store:
             self.con.execute(f'DELETE FROM "{table}" WHERE doc_id = ?', [doc_id])
         self.con.execute("DELETE FROM documents WHERE doc_id = ?", [doc_id])
 
-    def tables_with_column(self, column: str, exclude: set[str] = frozenset()) -> list[str]:
+    def tables_with_column(self, column: str, exclude: Set[str] = frozenset()) -> list[str]:
         rows = self.con.execute(
             "SELECT DISTINCT table_name FROM information_schema.columns WHERE column_name = ? "
             "AND table_schema = 'main'",
@@ -468,9 +479,11 @@ class Store:
 
     def has_table(self, name: str) -> bool:
         """Whether the main schema holds a table (or view) `name`."""
-        row = self.con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = 'main'", [name]
-        ).fetchone()
+        row = _one(
+            self.con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = 'main'", [name]
+            )
+        )
         return bool(row[0])
 
     def table_columns(self, table: str) -> list[str]:

@@ -27,6 +27,7 @@ What the plain decoder (core/decoding.py) does 24 times over, this does once:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -111,6 +112,12 @@ def fast_sweep(model, prefix_ids, configs, max_new_tokens, stop_ids, eos_id) -> 
     return fast_sweep_many(model, [prefix_ids], configs, max_new_tokens, stop_ids, eos_id)[0]
 
 
+def _kv_layers(cache) -> list[Any]:
+    """A DynamicCache's layers. Built without a model config (as here), every one is a plain key/value layer;
+    transformers types them as a union of layer kinds, some without `keys`/`values`."""
+    return list(cache.layers)
+
+
 @torch.no_grad()
 def fast_sweep_many(
     model,
@@ -140,7 +147,7 @@ def fast_sweep_many(
         roots.append(_lm_logprobs(model, out.last_hidden_state[0, -1]))
     cache = caches[0]
     for other in caches[1:]:
-        for layer, extra in zip(cache.layers, other.layers):
+        for layer, extra in zip(_kv_layers(cache), _kv_layers(other)):
             layer.keys = torch.cat([layer.keys, extra.keys], dim=2)
             layer.values = torch.cat([layer.values, extra.values], dim=2)
     # Per cache slot: its position id, which document's response it belongs to (-1: a generated token), and
@@ -275,7 +282,7 @@ def fast_sweep_many(
         keep_index = keep_mask.nonzero().squeeze(1)
         remap = torch.full((keep_mask.shape[0],), -1, dtype=torch.long, device=device)
         remap[keep_index] = torch.arange(keep_index.shape[0], device=device)
-        for layer in cache.layers:
+        for layer in _kv_layers(cache):
             layer.keys = layer.keys.index_select(2, keep_index)
             layer.values = layer.values.index_select(2, keep_index)
         key_positions = key_positions.index_select(0, keep_index)

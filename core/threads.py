@@ -1,4 +1,5 @@
-"""Worker threads that never hold the process's exit: the fetch pools of the batch and the crawl.
+"""Worker threads that never hold the process's exit: the fetch pools of the batch (local or Ray: core/loadahead.py)
+and the crawl.
 
 `concurrent.futures.ThreadPoolExecutor` joins its workers when the interpreter exits (Python 3.9+ registers
 that join with `threading`), whatever `shutdown(wait=False)` said. A fetch in flight when Ctrl-C arrives

@@ -289,32 +289,45 @@ class Matcher:
         return results
 
     def score(
-        self, keywords: Sequence[str], pages: Sequence[Page], wanted: dict[int, set[int]]
+        self,
+        keywords: Sequence[str],
+        pages: Sequence[Page],
+        wanted: dict[int, set[int]],
+        page_by_page: bool = False,
     ) -> dict[tuple[int, int], float]:
-        """NLL of every wanted (keyword, page) pair, page by page: each page's prefix is encoded once."""
-        from ..core.keyword_scoring import score_keywords
+        """NLL of every wanted (keyword, page) pair. Each keyword and page is tokenised once; the pages go
+        through the model in packed groups, each page's prefix encoded once and all its keywords scored on it
+        (core/keyword_scoring.py `score_pages`). `page_by_page` takes the previous path, one page per forward
+        (the same scores; bench/bench_match.py times the two)."""
+        from ..core.keyword_scoring import score_encoded_page_by_page, score_pages
+        from ..core.prompt_format import encode_prefix, encode_prompt
 
         by_page: dict[int, list[int]] = {}
         for k, page_set in wanted.items():
-            for p in page_set:
+            for p in sorted(page_set):
                 by_page.setdefault(p, []).append(k)
-        out: dict[tuple[int, int], float] = {}
+        order = sorted(by_page)
         engine = self.engine
-        for done, p in enumerate(sorted(by_page), start=1):
-            ks = by_page[p]
-            values = score_keywords(
-                engine.model,
-                engine.tokenizer,
-                pages[p].text,
-                [keywords[k] for k in ks],
-                engine.max_input_tokens,
-                engine.max_new_tokens,
-                stats=self.stats,
-            )
-            for k, v in zip(ks, values):
+        tokenizer = engine.tokenizer
+        encoded: dict[int, list[int]] = {}
+        for k in sorted({k for ks in by_page.values() for k in ks}):
+            encoded[k] = encode_prompt(tokenizer, keywords[k], engine.max_new_tokens)
+        jobs = [
+            (encode_prefix(tokenizer, pages[p].text, engine.max_input_tokens).ids, [encoded[k] for k in by_page[p]])
+            for p in order
+        ]
+        if page_by_page:
+            values = []
+            for done, (prefix, continuations) in enumerate(jobs, start=1):
+                values.append(score_encoded_page_by_page(engine.model, prefix, continuations, stats=self.stats))
+                if self.progress:
+                    self.progress(done, len(jobs))
+        else:
+            values = score_pages(engine.model, jobs, stats=self.stats, progress=self.progress)
+        out: dict[tuple[int, int], float] = {}
+        for p, page_values in zip(order, values):
+            for k, v in zip(by_page[p], page_values):
                 out[(k, p)] = v
-            if self.progress:
-                self.progress(done, len(by_page))
         return out
 
 

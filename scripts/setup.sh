@@ -10,6 +10,9 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
 .venv/bin/python -m pip install --quiet -e ".[test,ray]"  # ray: `analyze --ray` and its tests (tests/test_ray.py)
+# mypy reads the package as `revprompt` through this link (the checkout's folder has another name; pyproject.toml
+# [tool.mypy]).
+mkdir -p .venv/mypy && ln -sfn ../.. .venv/mypy/revprompt
 # Headless Chromium for the report's browser test (tests/test_report.py): Debian packages, when we are root and
 # apt is there. Quiet and never fatal: without it that one test is skipped and says why.
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && ! command -v chromedriver >/dev/null 2>&1; then

@@ -4,7 +4,7 @@ crawl delay, a small pool of fetch workers.
 Pages are found while pages are fetched, so `discover()` streams: it yields each page as a ready Document the
 moment it is fetched (the batch analyses it without fetching it again), and yields the bare URI of a page an
 earlier, interrupted run already stored. For those the crawl reads the links it stored in the page's
-`meta.links` (the batch passes `options["_stored_meta"]`, uri -> meta) instead of fetching the page again, so
+`meta.links` (the run's `SourceContext.stored_meta`, uri -> meta) instead of fetching the page again, so
 a resumed crawl walks the same site without re-fetching or re-analysing what is done.
 
 Every URL the crawl decides to visit ends as one row: a page, a failure ("HTTP 404", "too many redirects",
@@ -32,10 +32,13 @@ from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from urllib.parse import urlsplit
 
+import click
+
 from ..core.errors import UserError
 from ..core.storable import redact_text, stored_uri, strip_userinfo
 from ..core.threads import DaemonPool
 from ..core.types import Document
+from .base import SourceContext
 from .extract import extract_links
 from .fetch import Fetcher, FetchSettings, ParamRules, fetch_page, is_http_url, normalize_url, split_credentials
 from .robots import RobotsCache
@@ -80,15 +83,30 @@ class CrawlSource(PageLoader):
     description = "Crawl a site from a start URL: same host, --max-pages/--max-depth, robots.txt obeyed"
     #: discover() fetches as it goes and yields ready Documents; the batch consumes it lazily
     streaming = True
+    cli_options = (
+        click.Option(
+            ["--max-depth"],
+            default=DEFAULT_MAX_DEPTH,
+            show_default=True,
+            help="With --crawl: how many links deep to follow.",
+        ),
+        click.Option(
+            ["--crawl-delay"],
+            type=click.FloatRange(min=0),
+            default=None,
+            help="With --crawl: seconds between requests (default: robots.txt Crawl-delay, else 0.5).",
+        ),
+    )
+    run_neutral_options = PageLoader.run_neutral_options | {"crawl_delay"}
 
-    def claims(self, target: str, options: dict) -> bool:
+    def claims(self, target: str, options: SourceContext) -> bool:
         return False  # a URL is one page unless --crawl / --source crawl says otherwise
 
-    def estimate(self, target: str, options: dict) -> int:
+    def estimate(self, target: str, options: SourceContext) -> int:
         """Upper bound on the rows this crawl makes (for the progress bar)."""
         return int(options.get("max_pages") or DEFAULT_MAX_PAGES)
 
-    def discover(self, target: str, options: dict):
+    def discover(self, target: str, options: SourceContext):
         """Check the target now (a bad one is a usage error before anything runs); crawl lazily."""
         target = target.strip()
         if "://" not in target and "." in target and " " not in target:
@@ -97,12 +115,12 @@ class CrawlSource(PageLoader):
             raise UserError(f"--crawl needs an http(s) URL, not {redact_text(target)!r}")
         return self._crawl(target, options)
 
-    def _crawl(self, target: str, options: dict):
+    def _crawl(self, target: str, options: SourceContext):
         max_pages = int(options.get("max_pages") or DEFAULT_MAX_PAGES)
         max_depth = int(options["max_depth"]) if options.get("max_depth") is not None else DEFAULT_MAX_DEPTH
         workers = max(1, int(options.get("concurrency") or DEFAULT_CONCURRENCY))
-        done = options.get("_done") or set()
-        stored_meta = options.get("_stored_meta")
+        ctx = SourceContext.of(options)
+        done, stored_meta = ctx.done, ctx.stored_meta
         rules = ParamRules.from_options(options)
 
         def normalize(url: str) -> str:
@@ -189,7 +207,7 @@ class CrawlSource(PageLoader):
                 while frontier and len(in_flight) < workers:
                     url, depth = frontier.popleft()
                     if stored_uri(url) in done:  # `done` holds URIs as stored: credentials redacted
-                        meta = (stored_meta(url) if stored_meta else None) or {}
+                        meta = stored_meta(url) or {}
                         if meta.get("links_redacted"):
                             in_flight[pool.submit(fetch, url, depth)] = (url, depth, True)
                             continue

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from ..core.types import Document
 from .fetch import ParamRules, normalize_url, url_problem
@@ -78,7 +80,9 @@ def _header_only(line: str):
         return [], [], ","
 
 
-def read_crawl_export(target: str, source: str, options: dict | None = None) -> list[str | Document] | None:
+def read_crawl_export(
+    target: str, source: str, options: Mapping[str, Any] | None = None
+) -> list[str | Document] | None:
     """The pages of a crawler export, or None when `target` is not one (stdin, a plain URL list)."""
     if target == "-":
         return None
@@ -97,7 +101,7 @@ def _url_or_failure(url: str, source: str, rules: ParamRules) -> str | Document:
     return Document(uri=url[:2000], source=source).failed(problem)
 
 
-def read_screaming_frog(path: str, source: str, options: dict | None = None) -> list[str | Document]:
+def read_screaming_frog(path: str, source: str, options: Mapping[str, Any] | None = None) -> list[str | Document]:
     from ..core.errors import UserError
 
     rules = ParamRules.from_options(options or {})
@@ -130,7 +134,7 @@ def read_screaming_frog(path: str, source: str, options: dict | None = None) -> 
     return items
 
 
-def read_advertools(path: str, source: str, options: dict | None = None) -> list[str | Document]:
+def read_advertools(path: str, source: str, options: Mapping[str, Any] | None = None) -> list[str | Document]:
     from ..core.errors import UserError
 
     rules = ParamRules.from_options(options or {})
@@ -142,7 +146,7 @@ def read_advertools(path: str, source: str, options: dict | None = None) -> list
             row = json.loads(line)
         except ValueError as exc:
             raise UserError(
-                f"{path}, line {n}: not a JSON object ({exc.msg}); advertools writes one per line"
+                f"{path}, line {n}: not a JSON object ({exc.msg if isinstance(exc, json.JSONDecodeError) else exc}); advertools writes one per line"
             ) from None
         if not isinstance(row, dict):
             raise UserError(f"{path}, line {n}: not a JSON object; advertools writes one per line")

@@ -45,8 +45,10 @@ from __future__ import annotations
 import base64
 import os
 import threading
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -56,6 +58,7 @@ from ..core.config import read_config_section as _read_config_section
 from ..core.config import truthy as _truthy
 from ..core.errors import UserError
 from ..core.types import Document, utcnow
+from .base import Source, SourceContext
 from .fetch import USER_AGENT, ThreadSessions, is_http_url, normalize_url
 from .web import read_url_list
 
@@ -89,7 +92,7 @@ def read_config_section(path: Path | None = None) -> dict:
     return _read_config_section("dataforseo", path)
 
 
-def _option(options: dict, name: str):
+def _option(options: Mapping[str, Any], name: str):
     """A fetch setting from the command line. The CLI passes them as `_name` so that changing one (say
     --dataforseo-js to retry broken pages) still resumes the same run instead of starting a new one."""
     value = options.get("_" + name)
@@ -109,7 +112,7 @@ class DataForSEOSettings:
     retry_backoff: float = 2.0
 
     @classmethod
-    def resolve(cls, options: dict | None = None) -> DataForSEOSettings:
+    def resolve(cls, options: Mapping[str, Any] | None = None) -> DataForSEOSettings:
         """Options win over the environment, which wins over the config file."""
         options = options or {}
         conf = read_config_section()
@@ -196,7 +199,7 @@ class Account:
         return self._stopped.wait(seconds)
 
 
-def account_for(options: dict) -> Account:
+def account_for(options: MutableMapping[str, Any]) -> Account:
     account = options.get(ACCOUNT_OPTION)
     if not isinstance(account, Account):
         account = Account()
@@ -411,25 +414,26 @@ def task_to_document(uri: str, task: dict) -> Document:
     return doc
 
 
-class DataForSEOSource:
+class DataForSEOSource(Source):
     name = "dataforseo"
     description = "DataForSEO On-Page content parsing of URLs (credentials: DATAFORSEO_LOGIN / DATAFORSEO_PASSWORD)"
     concurrent_loads = True
+    run_neutral_options = frozenset({"dataforseo_timeout"})
 
     def __init__(self):
         self._client: DataForSEOClient | None = None
         self._lock = threading.Lock()
 
-    def claims(self, target: str, options: dict) -> bool:
+    def claims(self, target: str, options: SourceContext) -> bool:
         return False  # DataForSEO costs money: only when asked for with --source dataforseo
 
-    def client(self, options: dict) -> DataForSEOClient:
+    def client(self, options: SourceContext) -> DataForSEOClient:
         with self._lock:
             if self._client is None:
                 self._client = DataForSEOClient(DataForSEOSettings.resolve(options), account_for(options))
             return self._client
 
-    def discover(self, target: str, options: dict):
+    def discover(self, target: str, options: SourceContext):
         self.client(options)  # no credentials: say so before the first page, not once per page
         if is_http_url(target):
             return [normalize_url(target)]
@@ -437,7 +441,7 @@ class DataForSEOSource:
             return read_url_list(target, self.name, options)
         raise UserError(f"--source dataforseo needs a URL or a file of URLs, not {target!r}")
 
-    def load(self, uri: str, options: dict) -> Document:
+    def load(self, uri: str, options: SourceContext) -> Document:
         client = self.client(options)
         try:
             task = client.content_parsing(uri)

@@ -16,8 +16,9 @@ import functools
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import requests
@@ -53,7 +54,7 @@ class FetchSettings:
     retry_backoff: float = 1.0
 
     @classmethod
-    def from_options(cls, options: dict | None) -> FetchSettings:
+    def from_options(cls, options: Mapping[str, Any] | None) -> FetchSettings:
         options = options or {}
         settings = cls()
         if options.get("timeout") is not None:
@@ -165,14 +166,14 @@ def decode_body(body: bytes, declared: str | None = None, html: bool = True) -> 
     ):
         if body.startswith(bom):
             return body.decode(codec, errors="replace")
-    candidates = [_codec(declared)]
+    candidates: list[str | None] = [_codec(declared)]
     if html:
         m = _META_CHARSET.search(body[:8192])
         candidates.append(_codec(m.group(1).decode("ascii", "ignore")) if m else None)
-    for codec in candidates:
-        if codec:
+    for name in candidates:
+        if name:
             try:
-                return body.decode(codec)
+                return body.decode(name)
             except (UnicodeDecodeError, LookupError):
                 continue
     try:
@@ -187,8 +188,8 @@ def decode_body(body: bytes, declared: str | None = None, html: bool = True) -> 
         if best is not None and best.encoding:
             # Detectors cannot tell Western code pages apart on short text; among equally clean readings,
             # prefer windows-1252, which is what an undeclared legacy Western page almost always is.
-            for m in matches:
-                if m.chaos <= best.chaos + 0.02 and _WESTERN & set(m.could_be_from_charset):
+            for match in matches:
+                if match.chaos <= best.chaos + 0.02 and _WESTERN & set(match.could_be_from_charset):
                     return body.decode("cp1252", errors="replace")
             return body.decode(best.encoding, errors="replace")
     except Exception:  # detection is a best effort; cp1252 below decodes anything
@@ -220,12 +221,13 @@ def _is_read_timeout(exc: BaseException) -> bool:
     from urllib3.exceptions import ReadTimeoutError
 
     seen = 0
-    while exc is not None and seen < 8:
-        if isinstance(exc, (ReadTimeoutError, requests.exceptions.ReadTimeout)):
+    current: BaseException | None = exc
+    while current is not None and seen < 8:
+        if isinstance(current, (ReadTimeoutError, requests.exceptions.ReadTimeout)):
             return True
-        if any(isinstance(a, ReadTimeoutError) for a in getattr(exc, "args", ())):
+        if any(isinstance(a, ReadTimeoutError) for a in getattr(current, "args", ())):
             return True
-        exc = exc.__cause__ or exc.__context__
+        current = current.__cause__ or current.__context__
         seen += 1
     return False
 

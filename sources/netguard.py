@@ -54,7 +54,7 @@ def address_kind(host: str | None) -> str | None:
     kinds = set()
     for info in infos:
         try:
-            kinds.add(_kind_of_ip(ipaddress.ip_address(info[4][0].split("%")[0])))
+            kinds.add(_kind_of_ip(ipaddress.ip_address(str(info[4][0]).split("%")[0])))
         except ValueError:
             continue
     for kind in ("private", "loopback", "public"):

@@ -20,6 +20,7 @@ import threading
 
 from ..core.errors import UserError
 from ..core.types import Document
+from .base import Source, SourceContext
 from .dataforseo import DataForSEOError, DataForSEOSource
 from .fetch import is_http_url, normalize_url
 from .web import PageLoader
@@ -87,7 +88,7 @@ def organic_results(task: dict) -> list[dict]:
     return out
 
 
-class SerpSource:
+class SerpSource(Source):
     name = "serp"
     description = "The pages ranking on Google for a keyword (--serp; DataForSEO SERP API, then fetched)"
     concurrent_loads = True
@@ -99,10 +100,10 @@ class SerpSource:
         self._keyword = ""
         self._lock = threading.Lock()
 
-    def claims(self, target: str, options: dict) -> bool:
+    def claims(self, target: str, options: SourceContext) -> bool:
         return False  # costs money: only with --serp
 
-    def discover(self, target: str, options: dict):
+    def discover(self, target: str, options: SourceContext):
         body = serp_request(
             target, options.get("serp_location"), options.get("serp_language"), options.get("serp_depth")
         )
@@ -124,7 +125,7 @@ class SerpSource:
             self._ranks = {r["url"]: r for r in results}
         return [r["url"] for r in results]
 
-    def load(self, uri: str, options: dict) -> Document:
+    def load(self, uri: str, options: SourceContext) -> Document:
         loader = self._dataforseo if options.get("serp_fetch") == "dataforseo" else self._pages
         doc = loader.load(uri, options)
         rank = self._ranks.get(uri)

@@ -16,6 +16,7 @@ from urllib.parse import urljoin, urlsplit
 
 from ..core.errors import UserError
 from ..core.types import Document
+from .base import SourceContext
 from .fetch import MB, Fetcher, FetchError, ParamRules, is_http_url, normalize_url, site_root, url_problem
 from .robots import fetch_robots
 from .web import PageLoader
@@ -89,20 +90,20 @@ def parse_sitemap(body: bytes, base_url: str) -> tuple[str, list[str]]:
 def _is_url_entry(loc: str) -> bool:
     """An http(s) URL, well-formed or not: a malformed one is listed (and fails as a row), anything else
     (a relative path that did not join, a mailto:) is not an entry."""
-    return is_http_url(loc) or url_problem(loc).startswith("malformed")
+    return is_http_url(loc) or (url_problem(loc) or "").startswith("malformed")
 
 
 class SitemapSource(PageLoader):
     name = "sitemap"
     description = "A sitemap or sitemap index (.xml, .xml.gz), or a site root whose robots.txt names its sitemaps"
 
-    def claims(self, target: str, options: dict) -> bool:
+    def claims(self, target: str, options: SourceContext) -> bool:
         if not is_http_url(target):
             return False
         path = urlsplit(target).path.lower()
         return path.endswith((".xml", ".xml.gz")) or "sitemap" in target.lower()
 
-    def discover(self, target: str, options: dict) -> list[str | Document]:
+    def discover(self, target: str, options: SourceContext) -> list[str | Document]:
         if not is_http_url(target):
             raise UserError(f"a sitemap must be an http(s) URL, not {target!r}")
         fetcher = Fetcher(replace(self.fetcher(options).settings, max_bytes=MAX_SITEMAP_BYTES))
@@ -147,8 +148,8 @@ class SitemapSource(PageLoader):
                         queue.append((normalize_url(u), depth + 1))
                 continue
             for u in urls:
-                if url_problem(u):
-                    items.append(Document(uri=u[:2000], source=self.name).failed(url_problem(u)))
+                if problem := url_problem(u):
+                    items.append(Document(uri=u[:2000], source=self.name).failed(problem))
                     continue
                 u = normalize_url(u, rules)
                 if u not in pages:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..core.errors import UserError
 from ..core.types import Document, utcnow
+from .base import Source, SourceContext
 
 TEXT_EXTENSIONS = {".txt", ".md", ".markdown", ".text", ".rst"}
 HTML_EXTENSIONS = {".html", ".htm", ".xhtml"}
@@ -62,20 +63,20 @@ def read_stdin() -> str:
     return check_text(decode_bytes(data, "standard input"), "standard input")
 
 
-class TextSource:
+class TextSource(Source):
     name = "text"
     description = "Text given on the command line, or '-' for standard input"
 
-    def claims(self, target: str, options: dict) -> bool:
+    def claims(self, target: str, options: SourceContext) -> bool:
         return True  # the last resort: anything that is not a file, URL or other target is text
 
-    def check(self, target: str, options: dict) -> None:
+    def check(self, target: str, options: SourceContext) -> None:
         """Refuse a single word that was meant as a file or a URL: a typo must not be analysed as text."""
         problem = not_text_reason(target)
         if problem:
             raise UserError(problem)
 
-    def discover(self, target: str, options: dict):
+    def discover(self, target: str, options: SourceContext):
         if target == "-":
             text = read_stdin()
             yield Document(uri=text_uri(text), text=text, source="stdin", fetched_at=utcnow())
@@ -83,7 +84,7 @@ class TextSource:
         text = check_text(target, "the text")
         yield Document(uri=text_uri(text), text=text, source="text", fetched_at=utcnow())
 
-    def load(self, uri: str, options: dict) -> Document:  # pragma: no cover - discover yields Documents
+    def load(self, uri: str, options: SourceContext) -> Document:  # pragma: no cover - discover yields Documents
         raise UserError(f"{uri} cannot be re-read: pasted text is stored with its document")
 
 
@@ -148,11 +149,11 @@ def folder_files(folder: Path) -> list[str]:
     return [real for _, real in sorted(found)]
 
 
-class FileSource:
+class FileSource(Source):
     name = "file"
     description = "Local .txt/.md/.html files, or a folder of them"
 
-    def claims(self, target: str, options: dict) -> bool:
+    def claims(self, target: str, options: SourceContext) -> bool:
         # An empty target is not the current folder (Path("") means "."): it is empty text.
         return (
             target != "-"
@@ -162,7 +163,7 @@ class FileSource:
             and Path(target).expanduser().exists()
         )
 
-    def discover(self, target: str, options: dict):
+    def discover(self, target: str, options: SourceContext):
         path = Path(target).expanduser()
         if path.is_dir():
             files = folder_files(path)
@@ -172,7 +173,7 @@ class FileSource:
         else:
             yield str(path.resolve())
 
-    def load(self, uri: str, options: dict) -> Document:
+    def load(self, uri: str, options: SourceContext) -> Document:
         path = Path(uri)
         doc = Document(uri=uri, source="file", fetched_at=utcnow(), title=path.name)
         try:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 # Lower-case names; a trailing '*' matches any name that starts with the rest.
@@ -66,7 +68,7 @@ class ParamRules:
     keep: tuple[str, ...] = ()
 
     @classmethod
-    def from_options(cls, options: dict | None) -> ParamRules:
+    def from_options(cls, options: Mapping[str, Any] | None) -> ParamRules:
         """`strip_params` / `keep_params` options: comma-separated names or lists (`--strip-params search`)."""
         options = options or {}
         return cls(

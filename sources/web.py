@@ -4,31 +4,38 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ..core.errors import UserError
 from ..core.types import Document
+from .base import Source, SourceContext
 from .fetch import Fetcher, FetchSettings, ParamRules, fetch_page, is_http_url, normalize_url, url_problem
 
 
-class PageLoader:
+class PageLoader(Source):
     """Shared by every source whose URIs are web pages: `load(uri)` fetches and extracts one page."""
 
     name = "url"
     #: loads are thread-safe: the batch runs a few fetches ahead of the analysis
     concurrent_loads = True
+    #: fetch settings (fetch.py `FetchSettings`; library callers set them, no flag does): how pages are fetched
+    run_neutral_options = frozenset(
+        {"user_agent", "connect_timeout", "read_timeout", "total_timeout", "retries", "retry_backoff"}
+    )
 
     def __init__(self):
         self._fetcher: Fetcher | None = None
         self._lock = threading.Lock()
 
-    def fetcher(self, options: dict) -> Fetcher:
+    def fetcher(self, options: SourceContext) -> Fetcher:
         with self._lock:  # loads run in worker threads; build the fetcher once
             if self._fetcher is None:
                 self._fetcher = Fetcher(FetchSettings.from_options(options))
             return self._fetcher
 
-    def load(self, uri: str, options: dict) -> Document:
+    def load(self, uri: str, options: SourceContext) -> Document:
         return fetch_page(uri, self.fetcher(options), self.name).doc
 
 
@@ -36,17 +43,17 @@ class UrlSource(PageLoader):
     name = "url"
     description = "A web page (http/https URL): main content as markdown, title and meta description kept"
 
-    def claims(self, target: str, options: dict) -> bool:
+    def claims(self, target: str, options: SourceContext) -> bool:
         return is_http_url(target)
 
-    def discover(self, target: str, options: dict):
+    def discover(self, target: str, options: SourceContext):
         problem = url_problem(target)
         if problem:
             raise UserError(f"{problem}: {target!r}")
         yield normalize_url(target, ParamRules.from_options(options))
 
 
-def read_url_list(target: str, source: str, options: dict | None = None) -> list[str | Document]:
+def read_url_list(target: str, source: str, options: Mapping[str, Any] | None = None) -> list[str | Document]:
     """The URLs in a list file (or '-' for stdin): one per line, blank lines and '#' comments ignored.
 
     A line that is not an http(s) URL becomes a failed Document, so it shows up as a row, not a crash.
@@ -85,8 +92,8 @@ class UrlListSource(PageLoader):
     name = "urls"
     description = "A file of URLs, one per line ('#' comments): `revprompt analyze --urls FILE`"
 
-    def claims(self, target: str, options: dict) -> bool:
+    def claims(self, target: str, options: SourceContext) -> bool:
         return False  # a .txt file is text to analyse unless --urls / --source urls says otherwise
 
-    def discover(self, target: str, options: dict):
+    def discover(self, target: str, options: SourceContext):
         return read_url_list(target, self.name, options)

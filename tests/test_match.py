@@ -127,6 +127,78 @@ def test_keyword_scores_equal_score_continuations(tiny_model, gemma_tokenizer):
     assert stats.pages == 1 and stats.pairs == len(keywords) and stats.prefix_tokens == len(prefix.ids)
 
 
+def per_pair_nll(model, prefix: list[int], continuation: list[int]) -> float:
+    """The straightforward reference: the whole sequence through the model, no cache, no packing."""
+    import torch
+
+    with torch.inference_mode():
+        logits = model(input_ids=torch.tensor([prefix + continuation])).logits[0].float()
+    logprobs = torch.log_softmax(logits, dim=-1)
+    n = len(prefix)
+    return -float(np.mean([float(logprobs[n - 1 + t, tok]) for t, tok in enumerate(continuation)]))
+
+
+@pytest.mark.parametrize("window, softcap", [(512, None), (6, 30.0)])
+def test_batched_page_groups_equal_per_pair_reference(gemma_tokenizer, window, softcap):
+    """Pages packed in groups, their keywords packed across pages: the per-pair numbers, group and batch sizes
+    notwithstanding, sliding window (6 tokens: shorter than the pages) and logit softcap included; the previous
+    page-by-page path agrees too."""
+    from conftest import make_tiny_gemma
+
+    from revprompt.core.keyword_scoring import ScoringStats, score_encoded_page_by_page, score_pages
+    from revprompt.core.prompt_format import encode_prefix, encode_prompt
+
+    model = make_tiny_gemma(seed=1, sliding_window=window)
+    model.config.final_logit_softcapping = softcap
+    texts = [text for _, _, text in PAGES] + ["Short page.", "A much longer page about taps. " * 30]
+    keyword_sets = [
+        ["fix leaking tap", "", "how do I repot an orchid in spring with bark"],
+        ["tap"],
+        [],  # a page nothing is scored on
+        ["cheap flights to rome in may", "x " * 40, "orchid"],
+        ["running shoes for flat feet", "tap washer"],
+        ["leaking kitchen tap", "", "fix leaking tap"],
+    ]
+    jobs = [
+        (encode_prefix(gemma_tokenizer, t, 24).ids, [encode_prompt(gemma_tokenizer, k, 12) for k in ks])
+        for t, ks in zip(texts, keyword_sets)
+    ]
+    reference = [[per_pair_nll(model, prefix, c) for c in cs] for prefix, cs in jobs]
+    stats = ScoringStats()
+    seen = []
+    batched = score_pages(model, jobs, stats=stats, progress=lambda done, total: seen.append((done, total)))
+    assert [len(v) for v in batched] == [len(ks) for ks in keyword_sets]
+    for got, want in zip(batched, reference):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert seen == [(5, 5)]  # one group: 5 pages with keywords, 6 x <= 26 prefix tokens < 1024
+    assert stats.pages == 5 and stats.pairs == 12
+    assert stats.prefix_tokens == sum(len(p) for p, cs in jobs if cs)
+    # Many small groups and forwards: one page per group, at most 5 keyword tokens per forward.
+    seen.clear()
+    small = score_pages(model, jobs, max_rows=5, group_tokens=1, progress=lambda d, t: seen.append((d, t)))
+    for got, want in zip(small, reference):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert seen == [(d, 5) for d in range(1, 6)]
+    for (prefix, cs), want in zip(jobs, reference):
+        np.testing.assert_allclose(score_encoded_page_by_page(model, prefix, cs), want, rtol=1e-4, atol=1e-4)
+    # The scores really depend on the page (the test could not pass with a page-blind model).
+    assert abs(batched[0][0] - per_pair_nll(model, jobs[1][0], jobs[0][1][0])) > 1e-3
+    with pytest.raises(ValueError, match="EOS"):
+        score_pages(model, [(jobs[0][0], [[]])])
+
+
+def test_matcher_batched_and_page_by_page_scores_agree(tiny_engine):
+    pages = [matching.Page(uri, text, title) for uri, title, text in PAGES]
+    matcher = matching.Matcher(tiny_engine, shortlist=3, embed=bag_of_words)
+    keywords = ["fix a leaking kitchen tap", "cheap flights to rome", "orchid", "running shoes flat feet"]
+    wanted = {k: {(k + i) % len(pages) for i in range(3)} for k in range(len(keywords))}
+    fast = matcher.score(keywords, pages, wanted)
+    slow = matcher.score(keywords, pages, wanted, page_by_page=True)
+    assert fast.keys() == slow.keys() == {(k, p) for k, ps in wanted.items() for p in ps}
+    np.testing.assert_allclose([fast[key] for key in sorted(fast)], [slow[key] for key in sorted(fast)], atol=1e-4)
+    assert matcher.stats.pairs == 2 * 12
+
+
 def test_matcher_shortlists_then_ranks_by_nll(tiny_engine):
     pages = [matching.Page(uri, text, title) for uri, title, text in PAGES]
     matcher = matching.Matcher(tiny_engine, shortlist=2, no_page_nll=1e9, margin=0.0, embed=bag_of_words)

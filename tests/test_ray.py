@@ -8,6 +8,8 @@ run and a Ray run decode the same tokens and can be compared row for row. Skippe
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import os
 import queue
@@ -27,7 +29,7 @@ pytestmark = pytest.mark.timeout(300)  # a hung cluster fails the test instead o
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "fixtures" / "site"))
 
-from sitefixture import SiteServer  # noqa: E402
+from sitefixture import FakeDataForSEO, SiteServer  # noqa: E402
 
 from revprompt.core.store import Store  # noqa: E402
 
@@ -194,15 +196,27 @@ def assert_same_rows(local: dict, remote: dict) -> None:
             assert [t[3] for t in tx] == pytest.approx([t[3] for t in ty], rel=1e-5, abs=1e-7), uri
 
 
-def test_folder_gives_the_same_rows_as_a_local_run(ray_cluster, folder, tiny_model_dir, tmp_path, one_thread):
+def test_folder_gives_the_same_rows_as_a_local_run(
+    ray_cluster, folder, tiny_model_dir, tmp_path, one_thread, monkeypatch
+):
     local_db, ray_db = tmp_path / "local.duckdb", tmp_path / "ray.duckdb"
     code, err = analyze(folder, "--model", tiny_model_dir, "--db", local_db, *ENGINE_ARGS)
     assert code == 0, err
     shards = tmp_path / "shards"
+    import pyarrow.parquet as pq
+
+    written_here = []  # Parquet files this process (the driver) writes: none, the actors write the shards
+    write_table = pq.write_table
+    monkeypatch.setattr(
+        pq, "write_table", lambda rows, where, **kw: written_here.append(where) or write_table(rows, where, **kw)
+    )
     code, err = analyze(
         folder, "--model", tiny_model_dir, "--db", ray_db, *ENGINE_ARGS, "--ray", "--output-parquet", shards
     )
     assert code == 0, err
+    assert written_here == []
+    assert sorted(p.name for p in shards.iterdir()) == ["candidate_tokens", "candidates", "documents", "runs"]
+    assert not list(shards.rglob(".*"))  # no shard left half-written
     assert re.search(r"run \w+: 10 done, 0 failed, 1 duplicates", err), err
     local, remote = table(str(local_db)), table(str(ray_db))
     assert sum(r["status"] == "done" and len(r["candidates"]) > 0 for r in remote.values()) == 10
@@ -214,6 +228,8 @@ def test_folder_gives_the_same_rows_as_a_local_run(ray_cluster, folder, tiny_mod
     )
     assert code == 0, err
     assert '"n": 11' in out and '"uris": 11' in out, out
+    code, out, err = revprompt("sql", "--parquet", shards, "--json", "SELECT status FROM runs")
+    assert code == 0 and [json.loads(x) for x in out.splitlines()] == [{"status": "finished"}], err  # as it ended
     imported = tmp_path / "imported.duckdb"
     for _ in range(2):
         code, _, err = revprompt("import", shards, "--db", imported)
@@ -371,3 +387,107 @@ def test_a_killed_driver_resumes_with_nothing_lost_or_twice(ray_cluster, tmp_pat
     code, _, err = revprompt("import", tmp_path / "shards", "--db", imported)
     assert code == 0 and "30 documents" in err, err
     assert table(str(imported)) == table(str(db))
+
+
+class HangingDataForSEO(FakeDataForSEO):
+    """The loopback DataForSEO API, where a page whose URL has 'hang' gets no answer until `release` is set: a
+    DataForSEO load runs in the driver's threads under --ray too (its account is the driver's)."""
+
+    def __init__(self):
+        super().__init__()
+        self.release = threading.Event()
+        self.waiting = 0
+
+    def _handler(self):
+        api, base = self, super()._handler()
+
+        class Handler(base):
+            def do_POST(self):  # noqa: N802
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if b"hang" in raw:
+                    api.waiting += 1
+                    api.release.wait(120)
+                    api.waiting -= 1
+                self.rfile = io.BytesIO(raw)
+                super().do_POST()
+
+        return Handler
+
+
+@pytest.mark.timeout(400)
+def test_ctrl_c_stops_a_ray_batch_within_two_seconds_and_the_rerun_resumes(ray_cluster, tmp_path, tiny_model_dir):
+    """SIGINT to `revprompt analyze --ray` while driver threads wait on pages that do not come: it exits
+    within 2 s with code 130, the run marked 'interrupted' with the analysed pages kept; the rerun resumes it."""
+    fast = [f"https://example.com/fast-{i}" for i in range(4)]  # two groups of --batch-docs 2, saved first
+    hang = [f"https://example.com/hang-{i}" for i in range(4)]  # hold all four --concurrency threads
+    db = tmp_path / "interrupt.duckdb"
+    config = tmp_path / "config.toml"
+    config.write_text("[dataforseo]\nretry_backoff = 0.01\n")
+    with HangingDataForSEO() as api:
+        env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
+        env.pop("RAY_ADDRESS", None)
+        env.update(
+            PYTHONUNBUFFERED="1",
+            OMP_NUM_THREADS="1",
+            HF_HUB_OFFLINE="1",
+            TRANSFORMERS_OFFLINE="1",
+            TOKENIZERS_PARALLELISM="false",
+            REVPROMPT_CONFIG=str(config),
+            DATAFORSEO_LOGIN=api.login,
+            DATAFORSEO_PASSWORD=api.password,
+            REVPROMPT_DATAFORSEO_BASE_URL=api.base_url,
+        )
+        cmd = [sys.executable, "-m", "revprompt", "analyze", "--source", "dataforseo", *fast, *hang]
+        cmd += ["--model", tiny_model_dir, "--db", str(db), *ENGINE_ARGS, "--concurrency", "4"]
+        cmd += ["--ray", ray_cluster, "--ray-actors", "1"]
+
+        def default_sigint():
+            signal.signal(signal.SIGINT, signal.SIG_DFL)  # a shell may start a background job with SIGINT ignored
+
+        proc = subprocess.Popen(
+            cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env, preexec_fn=default_sigint
+        )
+        lines: queue.Queue = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(x) for x in proc.stderr] + [lines.put(None)], daemon=True).start()
+        tail: list[str] = []
+        deadline = time.monotonic() + 240
+        while sum(map(bool, map(PROGRESS.match, tail))) < len(fast) or api.waiting < len(hang):
+            assert time.monotonic() < deadline, "never reached the hanging pages:\n" + "".join(tail[-20:])
+            try:
+                line = lines.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            assert line is not None, "the driver ended before the signal:\n" + "".join(tail[-20:])
+            tail.append(line)
+        time.sleep(0.3)
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        took = time.monotonic() - signalled
+        while (line := lines.get(timeout=10)) is not None:
+            tail.append(line)
+        assert took < 2.0, f"exit took {took:.2f}s after SIGINT:\n" + "".join(tail[-20:])
+        assert proc.returncode == 130, "".join(tail[-20:])
+        assert "Traceback" not in "".join(tail)
+        with Store(str(db), read_only=True) as store:
+            (run_id, status), *_ = store.query("SELECT run_id, status FROM runs")[1]
+            saved = {d["uri"]: d["status"] for d in store.documents()}
+        assert status == "interrupted"
+        assert re.match(rf"revprompt: interrupted; run {run_id} keeps the documents", tail[-1]), tail[-1]
+        assert saved == dict.fromkeys(fast, "done")  # analysed on the actor and saved before the signal, kept
+
+        api.release.set()
+        again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+    assert again.returncode == 0, again.stderr[-3000:]
+    m = re.search(r"run (\w+): (\d+) done, 0 failed.*, (\d+) already done", again.stderr)
+    assert m and m.groups() == (run_id, str(len(hang)), str(len(fast))), again.stderr[-2000:]
+    with Store(str(db), read_only=True) as store:
+        _, runs = store.query("SELECT run_id, status FROM runs")
+        docs = store.documents()
+    assert runs == [(run_id, "finished")]
+    assert sorted(d["uri"] for d in docs) == sorted(fast + hang) and {d["status"] for d in docs} == {"done"}
+    assert all(api.attempts[url] == 1 for url in fast)  # saved before the signal: never fetched again

@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "fixtures" / "site"))
 from sitefixture import SiteServer  # noqa: E402
 
 from revprompt.core.types import Document  # noqa: E402
+from revprompt.sources.base import SourceContext  # noqa: E402
 from revprompt.sources.crawl import CrawlSource  # noqa: E402
 
 FAST = {"timeout": 1.0, "retries": 0, "crawl_delay": 0, "max_depth": 3}
@@ -112,7 +113,7 @@ def test_resumed_crawl_reuses_stored_links_instead_of_fetching(site):
     site.hits.clear()
     done = {site.url("/"), site.url("/blog/")}
     stored = {uri: first[uri].meta for uri in done}
-    items = list(CrawlSource().discover(site.url("/"), {**FAST, "_done": done, "_stored_meta": stored.get}))
+    items = list(CrawlSource().discover(site.url("/"), SourceContext(FAST, done=done, stored_meta=stored.get)))
     skipped = [i for i in items if isinstance(i, str)]
     fetched = {i.uri for i in items if isinstance(i, Document)}
     assert sorted(skipped) == sorted(done)
@@ -127,7 +128,7 @@ def test_resumed_crawl_counts_stored_pages_towards_the_limit(site):
         site.url("/about"): {"links": []},
     }
     items = list(
-        CrawlSource().discover(site.url("/"), {**FAST, "max_pages": 3, "_done": done, "_stored_meta": meta.get})
+        CrawlSource().discover(site.url("/"), SourceContext({**FAST, "max_pages": 3}, done=done, stored_meta=meta.get))
     )
     new = [i for i in items if isinstance(i, Document)]
     assert len(new) == 1 and new[0].uri == site.url("/blog/")
@@ -138,6 +139,8 @@ def test_resumed_crawl_keeps_following_the_host_the_start_redirected_to(site):
     start = site.url("/").replace("127.0.0.1", "localhost")
     first = list(CrawlSource().discover(start, {**FAST, "max_depth": 1}))
     meta = {start: first[0].meta}
-    again = list(CrawlSource().discover(start, {**FAST, "max_depth": 1, "_done": {start}, "_stored_meta": meta.get}))
+    again = list(
+        CrawlSource().discover(start, SourceContext({**FAST, "max_depth": 1}, done={start}, stored_meta=meta.get))
+    )
     assert again[0] == start  # stored: not fetched again
     assert {d.uri for d in again[1:]} == {d.uri for d in first[1:]}

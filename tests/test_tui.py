@@ -838,6 +838,65 @@ def test_analysis_tables_of_another_shape_do_not_break_screens(bare_db):
     run(go())
 
 
+def add_keyword_matches(store: Store) -> None:
+    """Rows as `revprompt match` stores them: "sourdough starter" best answered by page 1, page 2 runner-up."""
+    store.insert_rows(
+        "keyword_matches",
+        [
+            {"run_id": "site0001", "keyword": "sourdough starter", "doc_id": doc_id, "rank": rank, "nll": nll,
+             "cosine": cos, "gap": gap, "answers": True, "cannibalisation": False, "gsc_page": False, "uri": uri}
+            for doc_id, rank, nll, cos, gap, uri in [
+                (1, 1, 2.10, 0.71, 0.0, "https://bakery.example/sourdough"),
+                (2, 2, 2.95, 0.44, 0.85, SITE_DOCS[1][1]),
+            ]
+        ],
+    )  # fmt: skip
+
+
+def test_keyword_matches_are_run_and_document_tabs(results_db):
+    """`revprompt match` rows get the keyword -> pages tabs (tui/screens/keyword_views.py): a run tab (its
+    shortcut `k` opens it from the runs screen) and a document tab; a database without the table has neither."""
+    from revprompt.tui.data import ResultsDB
+    from revprompt.tui.screens.run_views import RunViewsScreen
+
+    with Store(results_db) as store:
+        add_keyword_matches(store)
+    db = ResultsDB(results_db)
+    try:
+        assert [v.title for v in db.views("run")][-1] == "Keywords"
+        assert [v.title for v in db.views("document")][-1] == "Keywords"
+        keywords = db.views("run")[-1]
+        assert [(r["keyword"], r["page"]) for r in db.view(keywords, "site0001").rows] == [
+            ("sourdough starter", "How to bake sourdough bread"),
+            ("sourdough starter", SITE_DOCS[1][0]),
+        ]
+    finally:
+        db.close()
+
+    async def go():
+        app = make_app(results_db)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("k")  # the runs screen: the Keywords tab of the run under the cursor
+            await pilot.pause()
+            assert isinstance(app.screen, RunViewsScreen) and app.screen.run_id == "site0001"
+            assert "sourdough starter" in screen_text(app) and "best" in screen_text(app)
+            await pilot.press("escape")
+            app.open_document(1)
+            await pilot.pause()
+            titles = [str(tab.label) for tab in app.screen.query("Tab")]
+            assert "Keywords" in titles
+
+    run(go())
+
+    with Store(results_db) as store:  # a database written before `revprompt match` existed
+        store.execute("DROP TABLE keyword_matches")
+    db = ResultsDB(results_db)
+    try:
+        assert "Keywords" not in [v.title for v in db.views()]
+    finally:
+        db.close()
+
+
 # -- snapshots (80x24) ----------------------------------------------------------------------------------------
 
 

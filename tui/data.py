@@ -210,12 +210,18 @@ class ResultsDB:
 
     # -- the analyzers' views (core/views.py): one tab each, built-in or third-party ----------------------
     def views(self, scope: str | None = None) -> list[View]:
-        """The views of the registered analyzers (or those given), `scope` ("document" or "run") only."""
+        """The views of the registered analyzers (or those given), `scope` ("document" or "run") only.
+
+        By default the keyword -> pages views of `revprompt match` (screens/keyword_views.py) come last, in a
+        database that has their table."""
         if self._views is None:
+            from .screens.keyword_views import KEYWORD_VIEWS
+
             try:
                 self._views = core_views.analyzer_views(registered_analyzers())
             except Exception:  # noqa: BLE001 - a broken plugin costs its tabs, never the TUI
                 self._views = []
+            self._views += [v for v in KEYWORD_VIEWS if all(self.has_table(t) for t in v.tables)]
         return [v for v in self._views if scope is None or v.scope == scope]
 
     def view(self, view: View, key, candidates: list[dict] | None = None) -> ViewData:

@@ -7,9 +7,8 @@ screen of their own:
   and the verdict; Enter on a page opens it.
 - `DOCUMENT_VIEW` (scope `document`): the keywords this page was scored for, the ones it answers best first.
 
-Not wired in yet (tui/app.py and tui/data.py belong to the TUI work): add `KEYWORD_VIEWS` to what
-`ResultsDB.views()` returns (e.g. `self._views = core_views.analyzer_views(...) + list(KEYWORD_VIEWS)`), and both
-tabs appear; a database without `keyword_matches` rows shows their `empty` line.
+`ResultsDB.views()` (tui/data.py) adds `KEYWORD_VIEWS` after the analyzers' views in a database that has the
+`keyword_matches` table; one without rows for a run or page shows their `empty` line.
 """
 
 from __future__ import annotations
