@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 
+from .hf_compat import cache_kwargs, output_cache
+
 
 def _last_hidden(outputs) -> torch.Tensor:
     # hidden_states[-1] is the final-norm output: the vector the LM head reads.
@@ -35,7 +37,7 @@ def contrastive_search(
     device = next(model.parameters()).device
     input_ids = torch.tensor([prefix_ids], device=device)
     out = model(input_ids=input_ids, use_cache=True, output_hidden_states=True)
-    cache = out.cache
+    cache = output_cache(out)
     context = _last_hidden(out)[0]  # (T, H): every position seen so far
     logits = out.logits[0, -1].float()
     position = len(prefix_ids)
@@ -46,7 +48,7 @@ def contrastive_search(
         cache.batch_repeat_interleave(top_k)
         step = model(
             input_ids=top_ids[:, None],
-            cache=cache,
+            **cache_kwargs(cache),
             position_ids=torch.full((top_k, 1), position, device=device),
             use_cache=True,
             output_hidden_states=True,
@@ -63,7 +65,7 @@ def contrastive_search(
         generated.append(token)
         if token in stop_ids:
             break
-        cache = step.cache
+        cache = output_cache(step)
         cache.batch_select_indices(torch.tensor([best], device=device))
         context = torch.cat([context, cand_hidden[best : best + 1].to(context.dtype)], dim=0)
         logits = step.logits[best, -1].float()
@@ -77,13 +79,13 @@ def greedy(model, prefix_ids: list[int], max_new_tokens: int, stop_ids: set[int]
     device = next(model.parameters()).device
     ids = list(prefix_ids)
     out = model(input_ids=torch.tensor([ids], device=device), use_cache=True)
-    cache = out.cache
+    cache = output_cache(out)
     generated: list[int] = []
     for _ in range(max_new_tokens):
         token = int(out.logits[0, -1].argmax())
         generated.append(token)
         if token in stop_ids:
             break
-        out = model(input_ids=torch.tensor([[token]], device=device), cache=cache, use_cache=True)
-        cache = out.cache
+        out = model(input_ids=torch.tensor([[token]], device=device), **cache_kwargs(cache), use_cache=True)
+        cache = output_cache(out)
     return generated

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .hf_compat import cache_kwargs, output_cache
+
 
 @dataclass
 class PromptScore:
@@ -43,9 +45,9 @@ def score_continuations(
         batch = torch.zeros((len(chunk), width), dtype=torch.long, device=device)
         for i, c in enumerate(chunk):
             batch[i, : len(c)] = torch.tensor(c)
-        cache = _copy_cache(out.cache, len(chunk))
+        cache = _copy_cache(output_cache(out), len(chunk))
         positions = torch.arange(len(prefix_ids), len(prefix_ids) + width, device=device).expand(len(chunk), -1)
-        step = model(input_ids=batch, cache=cache, position_ids=positions, use_cache=True)
+        step = model(input_ids=batch, **cache_kwargs(cache), position_ids=positions, use_cache=True)
         logprobs = torch.log_softmax(step.logits.float(), dim=-1)  # (B, W, V): predicts token t+1
         for i, c in enumerate(chunk):
             lps = [float(first_logprobs[c[0]])]

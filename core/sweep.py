@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from .hf_compat import cache_kwargs
 from .scoring import PromptScore, _finish
 from .tree_attention import DocBlocks, using_tree_attention
 from .types import DecodeConfig
@@ -141,7 +142,7 @@ def fast_sweep_many(
     caches, contexts, roots = [], [], []
     for prefix_ids in prefixes:
         cache = DynamicCache()
-        out = body(input_ids=torch.tensor([prefix_ids], device=device), cache=cache, use_cache=True)
+        out = body(input_ids=torch.tensor([prefix_ids], device=device), **cache_kwargs(cache), use_cache=True)
         caches.append(cache)
         contexts.append(torch.nn.functional.normalize(out.last_hidden_state[0].float(), dim=-1))
         roots.append(_lm_logprobs(model, out.last_hidden_state[0, -1]))
@@ -207,7 +208,7 @@ def fast_sweep_many(
                 input_ids=flat_ids[None],
                 position_ids=query_positions[None],
                 attention_mask=blocks,
-                cache=cache,
+                **cache_kwargs(cache),
                 use_cache=True,
             ).last_hidden_state[0]  # (R, H)
         hidden_unit = torch.nn.functional.normalize(hidden.float(), dim=-1)

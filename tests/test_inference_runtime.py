@@ -246,6 +246,18 @@ def test_bf16_engine_sweeps_on_packed_linears(gemma_tokenizer):
     assert engine.describe()["dtype"] == "bfloat16"
 
 
+def test_the_cache_is_passed_under_the_name_this_transformers_uses():
+    """transformers renamed past_key_values to cache; under the wrong name a forward silently runs uncached."""
+    import inspect
+
+    from transformers.models.gemma3.modeling_gemma3 import Gemma3TextModel
+
+    from revprompt.core.hf_compat import CACHE_NAME, cache_kwargs
+
+    assert CACHE_NAME in inspect.signature(Gemma3TextModel.forward).parameters
+    assert list(cache_kwargs("c")) == [CACHE_NAME]
+
+
 # -- CUDA (skipped without a GPU) -----------------------------------------------------------------------------
 @cuda_only
 def test_cuda_sweep_matches_the_cpu(gemma_tokenizer):

@@ -55,6 +55,7 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     bf16: bool | None = None  # None: bf16 where the hardware computes it natively (CUDA, AVX512-BF16/AMX CPUs)
     save_every: int = 50  # optimiser steps between checkpoints
+    eval_every: int = 0  # optimiser steps between held-out losses (train(eval_examples=...)); 0: only at the ends
     seed: int = 0
     resume: bool = True
     progress: bool = True
@@ -210,8 +211,13 @@ def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def train(cfg: TrainConfig, model=None, tokenizer=None, pairs=None) -> dict:
-    """Train and save to cfg.out_dir; returns the training record (also written as training_record.json)."""
+def train(cfg: TrainConfig, model=None, tokenizer=None, pairs=None, examples=None, eval_examples=None) -> dict:
+    """Train and save to cfg.out_dir; returns the training record (also written as training_record.json).
+
+    `examples`: already tokenised and in stream order (a bundle from training/remote.py, made where the
+    tokenizer is); then no tokenizer is needed and the pad id comes from the model's config. `eval_examples`:
+    held-out pairs whose mean prompt loss is recorded at the start, every `eval_every` steps and at the end.
+    """
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     device = _device()
@@ -222,14 +228,17 @@ def train(cfg: TrainConfig, model=None, tokenizer=None, pairs=None) -> dict:
 
     # -- data -------------------------------------------------------------------------------------------
     model, tokenizer = load_model_and_tokenizer(cfg, model, tokenizer, bf16_base=bf16)
-    pairs = sample_mix(pairs if pairs is not None else read_pairs(cfg.data), None, cfg.seed)
-    pairs = pairs[: cfg.max_examples] if cfg.max_examples else pairs
+    if examples is None:
+        pairs = sample_mix(pairs if pairs is not None else read_pairs(cfg.data), None, cfg.seed)
+        pairs = pairs[: cfg.max_examples] if cfg.max_examples else pairs
+        examples = tokenize_pairs(tokenizer, pairs, cfg.max_seq_len, cfg.max_response_tokens, cfg.max_prompt_tokens)
+    examples = examples[: cfg.max_examples] if cfg.max_examples else examples
     if cfg.skip_examples % cfg.batch_size:
         raise ValueError(f"skip_examples ({cfg.skip_examples}) must be a multiple of the batch size ({cfg.batch_size})")
-    if cfg.skip_examples >= len(pairs) * cfg.epochs:
+    if cfg.skip_examples >= len(examples) * cfg.epochs:
         raise ValueError(f"no pairs left after skipping the first {cfg.skip_examples} of the stream")
     prior_seen = _prior_examples_seen(cfg.init_adapter)
-    examples = tokenize_pairs(tokenizer, pairs, cfg.max_seq_len, cfg.max_response_tokens, cfg.max_prompt_tokens)
+    pad_id = tokenizer.pad_token_id if tokenizer is not None else model.config.pad_token_id
     left = len(examples) * cfg.epochs - cfg.skip_examples
     total_steps = cfg.max_steps or math.ceil(left / (cfg.batch_size * cfg.grad_accum))
 
@@ -247,6 +256,7 @@ def train(cfg: TrainConfig, model=None, tokenizer=None, pairs=None) -> dict:
         "seconds": 0.0,
         "planned_steps": total_steps,
         "decaying": False,
+        "eval_losses": [],
     }
     if cfg.resume and (ckpt_dir / "state.json").exists():
         state = {**state, **_load_checkpoint(ckpt_dir, model, optimizer, cfg)}
@@ -269,11 +279,13 @@ def train(cfg: TrainConfig, model=None, tokenizer=None, pairs=None) -> dict:
     stream = _batch_stream(
         examples,
         cfg,
-        tokenizer.pad_token_id,
+        pad_id,
         skip_batches=cfg.skip_examples // cfg.batch_size + state["step"] * cfg.grad_accum,
     )
     window: list[float] = []
     stop_reason = "done"
+    if eval_examples and not state["eval_losses"]:
+        state["eval_losses"].append([state["step"], held_out_loss(model, eval_examples, pad_id, device, bf16)])
     while state["step"] < state["planned_steps"]:
         if cfg.max_minutes is not None and time.perf_counter() - started > cfg.max_minutes * 60 + 120:
             stop_reason = "time limit"  # only when the decay itself overran its estimate by minutes
@@ -307,17 +319,23 @@ def train(cfg: TrainConfig, model=None, tokenizer=None, pairs=None) -> dict:
         elapsed = time.perf_counter() - started
         bar.set_postfix(loss=f"{sum(window) / len(window):.3f}", ex_s=f"{state['examples_seen'] / elapsed:.2f}")
         bar.update(1)
+        if eval_examples and cfg.eval_every and state["step"] % cfg.eval_every == 0:
+            state["eval_losses"].append([state["step"], held_out_loss(model, eval_examples, pad_id, device, bf16)])
+            bar.write(f"step {state['step']}: held-out loss {state['eval_losses'][-1][1]:.4f}")
         if state["step"] % cfg.save_every == 0:
             state["seconds"] = elapsed
             _save_checkpoint(ckpt_dir, model, optimizer, state, cfg)
     bar.close()
     state["seconds"] = time.perf_counter() - started
+    if eval_examples and state["eval_losses"][-1][0] != state["step"]:
+        state["eval_losses"].append([state["step"], held_out_loss(model, eval_examples, pad_id, device, bf16)])
     _save_checkpoint(ckpt_dir, model, optimizer, state, cfg)
 
     # -- export -----------------------------------------------------------------------------------------
     final = out / ("adapter" if cfg.method == "lora" else "model")
     model.save_pretrained(final)
-    tokenizer.save_pretrained(final)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(final)
     (final / "revprompt.json").write_text(
         json.dumps(
             {
@@ -347,6 +365,7 @@ def train(cfg: TrainConfig, model=None, tokenizer=None, pairs=None) -> dict:
         "last_losses": state["losses"][-10:],
         "mean_loss_first_20": _mean(state["losses"][:20]),
         "mean_loss_last_20": _mean(state["losses"][-20:]),
+        "held_out_losses": state["eval_losses"],
         "device": _describe_device(device),
         "bf16": bf16,
         "torch": torch.__version__,
@@ -354,6 +373,22 @@ def train(cfg: TrainConfig, model=None, tokenizer=None, pairs=None) -> dict:
     }
     (out / "training_record.json").write_text(json.dumps(record, indent=2))
     return record
+
+
+@torch.no_grad()
+def held_out_loss(model, examples, pad_id: int, device: torch.device, bf16: bool, batch_size: int = 32) -> float:
+    """Mean prompt loss over held-out examples (each batch weighted by its prompt tokens), in eval mode."""
+    was_training = model.training
+    model.eval()
+    total, tokens = 0.0, 0
+    for batch in batches(examples, batch_size, pad_id, seed=0):
+        batch = {k: v.to(device) for k, v in batch.items()}
+        n = int((batch["labels"][:, 1:] != -100).sum())
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            total += prompt_loss(model, batch).item() * n
+        tokens += n
+    model.train(was_training)
+    return round(total / max(tokens, 1), 4)
 
 
 def _batch_stream(examples, cfg: TrainConfig, pad_id: int, skip_batches: int):

@@ -1,0 +1,120 @@
+"""A training bundle for a borrowed GPU machine (training/remote.py): packed here from a GGUF and its
+dequantized base, rebuilt there exactly (on the kept vocabulary), trained with the same loop."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_tiny_gemma
+
+from revprompt.training import remote
+
+
+def _gguf_name(hf_name: str) -> str:
+    if hf_name == "model.embed_tokens.weight":
+        return "token_embd.weight"
+    if hf_name == "model.norm.weight":
+        return "output_norm.weight"
+    inverse = {v: k for k, v in remote.GGUF_TO_HF.items()}
+    _, _, layer, *part, _ = hf_name.split(".")
+    return f"blk.{layer}.{inverse['.'.join(part)]}.weight"
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory, gemma_tokenizer):
+    """A tiny Gemma 3 written as a Q8_0 GGUF, and the base dir that GGUF dequantizes to (as core.model makes)."""
+    import gguf
+
+    root = tmp_path_factory.mktemp("tiny-base")
+    model = make_tiny_gemma(seed=3)
+    model.config.tie_word_embeddings = True
+    model.tie_weights()
+    writer = gguf.GGUFWriter(str(root / "tiny.gguf"), "gemma3")
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if name == "lm_head.weight":
+                continue
+            values = tensor.float().numpy()
+            if values.ndim == 2:
+                raw = gguf.quants.quantize(values, gguf.GGMLQuantizationType.Q8_0)
+                writer.add_tensor(_gguf_name(name), raw, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+                deq = gguf.quants.dequantize(raw, gguf.GGMLQuantizationType.Q8_0).reshape(values.shape)
+                tensor.copy_(torch.from_numpy(deq))  # the base is what the GGUF dequantizes to
+            else:
+                writer.add_tensor(_gguf_name(name), values.astype(np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    base = root / "base"
+    model.save_pretrained(base)
+    gemma_tokenizer.save_pretrained(base)
+    return model, base, root / "tiny.gguf"
+
+
+def _pairs(path, n, offset=0):
+    topics = ["sourdough bread", "tomato plants", "bicycle brakes", "tax returns", "wedding toasts", "SQL joins"]
+    with path.open("w") as f:
+        for i in range(offset, offset + n):
+            topic = topics[i % len(topics)]
+            f.write(json.dumps({"prompt": f"How do I start with {topic}? ({i})", "response": f"{topic} " * 9}) + "\n")
+    return str(path)
+
+
+def test_a_bundle_rebuilds_the_base_exactly_on_the_kept_vocabulary(tiny_base, tmp_path):
+    model, base, gguf_path = tiny_base
+    train, dev = _pairs(tmp_path / "train.jsonl", 24), _pairs(tmp_path / "dev.jsonl", 4, offset=100)
+    manifest = remote.pack([train], tmp_path / "bundle", [dev], base=base, gguf_path=gguf_path, part_mb=1)
+
+    keep = np.load(tmp_path / "bundle" / "keep.npy")
+    assert list(keep[:4]) == [0, 1, 2, 3]  # pad, eos, bos, unk keep their ids
+    assert manifest["vocab_kept"] == len(keep) < 2000 and manifest["train"]["examples"] == 24
+    assert sorted(p.name for p in tmp_path.glob("bundle.part*"))  # parts for size-limited uploads
+    rebuilt, examples, held_out, _ = remote.load_bundle(tmp_path / "bundle")
+    assert rebuilt.config.vocab_size == len(keep) and len(examples) == 24 and len(held_out) == 4
+
+    # The same response and prompt, in kept ids there and full ids here: the same logits over the kept tokens.
+    ex = held_out[0]
+    with torch.no_grad():
+        here = model(input_ids=torch.tensor([keep[ex.input_ids].tolist()])).logits[0][:, torch.from_numpy(keep)]
+        there = rebuilt(input_ids=torch.tensor([ex.input_ids])).logits[0]
+    assert torch.equal(here, there)
+    # Labels: the loss is on the prompt only, as train.tokenize_pairs makes them.
+    prefix = sum(1 for x in ex.labels if x == -100)
+    assert 0 < prefix < len(ex.labels) and ex.labels[prefix:] == ex.input_ids[prefix:]
+
+
+def test_training_a_bundle_continues_an_adapter_and_counts_pairs(tiny_base, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    model, base, gguf_path = tiny_base
+    train, dev = _pairs(tmp_path / "train.jsonl", 16), _pairs(tmp_path / "dev.jsonl", 4, offset=100)
+    remote.pack([train], tmp_path / "bundle", [dev], base=base, gguf_path=gguf_path)
+    # An earlier segment's adapter, its config carrying a field this PEFT does not know (a newer PEFT's).
+    earlier = tmp_path / "earlier"
+    lora = LoraConfig(r=24, lora_alpha=48, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    get_peft_model(make_tiny_gemma(seed=3), lora).save_pretrained(earlier)
+    config = json.loads((earlier / "adapter_config.json").read_text())
+    (earlier / "adapter_config.json").write_text(json.dumps({**config, "from_a_newer_peft": 1}))
+    (earlier / "revprompt.json").write_text(json.dumps({"examples_seen_total": 1000}))
+
+    record = remote.train_bundle(
+        tmp_path / "bundle",
+        tmp_path / "run",
+        earlier,
+        batch_size=4,
+        grad_accum=1,
+        max_steps=3,
+        warmup_steps=1,
+        progress=False,
+    )
+    assert record["steps"] == 3 and record["examples_seen"] == 12 and record["examples_seen_total"] == 1012
+    assert [step for step, _ in record["held_out_losses"]] == [0, 3]
+    assert all(np.isfinite(loss) for _, loss in record["held_out_losses"])
+    assert record["lr_last"] < record["config"]["lr"]  # the segment ends on a decayed learning rate
+    adapter = tmp_path / "run" / "adapter"
+    assert json.loads((adapter / "revprompt.json").read_text())["examples_seen_total"] == 1012
+    assert LoraConfig.from_pretrained(str(adapter)).r == 24  # larger than the default rank: kept as it was
