@@ -51,6 +51,7 @@ def segment_entry(run: Path, command: str | None) -> dict:
     cfg = record["config"]
     losses = record.get("losses") or []
     every = 25
+    on_cpu = str(record.get("device", "CPU")).startswith("CPU")
     curve = [round(sum(losses[i : i + every]) / len(losses[i : i + every]), 4) for i in range(0, len(losses), every)]
     return {
         "date": date.today().isoformat(),
@@ -79,9 +80,11 @@ def segment_entry(run: Path, command: str | None) -> dict:
             "targets": cfg["lora_targets"],
         },
         "dtype": "bf16 autocast, frozen base in bf16, LoRA in fp32" if record["bf16"] else "float32",
-        "cpu": cpu_model(),
-        "cpu_flags": cpu_flags(),
+        # A run on a GPU (training/remote.py) says so in "device"; this machine's CPU did not train it.
+        "cpu": cpu_model() if on_cpu else None,
+        "cpu_flags": cpu_flags() if on_cpu else [],
         "device": record["device"],
+        "vocabulary_in_loss": record.get("vocab_kept", "all"),
         "torch": record["torch"],
         "mean_loss_first_20": record["mean_loss_first_20"],
         "mean_loss_last_20": record["mean_loss_last_20"],

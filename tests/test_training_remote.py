@@ -118,6 +118,7 @@ def test_training_a_bundle_continues_an_adapter_and_counts_pairs(tiny_base, tmp_
     adapter = tmp_path / "run" / "adapter"
     assert json.loads((adapter / "revprompt.json").read_text())["examples_seen_total"] == 1012
     assert LoraConfig.from_pretrained(str(adapter)).r == 24  # larger than the default rank: kept as it was
+    assert record["config"]["init_adapter"] == str(earlier)  # the adapter named, not its portable copy
 
 
 def test_pack_bundle_command_explains_a_missing_file_and_packs_a_real_one(tiny_base, tmp_path, monkeypatch, capsys):

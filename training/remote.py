@@ -234,6 +234,7 @@ def train_bundle(bundle: Path, out: Path, init_adapter: Path | None, max_held_ou
 
     model, examples, held_out, manifest = load_bundle(bundle)
     held_out = held_out[:max_held_out] if max_held_out else held_out
+    original_init = init_adapter
     if init_adapter is not None:
         init_adapter = _portable_adapter(init_adapter, out / "init-adapter")
     cfg = TrainConfig(
@@ -247,6 +248,9 @@ def train_bundle(bundle: Path, out: Path, init_adapter: Path | None, max_held_ou
     )
     record = train(cfg, model=model, examples=examples, eval_examples=held_out)
     record["vocab_kept"] = manifest["vocab_kept"]
+    # The adapter continued is the one named, not the portable copy made of it here (scripts/ship_adapter.py
+    # appends a segment only when it continued the shipped adapter).
+    record["config"]["init_adapter"] = str(original_init) if original_init else None
     (out / "training_record.json").write_text(json.dumps(record, indent=2))
     return record
 
