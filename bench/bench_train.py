@@ -6,7 +6,8 @@
 "old" is `revprompt train` as the first adapter was trained: fp32, 192-token responses, LoRA on all 18 layers.
 "new" is today's default: bf16 autocast where the CPU computes bf16 natively (avx512_bf16 / amx_bf16; fp32 on
 plain AVX2) with the frozen base held in bf16, 128-token responses, the lowest 6 layers frozen (no LoRA, so no
-backward through them), no LoRA dropout, micro-batches of 8.
+backward through them), no LoRA dropout, micro-batches of 8, and the prompt loss in cache-sized blocks of 4
+positions (the old trainer took one cross-entropy over all of them).
 Prints pairs/s of each and the ratio new/old; the CPU flags the numbers came from go with them.
 """
 
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "train" / "sharegpt_chatgpt.jsonl"
 
 CONFIGS = {
-    "old": dict(bf16=False, max_response_tokens=192, freeze_layers=0, lora_dropout=0.05),
+    "old": dict(bf16=False, max_response_tokens=192, freeze_layers=0, lora_dropout=0.05, loss_rows=0),
     "new": dict(bf16=None, max_response_tokens=128, freeze_layers=6, batch_size=8, grad_accum=1),
     # variants, timed only when asked for with --extra
     "freeze0": dict(bf16=None, max_response_tokens=128, freeze_layers=0),

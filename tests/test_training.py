@@ -130,3 +130,34 @@ def test_datagen_then_train_end_to_end(capsys, gemini_env, fake, tmp_path, tiny_
     assert spec.trained_response_tokens == 32
     assert Engine.load(str(tmp_path / "run" / "adapter")).max_input_tokens == 32
     assert Engine.load(str(tmp_path / "run" / "adapter"), max_input_tokens=100).max_input_tokens == 100
+
+
+def test_prompt_loss_in_blocks_equals_one_cross_entropy_over_the_prompt(monkeypatch):
+    """The loss is summed over small blocks of prompt positions (cache-friendly); value and gradients must be
+    those of one cross-entropy over the full logits at the labelled positions."""
+    import torch
+    from conftest import make_tiny_gemma
+
+    from revprompt.training import train as train_module
+
+    model = make_tiny_gemma(seed=5, vocab_size=512)
+    torch.manual_seed(0)
+    ids = torch.randint(4, 512, (3, 23))
+    labels = torch.full_like(ids, IGNORE_INDEX)
+    labels[:, 9:] = ids[:, 9:]  # a 9-token "response", then the prompt
+    labels[2, 20:] = IGNORE_INDEX  # a shorter row
+    batch = {"input_ids": ids, "labels": labels, "attention_mask": torch.ones_like(ids)}
+
+    logits = model(input_ids=ids, attention_mask=batch["attention_mask"]).logits[:, :-1]
+    targets = labels[:, 1:]
+    want = torch.nn.functional.cross_entropy(logits[targets != IGNORE_INDEX].float(), targets[targets != IGNORE_INDEX])
+    want_grad = torch.autograd.grad(want, model.model.layers[0].mlp.down_proj.weight)[0]
+
+    monkeypatch.setattr(train_module, "HEAD_ROWS", 7)  # several products, and blocks that do not divide them
+    monkeypatch.setattr(train_module, "LOSS_ROWS", 3)
+    got = train_module.prompt_loss(model, batch)
+    got_grad = torch.autograd.grad(got, model.model.layers[0].mlp.down_proj.weight)[0]
+    assert got.item() == pytest.approx(want.item(), rel=1e-5)
+    assert torch.allclose(got_grad, want_grad, rtol=1e-4, atol=1e-7)
+    one_block = train_module.prompt_loss(model, batch, loss_rows=0)  # the first trainer's way: the same loss
+    assert one_block.item() == pytest.approx(want.item(), rel=1e-6)
