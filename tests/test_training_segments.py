@@ -67,12 +67,14 @@ def test_a_second_segment_continues_the_adapter_on_new_pairs(tmp_path, gemma_tok
     adapter = tmp_path / "seg1" / "adapter"
     assert first["examples_seen_total"] == 16
     second = train(
-        _cfg(tmp_path, "seg2", max_steps=4, skip_examples=16, init_adapter=str(adapter)),
+        _cfg(tmp_path, "seg2", max_steps=4, skip_examples=16, init_adapter=str(adapter), lora_r=2, lora_alpha=7),
         model=make_tiny_gemma(seed=5),
         tokenizer=gemma_tokenizer,
         pairs=PAIRS,
     )
     assert second["examples_seen"] == 16 and second["examples_seen_total"] == 32
+    # The record gives the adapter's own shape even when the command line asked for a smaller rank.
+    assert second["config"]["lora_r"] == 4 and second["config"]["lora_alpha"] == 32
     assert json.loads((tmp_path / "seg2" / "adapter" / "revprompt.json").read_text())["examples_seen_total"] == 32
     # The second segment starts where the first ended: its first loss is below the first segment's first loss.
     assert second["first_losses"][0] < first["first_losses"][0]

@@ -1,4 +1,4 @@
-"""`revprompt train` and `revprompt eval`: thin commands over training.train and training.evaluate."""
+"""`revprompt train`, `eval`, `clean-pairs`, `pack-bundle` and `soup-adapters`: thin commands over training/."""
 
 from __future__ import annotations
 
@@ -260,11 +260,47 @@ def pack_bundle_command(data, out, held_out, seed, part_mb):
     click.echo(json.dumps({k: v for k, v in manifest.items() if k != "tensors"}, indent=2))
 
 
+@click.command("soup-adapters")
+@click.argument("adapters", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output folder (OUT/adapter).")
+@click.option("--weight", "weights", multiple=True, type=float, help="One per adapter, in order (default: equal).")
+@click.option(
+    "--rank", type=int, default=None, help="Truncate the averaged update to this rank by SVD (default: exact)."
+)
+def soup_adapters_command(adapters, out, weights, rank):
+    """Average LoRA adapters of one lineage into one adapter (a model soup).
+
+    \b
+    Runs that continue the same adapter on different data or schedules can be averaged: the soup's
+    weight update is the weighted mean of theirs. Exact by default (its rank is the sum of the ranks);
+    --rank truncates it by SVD and prints how much of the update each module kept. Judge the soup as
+    any adapter: `revprompt eval DEV --model OUT/adapter` (docs/model.md).
+
+    \b
+    Example:
+      revprompt soup-adapters runs/adapter-gpuB runs/adapter-gpuC -o runs/soup-BC --rank 32
+    """
+    from pathlib import Path
+
+    from ..core.errors import UserError
+    from .soup import soup
+
+    try:
+        report = soup([Path(a) for a in adapters], Path(out), list(weights) or None, rank)
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"Wrote {report.out}: rank {report.rank} over {report.modules} modules; the update kept "
+        f"{report.kept_energy_mean:.2%} of its energy on average (the least: {report.kept_energy_min:.2%})."
+    )
+
+
 @hookimpl
 def register_commands(cli):
     cli.add_command(train_command)
     cli.add_command(clean_pairs_command)
     cli.add_command(pack_bundle_command)
+    cli.add_command(soup_adapters_command)
     try:
         from .eval_command import eval_command
     except ModuleNotFoundError as exc:

@@ -150,6 +150,8 @@ def _continue_adapter(model, cfg: TrainConfig, n_layers: int):
     old_layers = set(old.layers_to_transform or range(n_layers))
     want_layers = set(range(cfg.freeze_layers, n_layers))
     if cfg.lora_r <= old.r and want_layers <= old_layers:
+        # The adapter goes on as it is: record its own shape, not the command line's defaults.
+        cfg.lora_r, cfg.lora_alpha, cfg.freeze_layers = old.r, old.lora_alpha, min(old_layers)
         return PeftModel.from_pretrained(model, cfg.init_adapter, is_trainable=True)
 
     r = max(cfg.lora_r, old.r)
