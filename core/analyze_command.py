@@ -159,9 +159,10 @@ class AnalyzeCommand(click.Command):
 )
 @click.option(
     "--batch-docs",
-    default=4,
-    show_default=True,
-    help="Documents decoded together in one batched sweep (faster per document; more lost if killed).",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Documents decoded together in one batched sweep: faster per document, more lost if killed "
+    "[default: 16; with --ray, 4 per actor]. A local batch does not wait for slow fetches to fill a group.",
 )
 @hardware_options
 @dataforseo_options

@@ -135,6 +135,7 @@ class BatchRunner:
         self.run_level_analysis = run_level_analysis
         self.engine_factory = engine_factory
         self._engine = None
+        self._flush_group: Callable[[], None] | None = None  # set while a stream is analysed
         self.engine_description = engine_description
         self.analyzers = analyzers if analyzers is not None else []
         self.options = options or {}
@@ -295,25 +296,43 @@ class BatchRunner:
         for a fetch); others load here, in turn. The loop is core/loadahead.py's, shared with the Ray batch.
         """
         workers = max(1, int(options.get("concurrency") or DEFAULT_CONCURRENCY))
-        return load_ahead(pending, lambda source, uri: self._load(source, uri, options), workers)
+        return load_ahead(
+            pending, lambda source, uri: self._load(source, uri, options), workers, idle=self._while_loads_wait
+        )
+
+    def _while_loads_wait(self) -> None:
+        """The next document is still being fetched: analyse the group gathered so far now rather than let it
+        wait for a full --batch-docs (a slow site then sets the group size, and nothing fetched sits idle)."""
+        if self._flush_group is not None:
+            self._flush_group()
 
     def _analyse_stream(self, run_id: str, docs: Iterator[Document], summary: BatchSummary) -> None:
         """Analyse loaded documents in small groups (the engine decodes a group in shared forwards) and save
-        each as soon as its group is done; failed loads are saved at once."""
+        each as soon as its group is done; failed loads are saved at once. A group is analysed when it is
+        full, or earlier when the next document is still in flight (`_while_loads_wait`)."""
         group: list[Document] = []
-        for doc in docs:
-            _make_storable(doc)
-            if doc.status != "failed":
-                doc.meta["content_hash"] = content_hash(doc.text)
-            if doc.status == "failed" or self._is_copy(doc):
-                self._save(run_id, doc, None, summary)
-                continue
-            group.append(doc)
-            if len(group) >= max(1, int(getattr(self.engine, "batch_docs", 1) or 1)):
-                self._analyse_group(run_id, group, summary)
-                group = []
-        if group:
-            self._analyse_group(run_id, group, summary)
+
+        def flush() -> None:
+            nonlocal group
+            if group:
+                full, group = group, []
+                self._analyse_group(run_id, full, summary)
+
+        self._flush_group = flush
+        try:
+            for doc in docs:
+                _make_storable(doc)
+                if doc.status != "failed":
+                    doc.meta["content_hash"] = content_hash(doc.text)
+                if doc.status == "failed" or self._is_copy(doc):
+                    self._save(run_id, doc, None, summary)
+                    continue
+                group.append(doc)
+                if len(group) >= max(1, int(getattr(self.engine, "batch_docs", 1) or 1)):
+                    flush()
+            flush()
+        finally:
+            self._flush_group = None
 
     def _analyse_group(self, run_id: str, group: list[Document], summary: BatchSummary) -> None:
         results: dict[int, SweepResult] = {}

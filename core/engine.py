@@ -15,6 +15,10 @@ from .types import DEFAULT_MAX_NEW_TOKENS, DEFAULT_SWEEP, DEFAULT_TOP_N, Candida
 log = logging.getLogger("revprompt.engine")
 
 DEFAULT_MAX_INPUT_TOKENS = 2048  # the training cap: longer responses are truncated (reported once per run)
+# Documents decoded together by sweep_many. Each decoding step reads the weights once for the whole group, so
+# s/doc falls with the group: on a 2-core avx512_bf16 CPU, 300-token texts, 16 docs, 1.55 s/doc at 4, 1.46 at
+# 8, 1.23 at 16, and no further at 32 (fp32: 2.55 at 4, 2.21 at 16). bench/RESULTS.md, issue 14.
+DEFAULT_BATCH_DOCS = 16
 
 
 class InputTruncatedWarning(UserWarning):
@@ -62,7 +66,7 @@ class Engine:
         top_n: int = DEFAULT_TOP_N,
         model_name: str = "custom",
         method: str = "fast",
-        batch_docs: int = 4,
+        batch_docs: int | None = None,
         drop_degenerate: bool = True,
         demote_page_junk: bool = True,
     ):
@@ -74,7 +78,7 @@ class Engine:
         self.top_n = top_n
         self.model_name = model_name
         self.method = method
-        self.batch_docs = batch_docs
+        self.batch_docs = batch_docs or DEFAULT_BATCH_DOCS
         # Template markers and phrases repeated over and over are never the answer, but perplexity likes them.
         self.drop_degenerate = drop_degenerate
         # A candidate copying the page, or naming a URL / code fence / language the page lacks, goes last.

@@ -72,9 +72,21 @@ def _ngrams(tokens: list[str], n: int) -> list[tuple[str, ...]]:
     return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
 
 
+# A run of one character 20 times or of a 2-4 character unit 8 times: "Brainstorm ______...", "cargo rust
+# -------...", "what is x ❓❓❓❓...". Word n-grams miss these (a run of "_" is one "word", "-" none at all), and a
+# decoder that falls into one stays there until the length cap with a low perplexity per token. A blank to fill
+# in ("____") or a short rule ("---") stays well under the threshold.
+_CHARACTER_RUN = re.compile(r"(\S)\1{19,}|(\S.{1,3}?)\2{7,}", re.DOTALL)
+# Five list markers with nothing between them ("1. 2. 3. 4. 5. 6. ..."): a decoder counting, not a prompt.
+_COUNTING = re.compile(r"(?:(?<!\w)\d{1,3}[.)]\s*){5,}")
+
+
 def repeated(prompt: str) -> bool:
     """A phrase said again and again: the same 1-4 words three times in a row ("toolformer: toolformer:
-    toolformer:", "the the the"), or one phrase, said three times or more, making up half the prompt."""
+    toolformer:", "the the the"), one phrase, said three times or more, making up half the prompt, a run
+    of one character or a short unit of characters (`_CHARACTER_RUN`), or list markers counting up alone."""
+    if _CHARACTER_RUN.search(prompt) or _COUNTING.search(prompt):
+        return True
     tokens = words(prompt)
     if len(tokens) < 3:
         return False

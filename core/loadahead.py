@@ -62,6 +62,7 @@ def load_ahead(
     remote: Callable[[Any, str], InFlight | None] | None = None,
     lookahead: Callable[[], int] | None = None,
     poll: Callable[[float], None] | None = None,
+    idle: Callable[[], None] | None = None,
     thread_name_prefix: str = "revprompt-load",
 ) -> Iterator[Document]:
     """Documents in discovery order, with loads running ahead of the consumer.
@@ -70,6 +71,8 @@ def load_ahead(
     thread when `threaded(source)`, else here). `remote(source, uri)` may start the load elsewhere and return
     it (None: load it here or in a thread, as above). `lookahead()` is how many entries may wait ahead (read
     after each entry; default `concurrency`). `poll(seconds)` is called while an entry waits (see above).
+    `idle()` is called once each time the consumer is about to wait for a load still in flight: a local batch
+    analyses the documents it already holds instead of waiting on the network with work in hand.
     """
     workers = max(1, int(concurrency))
     pool = DaemonPool(workers, thread_name_prefix=thread_name_prefix)
@@ -87,6 +90,8 @@ def load_ahead(
             return entry
         if isinstance(entry, _Here):
             return load(entry.source, entry.uri)
+        if idle is not None and not entry.done():
+            idle()
         if poll is not None:
             while not entry.done():
                 poll(POLL_SECONDS)

@@ -21,6 +21,25 @@ def test_degenerate_catches_templates_and_repeats_only():
         assert not repeated(prompt), prompt  # n-grams said once are no repeat, however short the prompt
     assert repeated("red fruits red fruits red fruits and more")
     assert not repeated("red fruits red fruits and more")  # twice is emphasis, not a loop
+    # Runs of characters that word n-grams cannot see (seen as top-1 on dev pairs and web pages).
+    for prompt in (
+        "Brainstorm " + "_" * 80,
+        "cargo rust " + "-" * 60,
+        "what is aclid " + "❓" * 30,
+        "You are a fanfiction writer who's written 1" + "0" * 30,
+        "I'm looking for vestibular neuritis information. " + "ݘ" * 20,
+        "explain this " + "ab" * 10,
+        "1. 2. 3. 4. 5. 6. 7. 8. 9. 10. 11. 12. 13. 14. 1",
+    ):
+        assert degenerate(prompt) == "repetition", prompt
+        assert "repetition" in junk_reasons(prompt, PAGE), prompt
+    for prompt in (
+        "Fill in the blank: the capital of France is ____.",
+        "Summarise --- then list 1000000 items",
+        "Sort 3.5 2.1 4.0 1.2 9.9 in order",
+        "List 5 fruits: 1. apple 2. pear 3. plum 4. fig 5. kiwi",
+    ):
+        assert not repeated(prompt), prompt  # a blank or a short rule is not a loop
 
 
 def test_junk_reasons_judge_against_the_page():
