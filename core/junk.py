@@ -20,6 +20,10 @@ TEMPLATE = re.compile(
     r"|\{(input|instruction|prompt|text)\}",
     re.IGNORECASE,
 )
+# The output-language line a ShareGPT browser extension appended to users' prompts ("Please write in English
+# language."): the model learned it, and alone it is the most probable "prompt" of many texts. Data cleaning
+# strips it from training prompts; a candidate that is nothing else is template junk.
+LANGUAGE_SUFFIX = re.compile(r"(?is)(?:^|\s+)please (?:write|respond|answer|reply) in [^\n.]{0,60}?language\.?\s*$")
 URL = re.compile(r"https?://\S+|www\.\w\S+", re.IGNORECASE)
 FENCE = "```"
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -105,11 +109,16 @@ def repeated(prompt: str) -> bool:
 
 def degenerate(prompt: str) -> str | None:
     """'template' or 'repetition' when the prompt is junk on any page, else None."""
-    if TEMPLATE.search(prompt):
+    if TEMPLATE.search(prompt) or _only_language_suffix(prompt):
         return "template"
     if repeated(prompt):
         return "repetition"
     return None
+
+
+def _only_language_suffix(prompt: str) -> bool:
+    match = LANGUAGE_SUFFIX.search(prompt)
+    return match is not None and not prompt[: match.start()].strip()
 
 
 def verbatim_ratio(prompt: str, page: str, n: int = 4) -> float:
@@ -131,7 +140,7 @@ def page_junk(prompt: str, page: str) -> list[str]:
 def junk_reasons(prompt: str, page: str) -> list[str]:
     """Every reason the prompt is junk as a guess for `page` (empty: not junk), in REASONS order."""
     reasons = []
-    if TEMPLATE.search(prompt):
+    if TEMPLATE.search(prompt) or _only_language_suffix(prompt):
         reasons.append("template")
     if repeated(prompt):
         reasons.append("repetition")

@@ -15,6 +15,9 @@ def test_degenerate_catches_templates_and_repeats_only():
     assert degenerate("Explain {{topic}} to a child") == "template"
     assert degenerate("the vector the vector the vector the vector") == "repetition"
     assert degenerate("Explain how vectors store values in Rust") is None
+    assert degenerate("Please write in English language.") == "template"  # the ShareGPT extension's line alone
+    assert "template" in junk_reasons("please write in French language", PAGE)
+    assert degenerate("Write a poem about rain. Please write in English language.") is None  # a prompt with it
     assert degenerate("Write a short story about a cat who learns to swim") is None
     assert not repeated("a b a c")  # too short to call
     for prompt in ("What is a vector in Rust?", "How do I sort a list in place?", "Name three red fruits please"):
@@ -70,24 +73,31 @@ def _pairs():
         ),
         Pair("Identify the odd one out.\n\nTwitter, Instagram, Telegram", "Telegram", "alpaca52k_davinci003"),
         Pair("Give three tips for staying healthy.", "Eat well, sleep, move.", "alpaca52k_davinci003"),
+        Pair("Write a haiku about autumn rain\n\nPlease write in English language.", "Rain on leaves.", "sharegpt"),
+        Pair("Please write in English (UK) language.", "Certainly.", "sharegpt"),  # nothing left: too short
     ]
 
 
 def test_clean_pairs_counts_each_rule():
     kept, report = clean_pairs(_pairs(), CleanConfig(input_joined_keep=0.0))
-    assert sorted(p.prompt for p in kept) == ["Give three tips for staying healthy.", "What is a vector in Rust?"]
+    assert sorted(p.prompt for p in kept) == [
+        "Give three tips for staying healthy.",
+        "What is a vector in Rust?",
+        "Write a haiku about autumn rain",  # the output-language line cut off
+    ]
+    assert report.to_dict()["rewritten"] == {"language_suffix": 2}
     dropped = report.to_dict()["dropped"]
     assert dropped == {
         "template": 1,
         "url_only": 1,
-        "too_short": 1,
+        "too_short": 2,
         "too_long": 1,
         "copies_response": 1,
         "near_duplicate": 1,
         "input_joined": 1,
         "cap": 0,
     }
-    assert report.read == 9 and report.kept == 2
+    assert report.read == 11 and report.kept == 3
 
 
 def test_clean_files_writes_shuffled_pairs_and_a_recipe(tmp_path):
