@@ -321,11 +321,7 @@ class BatchRunner:
         self._flush_group = flush
         try:
             for doc in docs:
-                _make_storable(doc)
-                if doc.status != "failed":
-                    doc.meta["content_hash"] = content_hash(doc.text)
-                if doc.status == "failed" or self._is_copy(doc):
-                    self._save(run_id, doc, None, summary)
+                if not self._admit(run_id, doc, summary):
                     continue
                 group.append(doc)
                 if len(group) >= max(1, int(getattr(self.engine, "batch_docs", 1) or 1)):
@@ -333,6 +329,17 @@ class BatchRunner:
             flush()
         finally:
             self._flush_group = None
+
+    def _admit(self, run_id: str, doc: Document, summary: BatchSummary) -> bool:
+        """Make a loaded document storable and hash it; a failed load or a copy of a document already seen is
+        saved at once (False), anything else goes on to analysis (True). Shared with the Ray batch."""
+        _make_storable(doc)
+        if doc.status != "failed":
+            doc.meta["content_hash"] = content_hash(doc.text)
+        if doc.status == "failed" or self._is_copy(doc):
+            self._save(run_id, doc, None, summary)
+            return False
+        return True
 
     def _analyse_group(self, run_id: str, group: list[Document], summary: BatchSummary) -> None:
         results: dict[int, SweepResult] = {}

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..sources.base import Source, SourceContext, as_source
-from .batch import DEFAULT_CONCURRENCY, BatchRunner, BatchSummary, _make_storable, content_hash, pick_source
+from .batch import DEFAULT_CONCURRENCY, BatchRunner, BatchSummary, pick_source
 from .errors import UserError
 from .loadahead import load_ahead
 from .store import Store
@@ -658,11 +658,7 @@ class RayBatchRunner(BatchRunner):
         self._ctx = (run_id, summary)
         group: list[Document] = []
         for doc in docs:
-            _make_storable(doc)
-            if doc.status != "failed":
-                doc.meta["content_hash"] = content_hash(doc.text)
-            if doc.status == "failed" or self._is_copy(doc):
-                self._save(run_id, doc, None, summary)
+            if not self._admit(run_id, doc, summary):
                 continue
             group.append(doc)
             if len(group) >= self.batch_docs:
