@@ -24,6 +24,9 @@ TEMPLATE = re.compile(
 # language."): the model learned it, and alone it is the most probable "prompt" of many texts. Data cleaning
 # strips it from training prompts; a candidate that is nothing else is template junk.
 LANGUAGE_SUFFIX = re.compile(r"(?is)(?:^|\s+)please (?:write|respond|answer|reply) in [^\n.]{0,60}?language\.?\s*$")
+# The buttons other ShareGPT extensions left at the end of prompts: "Share Prompt", and Korean "translate now"
+# (지금 번역하기). Cut from training prompts like the language line; a candidate that is nothing else is template junk.
+EXTENSION_TAIL = re.compile(r"\s*(?:Share Prompt|지금 번역하기)\s*$")
 URL = re.compile(r"https?://\S+|www\.\w\S+", re.IGNORECASE)
 FENCE = "```"
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -117,8 +120,19 @@ def degenerate(prompt: str) -> str | None:
 
 
 def _only_language_suffix(prompt: str) -> bool:
-    match = LANGUAGE_SUFFIX.search(prompt)
-    return match is not None and not prompt[: match.start()].strip()
+    """Nothing but the extensions' lines: the output-language line and/or a "Share Prompt" button."""
+    if not (LANGUAGE_SUFFIX.search(prompt) or EXTENSION_TAIL.search(prompt)):
+        return False
+    return not strip_extension_lines(prompt).strip()
+
+
+def strip_extension_lines(prompt: str) -> str:
+    """The prompt without the lines ShareGPT browser extensions appended (`EXTENSION_TAIL`, `LANGUAGE_SUFFIX`)."""
+    previous = None
+    while previous != prompt:  # "... Please write in English language.지금 번역하기": both, either order
+        previous = prompt
+        prompt = LANGUAGE_SUFFIX.sub("", EXTENSION_TAIL.sub("", prompt))
+    return prompt
 
 
 def verbatim_ratio(prompt: str, page: str, n: int = 4) -> float:

@@ -16,6 +16,8 @@ def test_degenerate_catches_templates_and_repeats_only():
     assert degenerate("the vector the vector the vector the vector") == "repetition"
     assert degenerate("Explain how vectors store values in Rust") is None
     assert degenerate("Please write in English language.") == "template"  # the ShareGPT extension's line alone
+    assert degenerate("Share Prompt") == "template" and degenerate("Please write in English language. Share Prompt")
+    assert degenerate("Share Prompt ideas for a bakery") is None  # words, not the button at the end
     assert "template" in junk_reasons("please write in French language", PAGE)
     assert degenerate("Write a poem about rain. Please write in English language.") is None  # a prompt with it
     assert degenerate("Write a short story about a cat who learns to swim") is None
@@ -75,17 +77,21 @@ def _pairs():
         Pair("Give three tips for staying healthy.", "Eat well, sleep, move.", "alpaca52k_davinci003"),
         Pair("Write a haiku about autumn rain\n\nPlease write in English language.", "Rain on leaves.", "sharegpt"),
         Pair("Please write in English (UK) language.", "Certainly.", "sharegpt"),  # nothing left: too short
+        Pair("Plan a week in Lisbon for two Share Prompt", "Day 1: Alfama.", "sharegpt"),
+        Pair("Explain monads in Haskell Please write in English language.지금 번역하기", "A monad ...", "sharegpt"),
     ]
 
 
 def test_clean_pairs_counts_each_rule():
     kept, report = clean_pairs(_pairs(), CleanConfig(input_joined_keep=0.0))
     assert sorted(p.prompt for p in kept) == [
+        "Explain monads in Haskell",  # both extensions' lines cut off
         "Give three tips for staying healthy.",
+        "Plan a week in Lisbon for two",  # the "Share Prompt" button cut off
         "What is a vector in Rust?",
         "Write a haiku about autumn rain",  # the output-language line cut off
     ]
-    assert report.to_dict()["rewritten"] == {"language_suffix": 2}
+    assert report.to_dict()["rewritten"] == {"language_suffix": 3, "extension_tail": 2}
     dropped = report.to_dict()["dropped"]
     assert dropped == {
         "template": 1,
@@ -97,7 +103,7 @@ def test_clean_pairs_counts_each_rule():
         "input_joined": 1,
         "cap": 0,
     }
-    assert report.read == 11 and report.kept == 3
+    assert report.read == 13 and report.kept == 5
 
 
 def test_clean_files_writes_shuffled_pairs_and_a_recipe(tmp_path):

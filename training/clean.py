@@ -7,7 +7,8 @@ the recipe can be recorded next to the adapter (`model/training_record.json`).
 
 First, the output-language line a ShareGPT browser extension appended to prompts ("Please write in English
 language.") is cut from the end of a prompt (counted as `rewritten: language_suffix`): the model learned to
-write it, and on its own it ranked first for some texts.
+write it, and on its own it ranked first for some texts. So are the buttons other extensions left there ("Share
+Prompt", Korean "translate now": `rewritten: extension_tail`).
 
 Rules, checked in this order (a pair is counted under the first rule it breaks):
 
@@ -34,7 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..core.junk import LANGUAGE_SUFFIX, TEMPLATE, verbatim_ratio, words
+from ..core.junk import EXTENSION_TAIL, LANGUAGE_SUFFIX, TEMPLATE, strip_extension_lines, verbatim_ratio, words
 from .data import Pair, read_pairs
 
 RULES = ("template", "url_only", "too_short", "too_long", "copies_response", "near_duplicate", "input_joined")
@@ -67,7 +68,7 @@ class CleanReport:
             "read": self.read,
             "kept": self.kept,
             "dropped": {r: self.dropped.get(r, 0) for r in RULES + ("cap",)},
-            "rewritten": {"language_suffix": self.rewritten.get("language_suffix", 0)},
+            "rewritten": {k: self.rewritten.get(k, 0) for k in ("language_suffix", "extension_tail")},
             "kept_by_source": dict(self.kept_by_source),
         }
 
@@ -107,10 +108,14 @@ def clean_pairs(pairs: Iterable[Pair], cfg: CleanConfig | None = None) -> tuple[
     kept: list[Pair] = []
     for pair in pairs:
         report.read += 1
-        stripped = LANGUAGE_SUFFIX.sub("", pair.prompt)
-        if stripped != pair.prompt:
-            pair = Pair(stripped, pair.response, source=pair.source)
+        prompt = pair.prompt
+        if LANGUAGE_SUFFIX.search(prompt) or LANGUAGE_SUFFIX.search(EXTENSION_TAIL.sub("", prompt)):
             report.rewritten["language_suffix"] += 1
+        if EXTENSION_TAIL.search(prompt) or EXTENSION_TAIL.search(LANGUAGE_SUFFIX.sub("", prompt)):
+            report.rewritten["extension_tail"] += 1
+        stripped = strip_extension_lines(prompt)
+        if stripped != prompt:
+            pair = Pair(stripped, pair.response, source=pair.source)
         rule = rule_broken(pair, cfg)
         if rule is None:
             key = prompt_key(pair.prompt)

@@ -31,12 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import UserError
+from ..core.junk import EXTENSION_TAIL
 from .clean import prompt_key
 
 SOURCE = "sharegpt_turns"
-
-# Lines the ShareGPT browser extensions appended to prompts ("Share Prompt", Korean "translate now").
-EXTENSION_TAIL = re.compile(r"\s*(Share Prompt|지금 번역하기)\s*$")
 
 POINTS_BACK = re.compile(
     r"\b(above|below|previous(ly)?|earlier|aforementioned|again|continue|continued|instead|same|more|another|"
