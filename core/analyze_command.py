@@ -151,6 +151,15 @@ class AnalyzeCommand(click.Command):
 @click.option("--retry-failed", is_flag=True, help="On resume, retry documents that failed instead of skipping them.")
 @click.option("--no-plugins", is_flag=True, help="Skip the analysis plugins (key phrases, word frequencies, intent).")
 @click.option(
+    "--kind",
+    type=click.Choice(["auto", "response", "page"]),
+    default="auto",
+    show_default=True,
+    help="What the targets are. auto: URLs, crawls, DataForSEO and .html files are web pages; pasted text, "
+    "standard input and .txt/.md files are assistant responses. A candidate that copies a page's text is "
+    "ranked last; on a response it is not (answers often restate their prompt).",
+)
+@click.option(
     "--method",
     type=click.Choice(["fast", "reference"]),
     default="fast",
@@ -186,6 +195,7 @@ def analyze_command(
     resume_run_id,
     retry_failed,
     no_plugins,
+    kind,
     method,
     dtype,
     device,
@@ -242,6 +252,8 @@ def analyze_command(
     options.update(batch_options(max_pages, retry_failed, concurrency, timeout, **source_values))
     if strip_params or keep_params:  # only when given: the runs of earlier commands keep their target_key
         options.update(strip_params=strip_params, keep_params=keep_params)
+    if kind != "auto":  # likewise: core/types.py Document.kind reads it from each document's meta
+        options["kind"] = kind
     command = "analyze " + " ".join(t if len(t) < 200 else t[:200] + "..." for t in targets)
     if targets == ["-"] and source_name in (None, "text"):
         # Piped text is read now, so the run is keyed by the text itself, as a text pasted in the TUI is

@@ -334,6 +334,8 @@ class BatchRunner:
         """Make a loaded document storable and hash it; a failed load or a copy of a document already seen is
         saved at once (False), anything else goes on to analysis (True). Shared with the Ray batch."""
         _make_storable(doc)
+        if self.options.get("kind"):  # `analyze --kind`: every document is a page, or a response
+            doc.meta["kind"] = self.options["kind"]
         if doc.status != "failed":
             doc.meta["content_hash"] = content_hash(doc.text)
         if doc.status == "failed" or self._is_copy(doc):
@@ -345,7 +347,7 @@ class BatchRunner:
         results: dict[int, SweepResult] = {}
         if len(group) > 1 and hasattr(self.engine, "sweep_many"):
             try:
-                results = dict(self.engine.sweep_many([d.text for d in group]))
+                results = dict(self.engine.sweep_many([d.text for d in group], kinds=[d.kind for d in group]))
             except UserError:
                 raise
             except Exception:  # find the document that broke the group by analysing them one by one
@@ -356,7 +358,7 @@ class BatchRunner:
             if result is None:
                 try:
                     start = time.perf_counter()
-                    result = self.engine.sweep(doc.text)
+                    result = self.engine.sweep(doc.text, kind=doc.kind)
                     result.seconds = (
                         result.seconds or time.perf_counter() - start
                     )  # an engine that timed itself knows best

@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Iterable, Iterator, Sequence
 
 from . import cpu_linear, decoding, scoring
-from .junk import degenerate, page_junk
+from .junk import KINDS, degenerate, page_junk
 from .prompt_format import encode_prefix, encode_prompt, stop_token_ids
 from .types import DEFAULT_MAX_NEW_TOKENS, DEFAULT_SWEEP, DEFAULT_TOP_N, Candidate, DecodeConfig, SweepResult
 
@@ -81,7 +81,8 @@ class Engine:
         self.batch_docs = batch_docs or DEFAULT_BATCH_DOCS
         # Template markers and phrases repeated over and over are never the answer, but perplexity likes them.
         self.drop_degenerate = drop_degenerate
-        # A candidate copying the page, or naming a URL / code fence / language the page lacks, goes last.
+        # A candidate naming a URL / code fence / language the text lacks goes last, and on a web page also one
+        # copying the page (core/junk.py DEMOTED_REASONS: an assistant's answer often restates its prompt).
         self.demote_page_junk = demote_page_junk
         self.window_origin = "default" if max_input_tokens == DEFAULT_MAX_INPUT_TOKENS else "option"
         self.stop_ids = stop_token_ids(tokenizer)
@@ -145,7 +146,9 @@ class Engine:
             )
         return prefix
 
-    def sweep(self, text: str) -> SweepResult:
+    def sweep(self, text: str, kind: str = "response") -> SweepResult:
+        """The ranked candidates for one text. `kind` is what the text is: 'response' (an assistant's answer)
+        or 'page' (a web page); it decides which junk goes last (core/junk.py DEMOTED_REASONS)."""
         start = time.perf_counter()
         prefix = self.encode(text)
         if self.method == "reference":
@@ -157,19 +160,26 @@ class Engine:
                 self.model, prefix.ids, self.configs, self.max_new_tokens, self.stop_ids, self.tokenizer.eos_token_id
             )
             sequences, known_scores = out.sequences, out.scores
-        candidates, dropped, demoted = self._rank(prefix.ids, sequences, known_scores, page=text)
+        candidates, dropped, demoted = self._rank(prefix.ids, sequences, known_scores, page=text, kind=kind)
         return SweepResult(candidates, len(prefix.ids), prefix.truncated, time.perf_counter() - start, dropped, demoted)
 
-    def sweep_many(self, texts: Iterable[str], batch_docs: int | None = None) -> Iterator[tuple[int, SweepResult]]:
-        """Sweep many texts, yielding (index, result) in order as each batch finishes.
+    def sweep_many(
+        self, texts: Iterable[str], batch_docs: int | None = None, kinds: Sequence[str] | None = None
+    ) -> Iterator[tuple[int, SweepResult]]:
+        """Sweep many texts, yielding (index, result) in order as each batch finishes. `kinds[i]` is text i's
+        kind (see `sweep`); all 'response' when not given.
 
         The fast method decodes `batch_docs` documents together, so every forward reads the weights once for
         all of them (the cost of a CPU decoding step is mostly that weight traffic).
         """
         batch_docs = batch_docs or self.batch_docs
+
+        def kind_of(i: int) -> str:
+            return kinds[i] if kinds is not None else "response"
+
         if self.method == "reference" or batch_docs <= 1:
             for i, text in enumerate(texts):
-                yield i, self.sweep(text)
+                yield i, self.sweep(text, kind_of(i))
             return
         from .sweep import fast_sweep_many
 
@@ -188,7 +198,9 @@ class Engine:
             )
             share = (time.perf_counter() - start) / len(chunk)  # wall time, split evenly
             for (i, text), enc, out in zip(chunk, encoded, outs):
-                candidates, dropped, demoted = self._rank(enc.ids, out.sequences, out.scores, page=text)
+                candidates, dropped, demoted = self._rank(
+                    enc.ids, out.sequences, out.scores, page=text, kind=kind_of(i)
+                )
                 yield i, SweepResult(candidates, len(enc.ids), enc.truncated, share, dropped, demoted)
 
         for item in enumerate(texts):
@@ -222,12 +234,15 @@ class Engine:
         sequences: dict[tuple[int, ...], list[DecodeConfig]],
         known_scores: dict | None = None,
         page: str | None = None,
+        kind: str = "page",
     ) -> tuple[list[Candidate], int, int]:
         """Score each distinct sequence (closing EOS included) and keep the best `top_n`; return them with the
         number dropped as degenerate and the number ranked last as junk for `page`.
 
         The fast sweep hands in the scores it read off its own decoding; the reference scores teacher-forced.
         """
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
         keyed: list[tuple] = []
         junk: list[tuple] = []
         for ids, configs in sequences.items():
@@ -252,7 +267,7 @@ class Engine:
         candidates = [self._candidate(s, merged[k]) for k, s in zip(order, scores)]
         flagged: set[int] = set()
         if self.demote_page_junk and page:
-            flagged = {id(c) for c in candidates if page_junk(c.prompt, page)}
+            flagged = {id(c) for c in candidates if page_junk(c.prompt, page, kind)}
         candidates.sort(key=lambda c: (id(c) in flagged, c.perplexity, c.prompt))
         candidates = candidates[: self.top_n]
         for rank, cand in enumerate(candidates, start=1):

@@ -200,14 +200,14 @@ class EngineWorker:
         except Exception as exc:  # noqa: BLE001
             return f"{type(exc).__name__}: {exc}"
 
-    def analyse(self, texts: list[str]):
+    def analyse(self, texts: list[str], kinds: list[str] | None = None):
         """[(SweepResult | None, error | None)] for a group, as BatchRunner._analyse_group does it: the group in
         one batched sweep, and one by one when the group fails (to find the text that broke it). A UserError
         (the engine's own refusal) comes back as ("user_error", message, exit code) and stops the batch."""
         results: dict[int, SweepResult] = {}
         if len(texts) > 1 and hasattr(self.engine, "sweep_many"):
             try:
-                results = dict(self.engine.sweep_many(texts))
+                results = dict(self.engine.sweep_many(texts, kinds=kinds))
             except UserError as exc:
                 return ("user_error", str(exc), exc.exit_code)
             except Exception:  # noqa: BLE001
@@ -219,7 +219,7 @@ class EngineWorker:
             if result is None:
                 try:
                     start = time.perf_counter()
-                    result = self.engine.sweep(text)
+                    result = self.engine.sweep(text, kind=kinds[i] if kinds else "response")
                     result.seconds = result.seconds or time.perf_counter() - start
                 except UserError as exc:
                     return ("user_error", str(exc), exc.exit_code)
@@ -484,7 +484,7 @@ class RayBatchRunner(BatchRunner):
         else:
             worker = self._pick("analyses", avoid)
             worker.analyses += 1
-            ref = worker.handle.analyse.remote([d.text for d in job.docs])
+            ref = worker.handle.analyse.remote([d.text for d in job.docs], [d.kind for d in job.docs])
         job.worker = worker
         self._inflight[ref] = job
 

@@ -4,8 +4,9 @@ Loading the model is most of what a one-off `revprompt analyze` costs; a residen
 in about the time of its sweep. The API is deliberately small and stdlib-only:
 
     GET  /health                         {"status": "ok", "model": ..., "dtype": ..., "device": ..., ...}
-    POST /analyze {"text": "...", "top": 10}
-                                         the object `revprompt analyze --json` prints for one text
+    POST /analyze {"text": "...", "top": 10, "kind": "response"}
+                                         the object `revprompt analyze --json` prints for one text; "kind"
+                                         is "response" (an assistant's answer, the default) or "page"
 
 Nothing is stored (use `analyze` for that) and nothing is fetched: the engine only computes. It listens on
 127.0.0.1 unless told otherwise, and has no authentication: bind it elsewhere only on a network you trust.
@@ -52,6 +53,9 @@ def _analyze(engine, lock: threading.Lock, payload) -> dict:
         raise BadRequest('"text" must be a non-empty string')
     if "\x00" in text:
         raise BadRequest('"text" looks binary (contains NUL characters)')
+    kind = payload.get("kind", "response")
+    if kind not in ("response", "page"):
+        raise BadRequest('"kind" must be "response" (an assistant\'s answer) or "page" (a web page\'s text)')
     top = payload.get("top", engine.top_n)
     if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= MAX_TOP:
         raise BadRequest(f'"top" must be an integer from 1 to {MAX_TOP}')
@@ -63,7 +67,7 @@ def _analyze(engine, lock: threading.Lock, payload) -> dict:
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # truncation is in the answer: "truncated", "max_input_tokens"
-                result = engine.sweep(text)
+                result = engine.sweep(text, kind=kind)
         finally:
             engine.top_n = before
     out = result_to_json(text_uri(text), result)

@@ -73,6 +73,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+# Sources whose text is taken as an assistant's response rather than a web page (Document.kind).
+RESPONSE_SOURCES = ("text", "stdin")
+
+
 @dataclass
 class Document:
     """One analysed target. Sources produce it; the store keeps it whatever happened to it.
@@ -94,6 +98,21 @@ class Document:
     http_status: int | None = None
     content_type: str | None = None
     meta: dict = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        """'response' for text an assistant may have written (pasted, standard input, a .txt or .md file) and
+        'page' for a web page (fetched, crawled, DataForSEO, an .html file): the engine ranks a candidate that
+        copies the text last only on a page (core/junk.py DEMOTED_REASONS). `meta["kind"]` overrides it
+        (`revprompt analyze --kind`)."""
+        forced = self.meta.get("kind")
+        if forced in ("response", "page"):
+            return forced
+        if self.source in RESPONSE_SOURCES:
+            return "response"
+        if self.source == "file":
+            return "page" if self.uri.lower().endswith((".html", ".htm", ".xhtml")) else "response"
+        return "page"
 
     def failed(self, error: str) -> Document:
         self.status = "failed"

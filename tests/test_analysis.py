@@ -275,7 +275,7 @@ class StubEngine:
     def __init__(self, table):
         self.table = table
 
-    def sweep(self, text):
+    def sweep(self, text, kind="response"):
         if text not in self.table:
             raise RuntimeError("model exploded")
         return make_result([(p, 2.0 + i * 0.7) for i, p in enumerate(self.table[text])])

@@ -46,7 +46,7 @@ class StubEngine:
     def __init__(self):
         self.texts: list[str] = []
 
-    def sweep(self, text: str) -> SweepResult:
+    def sweep(self, text: str, kind: str = "response") -> SweepResult:
         text.encode("utf-8")  # a lone surrogate raises here, as it does in the tokenizer
         self.texts.append(text)
         cand = Candidate(

@@ -42,7 +42,7 @@ class StubEngine:
         self.fail_on = fail_on
         self.texts: list[str] = []
 
-    def sweep(self, text: str) -> SweepResult:
+    def sweep(self, text: str, kind: str = "response") -> SweepResult:
         self.texts.append(text)
         if self.fail_on and self.fail_on in text:
             raise RuntimeError("the stub model broke")

@@ -33,7 +33,7 @@ class FakeEngine:
         self.scored.append(text)
         return make_result([(true_prompt, ppl)]).candidates
 
-    def sweep(self, text):
+    def sweep(self, text, kind="response"):
         return make_result(SWEEP)
 
 
@@ -80,7 +80,7 @@ def test_tiny_model_rank_is_one_plus_likelier_candidates(tiny_model, gemma_token
             seen[text, "score"] = engine.score(text, prompts)
             return seen[text, "score"]
 
-        def sweep(self, text):
+        def sweep(self, text, kind="response"):
             seen[text, "sweep"] = engine.sweep(text)
             return seen[text, "sweep"]
 

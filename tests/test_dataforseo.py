@@ -254,7 +254,7 @@ def test_content_to_markdown_edge_cases():
 
 
 class QuickEngine:
-    def sweep(self, text: str) -> SweepResult:
+    def sweep(self, text: str, kind: str = "response") -> SweepResult:
         cand = Candidate(
             prompt="Describe the garden",
             token_ids=[5],

@@ -132,7 +132,7 @@ class FakeEngine:
     def __init__(self, prompts):
         self.prompts = prompts
 
-    def sweep(self, text):
+    def sweep(self, text, kind="response"):
         truth = self.prompts[text]
         cands = [
             SimpleNamespace(prompt=p, rank=i, perplexity=1.0 + i)

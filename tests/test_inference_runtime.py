@@ -79,7 +79,7 @@ class WindowStub:
     def __init__(self, window=5):
         self.max_input_tokens = window
 
-    def sweep(self, text: str) -> SweepResult:
+    def sweep(self, text: str, kind: str = "response") -> SweepResult:
         import warnings
 
         from revprompt.core.engine import InputTruncatedWarning

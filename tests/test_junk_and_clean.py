@@ -2,7 +2,10 @@
 
 import json
 
-from revprompt.core.junk import degenerate, junk_reasons, languages_named, repeated
+import pytest
+
+from revprompt.core.junk import degenerate, junk_reasons, languages_named, page_junk, repeated
+from revprompt.core.types import Document
 from revprompt.training.clean import CleanConfig, clean_files, clean_pairs
 from revprompt.training.data import Pair
 
@@ -58,6 +61,34 @@ def test_junk_reasons_judge_against_the_page():
     assert "verbatim" in junk_reasons(copy, PAGE)
     assert languages_named("Write a Go program") == {"Go"}
     assert languages_named("Let's go to the park") == set()
+
+
+def test_a_copy_is_page_junk_on_a_page_only():
+    """A long verbatim copy counts against a web page, not against an assistant's response (which often
+    restates its prompt); a language the text never names counts against both."""
+    copy = "Rust's Vec<T> stores values next to each other in memory. Use push to add elements"
+    assert page_junk(copy, PAGE) == ["verbatim"] == page_junk(copy, PAGE, "page")
+    assert page_junk(copy, PAGE, "response") == []
+    assert page_junk("Write a C++ function that adds to a vector", PAGE, "response") == ["language"]
+
+
+@pytest.mark.parametrize(
+    "source, uri, meta, kind",
+    [
+        ("text", "text:ab12", {}, "response"),
+        ("stdin", "text:ab12", {}, "response"),
+        ("file", "/notes/answer.md", {}, "response"),
+        ("file", "/notes/answer.txt", {}, "response"),
+        ("file", "/site/Vec.HTML", {}, "page"),
+        ("url", "https://example.com/", {}, "page"),
+        ("crawl", "https://example.com/a", {}, "page"),
+        ("dataforseo", "https://example.com/b", {}, "page"),
+        ("text", "text:ab12", {"kind": "page"}, "page"),
+        ("url", "https://example.com/", {"kind": "response"}, "response"),
+    ],
+)
+def test_document_kind_follows_its_source(source, uri, meta, kind):
+    assert Document(uri=uri, source=source, meta=meta).kind == kind
 
 
 def _pairs():

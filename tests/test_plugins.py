@@ -79,7 +79,7 @@ def test_third_party_plugin_is_listed_through_its_entry_point(sample_plugin_dir)
 
 
 class StubEngine:
-    def sweep(self, text):
+    def sweep(self, text, kind="response"):
         return make_result([f"{text} question", f"what about {text}?"])
 
 

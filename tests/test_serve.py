@@ -76,6 +76,8 @@ def test_analyze_answers_like_analyze_json(server):
     assert engine.top_n == 3  # a request's "top" does not stick
     status, again = call(base + "/analyze", {"text": TEXT})  # the same warm engine, same answer
     assert status == 200 and again["candidates"][0]["prompt"] == body["candidates"][0]["prompt"]
+    status, as_page = call(base + "/analyze", {"text": TEXT, "kind": "page"})  # a web page's text
+    assert status == 200 and as_page["candidates"]
 
 
 @pytest.mark.parametrize(
@@ -85,6 +87,7 @@ def test_analyze_answers_like_analyze_json(server):
         ({"text": 5}, None, 400),
         ({"text": "ok", "top": 0}, None, 400),
         ({"text": "a\x00b"}, None, 400),
+        ({"text": "ok", "kind": "article"}, None, 400),
         (None, b"{not json", 400),
         (None, b"[1, 2]", 400),
     ],

@@ -40,7 +40,7 @@ COPIES = {"/latin1-meta": "/latin1", "/redirect": "/about"}
 
 
 class QuickEngine:
-    def sweep(self, text: str) -> SweepResult:
+    def sweep(self, text: str, kind: str = "response") -> SweepResult:
         cand = Candidate(
             prompt="Describe the garden",
             token_ids=[5],

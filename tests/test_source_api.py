@@ -106,7 +106,7 @@ def test_a_source_without_the_base_class_still_reads(extra_sources, db_path):
     assert wrapped.estimate("old:x", SourceContext()) is None
 
     class Engine:
-        def sweep(self, text):
+        def sweep(self, text, kind="response"):
             from revprompt.plugins.testing import make_result
 
             return make_result([f"about {text}"])

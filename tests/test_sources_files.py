@@ -54,3 +54,68 @@ def test_text_and_stdin(monkeypatch):
     assert doc.source == "stdin" and doc.text == "From a pipe.\n"
     with pytest.raises(UserError, match="is empty"):
         list(TextSource().discover("   ", {}))
+
+
+class KindRecorder:
+    """A stand-in engine with sweep() only (a third-party engine): notes the kind the batch hands each text."""
+
+    batch_docs = 1
+
+    def __init__(self):
+        self.kinds: dict[str, str] = {}
+
+    def sweep(self, text, kind="response"):
+        from revprompt.plugins.testing import make_result
+
+        self.kinds[text.split()[0]] = kind
+        return make_result([("What is this text about?", 2.0)])
+
+
+class GroupKindRecorder(KindRecorder):
+    """The same, taking a group in one call as the real engine does."""
+
+    batch_docs = 8
+
+    def sweep_many(self, texts, batch_docs=None, kinds=None):
+        for i, text in enumerate(texts):
+            yield i, self.sweep(text, kinds[i])
+
+
+@pytest.mark.parametrize("engine_class", [KindRecorder, GroupKindRecorder])
+def test_batch_tells_the_engine_pages_from_responses(tmp_path, engine_class):
+    """Pasted text and .md/.txt files are analysed as assistant responses, .html files as web pages; the
+    batch passes each document's kind to the engine, which ranks junk by it (core/junk.py DEMOTED_REASONS)."""
+    from revprompt.core.batch import BatchRunner
+    from revprompt.core.store import Store
+
+    (tmp_path / "answer.md").write_text("Markdown answer about sleeping well and keeping a regular bedtime.")
+    (tmp_path / "notes.txt").write_text("Plain notes on brewing coffee with a paper filter at home.")
+    (tmp_path / "page.html").write_text(
+        "<html><head><title>Vectors</title></head><body><article><p>Webpage text about vectors in Rust, "
+        "long enough for the extractor to keep it as the main content.</p></article></body></html>"
+    )
+    engine = engine_class()
+    with Store(str(tmp_path / "r.duckdb")) as store:
+        batch = BatchRunner(store, lambda: engine, {"model": engine_class.__name__}, analyzers=[])
+        summary = batch.run("analyze", ["Pasted answer about tea and how long to steep it.", str(tmp_path)])
+    assert summary.done == 4
+    assert engine.kinds == {"Pasted": "response", "Markdown": "response", "Plain": "response", "Webpage": "page"}
+
+
+@pytest.mark.parametrize("forced", ["page", "response"])
+def test_analyze_kind_option_overrides_every_document(tmp_path, forced):
+    """`analyze --kind page|response` (the batch option "kind") sets the kind of every document."""
+    from revprompt.core.batch import BatchRunner
+    from revprompt.core.store import Store
+
+    (tmp_path / "answer.md").write_text("Markdown answer about sleeping well and keeping a regular bedtime.")
+    (tmp_path / "page.html").write_text(
+        "<html><head><title>Vectors</title></head><body><article><p>Webpage text about vectors in Rust, "
+        "long enough for the extractor to keep it as the main content.</p></article></body></html>"
+    )
+    engine = GroupKindRecorder()
+    with Store(str(tmp_path / "r.duckdb")) as store:
+        batch = BatchRunner(store, lambda: engine, {"model": "kinds"}, analyzers=[], options={"kind": forced})
+        summary = batch.run("analyze", ["Pasted answer about tea and how long to steep it.", str(tmp_path)])
+    assert summary.done == 3
+    assert set(engine.kinds.values()) == {forced} and len(engine.kinds) == 3

@@ -122,3 +122,32 @@ def test_engine_ranks_page_junk_last(tiny_engine, gemma_tokenizer):
     # Without a page there is nothing to compare against: perplexity alone.
     unpaged, _, demoted = tiny_engine._rank(prefix, sequences)
     assert demoted == 0 and [c.prompt for c in unpaged] == [c.prompt for c in by_perplexity]
+
+
+def test_a_response_keeps_its_restated_prompt(tiny_engine, gemma_tokenizer):
+    """An assistant's answer often restates its prompt, so on a 'response' a verbatim copy keeps its perplexity
+    rank; a language the text never names is still ranked last. On a 'page' both go last."""
+    eos = gemma_tokenizer.eos_token_id
+    text = (
+        "Yes, you can cook an egg using direct sunlight in some places with very hot weather, but it takes a "
+        "long time and the result is not always safe to eat."
+    )
+    prefix = gemma_tokenizer(text + "\n###\n")["input_ids"]
+    ids = lambda t: tuple(gemma_tokenizer(t, add_special_tokens=False)["input_ids"] + [eos])  # noqa: E731
+    copy = ids("can you cook an egg using direct sunlight in some places with very hot weather")
+    language = ids("Write a Python function that cooks an egg")
+    plain = ids("Is sunlight hot enough to cook an egg?")
+    cfg = DecodeConfig(2, 0.1)
+    sequences = {copy: [cfg], language: [cfg], plain: [cfg]}
+    copy_text = "can you cook an egg using direct sunlight in some places with very hot weather"
+
+    by_perplexity, _, _ = tiny_engine._rank(prefix, sequences)
+    as_response, _, demoted = tiny_engine._rank(prefix, sequences, page=text, kind="response")
+    assert demoted == 1 and as_response[-1].prompt == "Write a Python function that cooks an egg"
+    expected = [c.prompt for c in by_perplexity if c.prompt != "Write a Python function that cooks an egg"]
+    assert [c.prompt for c in as_response[:2]] == expected
+    as_page, _, demoted = tiny_engine._rank(prefix, sequences, page=text, kind="page")
+    assert demoted == 2 and as_page[0].prompt == "Is sunlight hot enough to cook an egg?"
+    assert copy_text in {c.prompt for c in as_page[1:]}
+    with pytest.raises(ValueError, match="kind must be one of"):
+        tiny_engine._rank(prefix, sequences, page=text, kind="article")

@@ -126,7 +126,9 @@ def evaluate_pages(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", InputTruncatedWarning)
-                for (_, result), page in zip(engine.sweep_many([p.text for p in todo]), todo):
+                for (_, result), page in zip(
+                    engine.sweep_many([p.text for p in todo], kinds=["page"] * len(todo)), todo
+                ):
                     top1 = result.candidates[0].prompt if result.candidates else ""
                     baseline = first_sentence(page.text)
                     cos_top1, cos_base = cosine_similarities([top1, baseline], [page.title, page.title], embedder)

@@ -292,13 +292,13 @@ class _Swept:
     def __init__(self, text: str, result: SweepResult, engine=None):
         self.text, self.result, self.engine = text, result, engine
 
-    def sweep(self, text: str) -> SweepResult:
+    def sweep(self, text: str, kind: str = "response") -> SweepResult:
         if text == self.text and self.result is not None:
             result, self.result = self.result, None
             return result
         if self.engine is None:
             raise UserError("the pasted text changed before it was stored; paste it again")
-        return self.engine.sweep(text)
+        return self.engine.sweep(text, kind)
 
 
 class _WarningCapture(logging.Handler):
