@@ -10,6 +10,9 @@ overwriting it. Here instead:
 * the model is built without weight initialisation and the safetensors file, memory-mapped, is assigned as
   its parameters (no copy). bf16 from an fp32 file we own (the cache) is written once as a bf16 file beside
   it, so later bf16 starts map half the bytes and cast nothing;
+* a Gemma 3 text checkpoint (the packaged model and its fine-tunes) becomes revprompt's own inference model
+  (core/gemma3.py): transformers' model classes cost ~2 s of imports (`transformers.modeling_utils`) that a
+  one-sentence `analyze` would otherwise spend. Any other model, or REVPROMPT_HF_MODEL=1, gets transformers';
 * transformers' "Loading weights" progress bars are switched off: a warm start prints nothing.
 
 Anything unusual (sharded or missing safetensors, keys that don't match the architecture) falls back to
@@ -27,6 +30,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
+
+    from .gemma3 import Gemma3Config, Gemma3ForCausalLM
 
 log = logging.getLogger("revprompt.model")
 
@@ -168,15 +173,52 @@ def _weights_for(path: Path, dtype: str) -> Path:
     return path / alt
 
 
-def _assemble(path: Path, dtype: str):
-    """The model built without initialisation, its parameters the memory-mapped tensors of the file."""
+def _mapped_state(path: Path, dtype: str) -> dict[str, torch.Tensor]:
+    """The checkpoint's tensors, memory-mapped, in `dtype` (cast only where the file holds another one)."""
     from safetensors.torch import load_file
+
+    torch_dtype = _torch_dtype(dtype)
+    state = load_file(str(_weights_for(path, dtype)))
+    return {k: v.to(torch_dtype) if v.is_floating_point() else v for k, v in state.items()}
+
+
+HF_MODEL_ENV = "REVPROMPT_HF_MODEL"
+
+
+def _own_config(path: Path) -> Gemma3Config | None:
+    """The own Gemma 3's config for a directory it can run exactly (core/gemma3.py `unsupported`), else None:
+    another architecture, an unusual config, or REVPROMPT_HF_MODEL=1 (transformers' model, for comparisons)."""
+    from .config import truthy
+
+    if truthy(os.environ.get(HF_MODEL_ENV, "")):
+        return None
+    try:
+        raw = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    from .gemma3 import Gemma3Config, unsupported
+
+    reason = unsupported(raw)
+    if reason:
+        log.info("%s: transformers' model (%s)", path, reason)
+        return None
+    return Gemma3Config.from_dict(raw)
+
+
+def _assemble_own(path: Path, dtype: str, config: Gemma3Config) -> Gemma3ForCausalLM:
+    """revprompt's own Gemma 3, its parameters the memory-mapped tensors of the file."""
+    from .gemma3 import Gemma3ForCausalLM
+
+    return Gemma3ForCausalLM.from_state_dict(config, _mapped_state(path, dtype))
+
+
+def _assemble(path: Path, dtype: str):
+    """transformers' model built without initialisation, its parameters the memory-mapped tensors of the file."""
     from transformers import AutoConfig, AutoModelForCausalLM
     from transformers.initialization import no_init_weights
 
     torch_dtype = _torch_dtype(dtype)
-    state = load_file(str(_weights_for(path, dtype)))
-    state = {k: v.to(torch_dtype) if v.is_floating_point() else v for k, v in state.items()}
+    state = _mapped_state(path, dtype)
     config = AutoConfig.from_pretrained(str(path))
     with no_init_weights():
         model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
@@ -193,15 +235,23 @@ def _assemble(path: Path, dtype: str):
 
 
 def load_model(path: Path, dtype: str = "float32", device: str = "cpu"):
-    """The causal LM of a local directory in `dtype` on `device`, in eval mode."""
+    """The causal LM of a local directory in `dtype` on `device`, in eval mode: revprompt's own Gemma 3 where
+    the directory holds one it runs exactly (`_own_config`), else transformers' model."""
     path = Path(path)
     quiet_transformers()
     model: torch.nn.Module | None = None
     if (path / WEIGHTS).exists():
-        try:
-            model = _assemble(path, dtype)
-        except Exception as exc:  # an unusual checkpoint: from_pretrained knows more layouts
-            log.info("fast model load failed (%s: %s); using from_pretrained", type(exc).__name__, exc)
+        own = _own_config(path)
+        if own is not None:
+            try:
+                model = _assemble_own(path, dtype, own)
+            except Exception as exc:  # keys or shapes not the expected ones: transformers' model reads it
+                log.info("own Gemma 3 load failed (%s: %s); using transformers' model", type(exc).__name__, exc)
+        if model is None:
+            try:
+                model = _assemble(path, dtype)
+            except Exception as exc:  # an unusual checkpoint: from_pretrained knows more layouts
+                log.info("fast model load failed (%s: %s); using from_pretrained", type(exc).__name__, exc)
     if model is None:
         from transformers import AutoModelForCausalLM
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .hf_compat import cache_kwargs, new_cache
 from .prompt_format import encode_prefix, encode_prompt
 from .sweep import _doc_blocks, _lm_logprobs
 from .tree_attention import using_tree_attention
@@ -136,8 +137,6 @@ def score_pages(
 
 
 def _score_group(model, group: Sequence[Job], max_rows: int, stats: ScoringStats | None) -> list[list[float]]:
-    from transformers import DynamicCache
-
     device = next(model.parameters()).device
     start = time.perf_counter()
     n_docs = len(group)
@@ -151,10 +150,10 @@ def _score_group(model, group: Sequence[Job], max_rows: int, stats: ScoringStats
     owner = torch.repeat_interleave(torch.arange(n_docs, device=device), torch.tensor(lengths, device=device))
     visible = (owner[:, None] == owner[None, :]) & (pos[None, :] <= pos[:, None])
     blocks = _doc_blocks(model.config, visible, owner, pos, pos, owner, n_docs)
-    cache = DynamicCache()
+    cache = new_cache(model)
     with using_tree_attention(model):
         hidden = model.model(
-            input_ids=flat[None], position_ids=pos[None], attention_mask=blocks, cache=cache, use_cache=True
+            input_ids=flat[None], position_ids=pos[None], attention_mask=blocks, **cache_kwargs(cache), use_cache=True
         ).last_hidden_state[0]
     # log p(first keyword token | page) from each page's last position.
     ends = torch.tensor(lengths, device=device).cumsum(0) - 1
@@ -238,7 +237,11 @@ def _score_packed(
     try:
         with using_tree_attention(model):
             hidden = model.model(
-                input_ids=flat[None], position_ids=positions[None], attention_mask=blocks, cache=cache, use_cache=True
+                input_ids=flat[None],
+                position_ids=positions[None],
+                attention_mask=blocks,
+                **cache_kwargs(cache),
+                use_cache=True,
             ).last_hidden_state[0]  # (R, H): row t predicts t+1
     finally:
         for layer in cache.layers:  # back to the pages alone for the next batch
@@ -290,8 +293,6 @@ def score_encoded_page_by_page(
     """The previous path, one page at a time (a prefix forward, then its keywords packed, the log-softmax over
     64-row chunks): the same scores as `score_encoded`, kept as the reference bench/bench_match.py times the
     batched path against."""
-    from transformers import DynamicCache
-
     if not continuations:
         return []
     if any(len(c) == 0 for c in continuations):
@@ -299,8 +300,8 @@ def score_encoded_page_by_page(
     device = next(model.parameters()).device
     body = model.model  # transformer body, final norm included; no LM head
     start = time.perf_counter()
-    cache = DynamicCache()
-    out = body(input_ids=torch.tensor([prefix_ids], device=device), cache=cache, use_cache=True)
+    cache = new_cache(model)
+    out = body(input_ids=torch.tensor([prefix_ids], device=device), **cache_kwargs(cache), use_cache=True)
     first = _lm_logprobs(model, out.last_hidden_state[0, -1])  # (V,): log p(first keyword token | page)
     n_prefix = len(prefix_ids)
     if stats is not None:
@@ -350,7 +351,11 @@ def _score_packed_page(
     try:
         with using_tree_attention(model):
             hidden = model.model(
-                input_ids=flat[None], position_ids=positions[None], attention_mask=blocks, cache=cache, use_cache=True
+                input_ids=flat[None],
+                position_ids=positions[None],
+                attention_mask=blocks,
+                **cache_kwargs(cache),
+                use_cache=True,
             ).last_hidden_state[0]
     finally:
         for layer in cache.layers:

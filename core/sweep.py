@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from .hf_compat import cache_kwargs
+from .hf_compat import cache_kwargs, new_cache
 from .scoring import PromptScore, _finish
 from .tree_attention import DocBlocks, using_tree_attention
 from .types import DecodeConfig
@@ -114,8 +114,9 @@ def fast_sweep(model, prefix_ids, configs, max_new_tokens, stop_ids, eos_id) -> 
 
 
 def _kv_layers(cache) -> list[Any]:
-    """A DynamicCache's layers. Built without a model config (as here), every one is a plain key/value layer;
-    transformers types them as a union of layer kinds, some without `keys`/`values`."""
+    """A cache's layers (`new_cache`: the own Gemma 3's, or a transformers DynamicCache built without a model
+    config): every one a plain key/value layer. transformers types them as a union of layer kinds, some without
+    `keys`/`values`."""
     return list(cache.layers)
 
 
@@ -132,8 +133,6 @@ def fast_sweep_many(
     reads the weights once for all documents. On a CPU, where a step costs mostly weight traffic, this is
     what makes batch analysis fast. Each document's candidates see only its own response and path.
     """
-    from transformers import DynamicCache
-
     body = model.model  # transformer body (final norm included), no LM head
     device = next(model.parameters()).device
     n_docs = len(prefixes)
@@ -141,7 +140,7 @@ def fast_sweep_many(
     # sliding-window eviction) is used: the masks, not the cache, implement the window.
     caches, contexts, roots = [], [], []
     for prefix_ids in prefixes:
-        cache = DynamicCache()
+        cache = new_cache(model)
         out = body(input_ids=torch.tensor([prefix_ids], device=device), **cache_kwargs(cache), use_cache=True)
         caches.append(cache)
         contexts.append(torch.nn.functional.normalize(out.last_hidden_state[0].float(), dim=-1))

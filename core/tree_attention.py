@@ -2,20 +2,22 @@
 
 In batch mode the cache holds several responses end to end. One dense masked attention over all of it would
 spend most of its work on keys the mask then throws away (every other document's); here each document's
-queries meet only its own keys, in one small attention call per document and layer.
+queries meet only its own keys, in one small attention call per document and layer (`doc_block_attention`).
 
-The sweep hands each layer a `DocBlocks` in place of a mask tensor, and switches the model to this attention
-function only for its decoding forwards (`using_tree_attention`). Anything else is passed on to PyTorch SDPA.
+The sweep hands each layer a `DocBlocks` in place of a mask tensor. revprompt's own Gemma 3 (core/gemma3.py)
+reads it natively. A transformers model is switched to this attention function only for the sweep's decoding
+forwards (`using_tree_attention`); anything else is passed on to transformers' SDPA. The registration with
+transformers happens on that first switch, not at import: `transformers.AttentionInterface` lives in
+`transformers.modeling_utils`, seconds of imports that the own model never needs.
 """
 
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
-from transformers import AttentionInterface
-from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 NAME = "revprompt_tree"
 
@@ -29,15 +31,14 @@ class DocBlocks:
     visible: list[torch.Tensor]  # bool (rows_d, keys_d): True where the query may attend
 
 
-def tree_attention_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
-    if not isinstance(attention_mask, DocBlocks):
-        return sdpa_attention_forward(
-            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
-        )
-    # query (B, heads, Q, D); key/value (B, kv_heads, K, D); the output is (B, Q, heads, D) like SDPA's wrapper.
+def doc_block_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, blocks: DocBlocks, scaling: float | None
+) -> torch.Tensor:
+    """query (B, heads, Q, D); key/value (B, kv_heads, K, D); the output is (B, Q, heads, D), like SDPA's wrapper in
+    transformers. Each document's rows attend to that document's keys, as its `visible` block allows."""
     out = query.new_empty((query.shape[0], query.shape[2], query.shape[1], value.shape[-1]))
     gqa = query.shape[1] != key.shape[1]
-    for rows, keys, visible in zip(attention_mask.rows, attention_mask.keys, attention_mask.visible):
+    for rows, keys, visible in zip(blocks.rows, blocks.keys, blocks.visible):
         attended = torch.nn.functional.scaled_dot_product_attention(
             query.index_select(2, rows),
             key.index_select(2, keys),
@@ -47,14 +48,35 @@ def tree_attention_forward(module, query, key, value, attention_mask, dropout=0.
             enable_gqa=gqa,
         )
         out[:, rows] = attended.transpose(1, 2)
-    return out, None
+    return out
 
 
-AttentionInterface.register(NAME, tree_attention_forward)
+def tree_attention_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
+    """The attention function registered with transformers under NAME."""
+    if not isinstance(attention_mask, DocBlocks):
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
+    return doc_block_attention(query, key, value, attention_mask, scaling), None
+
+
+@functools.cache
+def _register_with_transformers() -> None:
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(NAME, tree_attention_forward)
 
 
 @contextmanager
 def using_tree_attention(model):
+    """Within this block, `model`'s forwards accept a dict of `DocBlocks` (one per layer type) as attention mask.
+    A no-op for the own Gemma 3, which always does."""
+    if getattr(model, "reads_doc_blocks", False):
+        yield
+        return
+    _register_with_transformers()
     config = model.config
     before = config._attn_implementation
     config._attn_implementation = NAME
