@@ -4,7 +4,7 @@ transformers' generic loaders spend seconds on a 270M model: AutoTokenizer parse
 Python several times to rebuild a GemmaTokenizer, and from_pretrained initialises every weight before
 overwriting it. Here instead:
 
-* the tokenizer is the Rust `tokenizers` object read once from tokenizer.json and wrapped as a fast tokenizer
+* the tokenizer is the Rust `tokenizers` object read once from tokenizer.json (core/tokenizer.py: no transformers)
   with the special tokens of tokenizer_config.json. A directory without a tokenizer.json gets one written to
   the cache the first time (through the slow path), so the next start is fast;
 * the model is built without weight initialisation and the safetensors file, memory-mapped, is assigned as
@@ -33,10 +33,11 @@ if TYPE_CHECKING:
 
     from .gemma3 import Gemma3Config, Gemma3ForCausalLM
 
+from .tokenizer import SPECIAL
+
 log = logging.getLogger("revprompt.model")
 
 WEIGHTS = "model.safetensors"
-_SPECIAL = ("bos_token", "eos_token", "unk_token", "pad_token", "mask_token")
 _DTYPE_FILES = {"bfloat16": "model.bfloat16.safetensors"}
 
 
@@ -60,7 +61,7 @@ def _special_tokens(path: Path) -> dict[str, str]:
             config = json.loads(file.read_text())
         except ValueError:
             continue
-        for key in _SPECIAL:
+        for key in SPECIAL:
             value = config.get(key)
             if isinstance(value, dict):
                 value = value.get("content")
@@ -70,9 +71,9 @@ def _special_tokens(path: Path) -> dict[str, str]:
 
 
 def _wrap(tokenizer_json: Path, special: dict[str, str], name: str):
-    from transformers import PreTrainedTokenizerFast
+    from .tokenizer import JsonTokenizer
 
-    return PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_json), name_or_path=name, **special)
+    return JsonTokenizer.from_file(tokenizer_json, special, name)
 
 
 def _cached_tokenizer_dir(path: Path) -> Path:
@@ -86,9 +87,9 @@ def _cached_tokenizer_dir(path: Path) -> Path:
 
 
 def load_tokenizer(path: Path):
-    """A fast tokenizer for a model directory, read straight from tokenizer.json when there is one."""
+    """A fast tokenizer for a model directory, read straight from tokenizer.json when there is one (by the Rust
+    `tokenizers` library alone: core/tokenizer.py), else through transformers' AutoTokenizer."""
     path = Path(path)
-    quiet_transformers()
     if (path / "tokenizer.json").exists():
         try:
             return _wrap(path / "tokenizer.json", _special_tokens(path), str(path))
@@ -101,6 +102,7 @@ def load_tokenizer(path: Path):
                 return _wrap(cached / "tokenizer.json", _special_tokens(cached), str(path))
             except Exception as exc:
                 log.info("cached tokenizer unusable (%s); rebuilding it", exc)
+    quiet_transformers()
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(path))
@@ -114,7 +116,7 @@ def _save_fast_copy(tokenizer, target: Path) -> None:
         tmp = target.with_name(target.name + ".tmp")
         tmp.mkdir(parents=True, exist_ok=True)
         tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
-        special = {k: getattr(tokenizer, k) for k in _SPECIAL if isinstance(getattr(tokenizer, k, None), str)}
+        special = {k: getattr(tokenizer, k) for k in SPECIAL if isinstance(getattr(tokenizer, k, None), str)}
         (tmp / "tokenizer_config.json").write_text(json.dumps(special))
         if not target.exists():
             os.replace(tmp, target)
@@ -238,7 +240,6 @@ def load_model(path: Path, dtype: str = "float32", device: str = "cpu"):
     """The causal LM of a local directory in `dtype` on `device`, in eval mode: revprompt's own Gemma 3 where
     the directory holds one it runs exactly (`_own_config`), else transformers' model."""
     path = Path(path)
-    quiet_transformers()
     model: torch.nn.Module | None = None
     if (path / WEIGHTS).exists():
         own = _own_config(path)
@@ -248,11 +249,13 @@ def load_model(path: Path, dtype: str = "float32", device: str = "cpu"):
             except Exception as exc:  # keys or shapes not the expected ones: transformers' model reads it
                 log.info("own Gemma 3 load failed (%s: %s); using transformers' model", type(exc).__name__, exc)
         if model is None:
+            quiet_transformers()
             try:
                 model = _assemble(path, dtype)
             except Exception as exc:  # an unusual checkpoint: from_pretrained knows more layouts
                 log.info("fast model load failed (%s: %s); using from_pretrained", type(exc).__name__, exc)
     if model is None:
+        quiet_transformers()
         from transformers import AutoModelForCausalLM
 
         model = AutoModelForCausalLM.from_pretrained(str(path), dtype=_torch_dtype(dtype))

@@ -194,11 +194,28 @@ def test_bf16_weights_are_cached_once_in_owned_dirs(small_model_dir, monkeypatch
 def test_fast_tokenizer_matches_autotokenizer(gemma_tokenizer):
     from revprompt.core import fast_load
     from revprompt.core.model import base_model_dir
+    from revprompt.core.tokenizer import JsonTokenizer
 
     fast = fast_load.load_tokenizer(base_model_dir())
+    assert isinstance(fast, JsonTokenizer)  # the Rust tokenizer alone: no transformers on the analyze path
     text = "Paris is the capital of France <eos> and\n###\n<end_of_turn> café ☕"
     ids = gemma_tokenizer(text, add_special_tokens=False)["input_ids"]
     assert fast(text, add_special_tokens=False)["input_ids"] == ids
+    tricky = [
+        text,
+        "  two  spaces,\ttabs\tand\r\nline ends  ",
+        "def f(x):\n    return {'a': [1, 2]}  # código, 日本語, emoji 🧑‍🍳, math ∑ x² ≤ 3",
+        "<bos>Already <pad> special <mask> tokens <start_of_turn>user\n",
+        "\u200b zero width, \x07 bell, ﬁ ligature, Ελληνικά, العربية",
+    ]
+    for t in tricky:
+        for special in (True, False):
+            want = gemma_tokenizer(t, add_special_tokens=special)["input_ids"]
+            assert fast(t, add_special_tokens=special)["input_ids"] == want
+            for skip in (True, False):
+                assert fast.decode(want, skip_special_tokens=skip) == gemma_tokenizer.decode(
+                    want, skip_special_tokens=skip
+                )
     assert (fast.bos_token_id, fast.eos_token_id, fast.pad_token_id, fast.unk_token_id) == (
         gemma_tokenizer.bos_token_id,
         gemma_tokenizer.eos_token_id,
