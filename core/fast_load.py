@@ -38,6 +38,9 @@ from .tokenizer import SPECIAL
 log = logging.getLogger("revprompt.model")
 
 WEIGHTS = "model.safetensors"
+# Set to 1: transformers' model and tokenizer instead of revprompt's own (core/gemma3.py, core/tokenizer.py), to
+# compare the two (bench/bench_latency.py's legacy side, tests/test_gemma3.py).
+HF_MODEL_ENV = "REVPROMPT_HF_MODEL"
 _DTYPE_FILES = {"bfloat16": "model.bfloat16.safetensors"}
 
 
@@ -71,6 +74,15 @@ def _special_tokens(path: Path) -> dict[str, str]:
 
 
 def _wrap(tokenizer_json: Path, special: dict[str, str], name: str):
+    """The Rust tokenizer behind revprompt's thin interface, or with REVPROMPT_HF_MODEL=1 (the whole transformers
+    path, for comparisons) transformers' PreTrainedTokenizerFast around the same file."""
+    from .config import truthy
+
+    if truthy(os.environ.get(HF_MODEL_ENV, "")):
+        quiet_transformers()
+        from transformers import PreTrainedTokenizerFast
+
+        return PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_json), name_or_path=name, **special)
     from .tokenizer import JsonTokenizer
 
     return JsonTokenizer.from_file(tokenizer_json, special, name)
@@ -182,9 +194,6 @@ def _mapped_state(path: Path, dtype: str) -> dict[str, torch.Tensor]:
     torch_dtype = _torch_dtype(dtype)
     state = load_file(str(_weights_for(path, dtype)))
     return {k: v.to(torch_dtype) if v.is_floating_point() else v for k, v in state.items()}
-
-
-HF_MODEL_ENV = "REVPROMPT_HF_MODEL"
 
 
 def _own_config(path: Path) -> Gemma3Config | None:

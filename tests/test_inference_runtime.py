@@ -191,7 +191,7 @@ def test_bf16_weights_are_cached_once_in_owned_dirs(small_model_dir, monkeypatch
     assert fast_load._weights_for(small_model_dir, "bfloat16").name == "model.safetensors"
 
 
-def test_fast_tokenizer_matches_autotokenizer(gemma_tokenizer):
+def test_fast_tokenizer_matches_autotokenizer(gemma_tokenizer, monkeypatch):
     from revprompt.core import fast_load
     from revprompt.core.model import base_model_dir
     from revprompt.core.tokenizer import JsonTokenizer
@@ -224,6 +224,13 @@ def test_fast_tokenizer_matches_autotokenizer(gemma_tokenizer):
     )
     assert fast.decode(ids, skip_special_tokens=True) == gemma_tokenizer.decode(ids, skip_special_tokens=True)
     assert fast.convert_tokens_to_ids("<end_of_turn>") == gemma_tokenizer.convert_tokens_to_ids("<end_of_turn>")
+    assert fast.convert_tokens_to_ids("no-such-token-here") == gemma_tokenizer.unk_token_id
+    # REVPROMPT_HF_MODEL=1 (comparisons): transformers' tokenizer around the same file, the same ids.
+    monkeypatch.setenv(fast_load.HF_MODEL_ENV, "1")
+    hf = fast_load.load_tokenizer(base_model_dir())
+    from transformers import PreTrainedTokenizerFast
+
+    assert isinstance(hf, PreTrainedTokenizerFast) and hf(text, add_special_tokens=False)["input_ids"] == ids
 
 
 def test_a_dir_without_tokenizer_json_gets_a_cached_one(tmp_path, monkeypatch, gemma_tokenizer):
