@@ -322,3 +322,38 @@ def test_load_puts_the_model_on_the_gpu(small_model_dir):
 
     model = fast_load.load_model(small_model_dir, "bfloat16", "cuda")
     assert next(model.parameters()).device.type == "cuda"
+
+
+def test_tokenizer_split_copy_reads_the_same_tokenizer(tmp_path):
+    """The split copy of a BPE tokenizer.json (core/tokenizer.py: a shell JSON plus marshal data, ~0.3 s faster
+    for Gemma's 33 MB file) rebuilds exactly the file's tokenizer; a damaged copy is replaced, and a tokenizer
+    that is not BPE is read whole."""
+    import json
+
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from revprompt.core import tokenizer as tok
+    from revprompt.core.model import base_model_dir
+
+    source = base_model_dir() / "tokenizer.json"
+    whole = Tokenizer.from_file(str(source))
+    first = tok.load_backend(source, tmp_path)  # reads the file, writes the copy
+    [split] = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert sorted(p.name for p in split.iterdir()) == [tok.PARTS, tok.SHELL]
+    second = tok.load_backend(source, tmp_path)  # from the copy
+    assert json.loads(second.to_str()) == json.loads(whole.to_str()) == json.loads(first.to_str())
+    text = "<start_of_turn>user\nCafé ☕ costs 3€ — why?\n###\n"
+    assert second.encode(text).ids == whole.encode(text).ids
+    assert second.token_to_id("<end_of_turn>") == whole.token_to_id("<end_of_turn>")
+
+    (split / tok.PARTS).write_bytes(b"not marshal data")
+    third = tok.load_backend(source, tmp_path)
+    assert third.encode(text).ids == whole.encode(text).ids
+    assert tok._rebuild(split).encode(text).ids == whole.encode(text).ids  # written again
+
+    word_level = Tokenizer(models.WordLevel({"hello": 0, "world": 1, "[UNK]": 2}, unk_token="[UNK]"))
+    word_level.pre_tokenizer = pre_tokenizers.Whitespace()
+    other = tmp_path / "word-level.json"
+    word_level.save(str(other))
+    assert tok.load_backend(other, tmp_path / "c2").encode("hello world").ids == [0, 1]
+    assert not (tmp_path / "c2").exists() or not any((tmp_path / "c2").iterdir())
