@@ -81,6 +81,15 @@ class GroupKindRecorder(KindRecorder):
             yield i, self.sweep(text, kinds[i])
 
 
+def _answer_and_page(folder):
+    """A markdown answer and an HTML page in `folder`, each text starting with a word naming what it is."""
+    (folder / "answer.md").write_text("Markdown answer about sleeping well and keeping a regular bedtime.")
+    (folder / "page.html").write_text(
+        "<html><head><title>Vectors</title></head><body><article><p>Webpage text about vectors in Rust, "
+        "long enough for the extractor to keep it as the main content.</p></article></body></html>"
+    )
+
+
 @pytest.mark.parametrize("engine_class", [KindRecorder, GroupKindRecorder])
 def test_batch_tells_the_engine_pages_from_responses(tmp_path, engine_class):
     """Pasted text and .md/.txt files are analysed as assistant responses, .html files as web pages; the
@@ -88,12 +97,8 @@ def test_batch_tells_the_engine_pages_from_responses(tmp_path, engine_class):
     from revprompt.core.batch import BatchRunner
     from revprompt.core.store import Store
 
-    (tmp_path / "answer.md").write_text("Markdown answer about sleeping well and keeping a regular bedtime.")
+    _answer_and_page(tmp_path)
     (tmp_path / "notes.txt").write_text("Plain notes on brewing coffee with a paper filter at home.")
-    (tmp_path / "page.html").write_text(
-        "<html><head><title>Vectors</title></head><body><article><p>Webpage text about vectors in Rust, "
-        "long enough for the extractor to keep it as the main content.</p></article></body></html>"
-    )
     engine = engine_class()
     with Store(str(tmp_path / "r.duckdb")) as store:
         batch = BatchRunner(store, lambda: engine, {"model": engine_class.__name__}, analyzers=[])
@@ -108,11 +113,7 @@ def test_analyze_kind_option_overrides_every_document(tmp_path, forced):
     from revprompt.core.batch import BatchRunner
     from revprompt.core.store import Store
 
-    (tmp_path / "answer.md").write_text("Markdown answer about sleeping well and keeping a regular bedtime.")
-    (tmp_path / "page.html").write_text(
-        "<html><head><title>Vectors</title></head><body><article><p>Webpage text about vectors in Rust, "
-        "long enough for the extractor to keep it as the main content.</p></article></body></html>"
-    )
+    _answer_and_page(tmp_path)
     engine = GroupKindRecorder()
     with Store(str(tmp_path / "r.duckdb")) as store:
         batch = BatchRunner(store, lambda: engine, {"model": "kinds"}, analyzers=[], options={"kind": forced})

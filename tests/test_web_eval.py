@@ -86,16 +86,21 @@ def test_engine_drops_degenerate_candidates_before_ranking(tiny_engine, gemma_to
     assert len(candidates) == 1 and dropped == 0
 
 
+def _prefix_and_ids(tokenizer, text: str):
+    """The engine's prefix for `text` and a function giving a candidate's ids (closing EOS included)."""
+    eos = tokenizer.eos_token_id
+    prefix = tokenizer(text + "\n###\n")["input_ids"]
+    return prefix, lambda prompt: tuple(tokenizer(prompt, add_special_tokens=False)["input_ids"] + [eos])
+
+
 def test_engine_ranks_page_junk_last(tiny_engine, gemma_tokenizer):
     """A candidate copying the page, or naming a language the page never names, goes after every other one,
     whatever its perplexity; with the demotion off the order is perplexity alone."""
-    eos = gemma_tokenizer.eos_token_id
     page = (
         "Slices let you reference a contiguous sequence of elements in a collection rather than the whole "
         "collection, and a slice is a kind of reference, so it does not have ownership."
     )
-    prefix = gemma_tokenizer(page + "\n###\n")["input_ids"]
-    ids = lambda text: tuple(gemma_tokenizer(text, add_special_tokens=False)["input_ids"] + [eos])  # noqa: E731
+    prefix, ids = _prefix_and_ids(gemma_tokenizer, page)
     copy = ids(
         "Slices let you reference a contiguous sequence of elements in a collection rather than the whole collection"
     )
@@ -127,13 +132,11 @@ def test_engine_ranks_page_junk_last(tiny_engine, gemma_tokenizer):
 def test_a_response_keeps_its_restated_prompt(tiny_engine, gemma_tokenizer):
     """An assistant's answer often restates its prompt, so on a 'response' a verbatim copy keeps its perplexity
     rank; a language the text never names is still ranked last. On a 'page' both go last."""
-    eos = gemma_tokenizer.eos_token_id
     text = (
         "Yes, you can cook an egg using direct sunlight in some places with very hot weather, but it takes a "
         "long time and the result is not always safe to eat."
     )
-    prefix = gemma_tokenizer(text + "\n###\n")["input_ids"]
-    ids = lambda t: tuple(gemma_tokenizer(t, add_special_tokens=False)["input_ids"] + [eos])  # noqa: E731
+    prefix, ids = _prefix_and_ids(gemma_tokenizer, text)
     copy = ids("can you cook an egg using direct sunlight in some places with very hot weather")
     language = ids("Write a Python function that cooks an egg")
     plain = ids("Is sunlight hot enough to cook an egg?")
