@@ -342,9 +342,100 @@ def soup_adapters_command(adapters, out, weights, rank):
     )
 
 
+@click.command("train-preferences")
+@click.argument("mined", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option(
+    "--init-adapter",
+    type=click.Path(exists=True, file_okay=False),
+    default="model/adapter",
+    show_default=True,
+    help="The adapter to improve; it is also the reference model of the objective.",
+)
+@click.option("--beta", default=2.0, show_default=True, help="Scale of the mean log-probability margin.")
+@click.option("--sft-weight", default=1.0, show_default=True, help="Weight of the true prompt's own NLL.")
+@click.option("--gap", default=0.15, show_default=True, help="Reject candidates ranked above the best by this F1.")
+@click.option("--miss", default=0.3, show_default=True, help="Else reject a top-1 whose F1 is under this.")
+@click.option("--per-row", default=2, show_default=True, help="At most this many rejected candidates per response.")
+@click.option("--epochs", default=1, show_default=True)
+@click.option("--batch-pairs", default=8, show_default=True, help="Preference pairs per optimiser step.")
+@click.option("--lr", default=3e-5, show_default=True)
+@click.option("--warmup-steps", default=10, show_default=True)
+@click.option("--max-minutes", type=float, default=None, help="Plan the steps to end (decayed) in this time.")
+@click.option("--bf16/--no-bf16", default=None, help="bf16 autocast (default: where the CPU or GPU has it).")
+@click.option("--seed", default=0, show_default=True)
+def train_preferences_command(
+    mined,
+    out_dir,
+    init_adapter,
+    beta,
+    sft_weight,
+    gap,
+    miss,
+    per_row,
+    epochs,
+    batch_pairs,
+    lr,
+    warmup_steps,
+    max_minutes,
+    bf16,
+    seed,
+):
+    """Teach the model to rate the true prompt above its own wrong guesses (a preference segment).
+
+    \b
+    MINED: JSONL from scripts/mine_preferences.py: training responses swept by the model, every candidate
+    with its mean NLL and token-set F1 to the true prompt. Candidates ranked above a clearly better one
+    are the rejected side, the true prompt the chosen side (training/prefer.py explains the objective).
+
+    \b
+    Example:
+      python scripts/mine_preferences.py runs/clean-v3-gpt4chat.jsonl -o runs/prefs.jsonl --sample 1600
+      revprompt train-preferences runs/prefs.jsonl -o runs/adapter-pref
+      revprompt eval ../shared/data/dev/dev600.jsonl --model runs/adapter-pref/adapter
+    """
+    from .prefer import PreferConfig, train_preferences
+
+    cfg = PreferConfig(
+        data=mined,
+        out_dir=out_dir,
+        init_adapter=init_adapter,
+        beta=beta,
+        sft_weight=sft_weight,
+        gap=gap,
+        miss=miss,
+        per_row=per_row,
+        epochs=epochs,
+        batch_pairs=batch_pairs,
+        lr=lr,
+        warmup_steps=warmup_steps,
+        max_minutes=max_minutes,
+        bf16=bf16,
+        seed=seed,
+    )
+    try:
+        record = train_preferences(cfg)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    keys = (
+        "steps",
+        "preference_pairs",
+        "examples_seen_total",
+        "seconds",
+        "mean_loss_first_20",
+        "mean_loss_last_20",
+        "margin_last_20",
+        "accuracy_last_20",
+        "stop_reason",
+        "output",
+    )
+    click.echo(json.dumps({k: record[k] for k in keys}, indent=2))
+
+
 @hookimpl
 def register_commands(cli):
     cli.add_command(train_command)
+    cli.add_command(train_preferences_command)
     cli.add_command(clean_pairs_command)
     cli.add_command(sharegpt_turns_command)
     cli.add_command(pack_bundle_command)

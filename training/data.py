@@ -120,21 +120,25 @@ def tokenize_pairs(
 
 def batches(examples: list[Example], batch_size: int, pad_id: int, seed: int = 0) -> Iterator[dict]:
     """Length-bucketed, shuffled batches: similar lengths together waste less compute on padding."""
-    import torch
-
     rng = random.Random(seed)
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
     groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     rng.shuffle(groups)
     for group in groups:
-        width = max(len(examples[i].input_ids) for i in group)
-        ids = torch.full((len(group), width), pad_id, dtype=torch.long)
-        labels = torch.full((len(group), width), IGNORE_INDEX, dtype=torch.long)
-        mask = torch.zeros((len(group), width), dtype=torch.long)
-        for row, i in enumerate(group):
-            ex = examples[i]
-            n = len(ex.input_ids)
-            ids[row, :n] = torch.tensor(ex.input_ids)
-            labels[row, :n] = torch.tensor(ex.labels)
-            mask[row, :n] = 1
-        yield {"input_ids": ids, "labels": labels, "attention_mask": mask}
+        yield collate([examples[i] for i in group], pad_id)
+
+
+def collate(examples: list[Example], pad_id: int) -> dict:
+    """One padded batch (right padding): input_ids, labels (-100 off the prompt) and attention_mask."""
+    import torch
+
+    width = max(len(ex.input_ids) for ex in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, ex in enumerate(examples):
+        n = len(ex.input_ids)
+        ids[row, :n] = torch.tensor(ex.input_ids)
+        labels[row, :n] = torch.tensor(ex.labels)
+        mask[row, :n] = 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
