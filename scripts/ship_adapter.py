@@ -53,6 +53,35 @@ def segment_entry(run: Path, command: str | None) -> dict:
     every = 25
     on_cpu = str(record.get("device", "CPU")).startswith("CPU")
     curve = [round(sum(losses[i : i + every]) / len(losses[i : i + every]), 4) for i in range(0, len(losses), every)]
+    if record.get("kind") == "preference":  # `revprompt train-preferences` (training/prefer.py)
+        return {
+            "date": date.today().isoformat(),
+            "kind": "preference (DPO on mean log-probabilities, training/prefer.py)",
+            "command": command or "(not recorded)",
+            "init_adapter": cfg.get("init_adapter"),
+            "data": cfg["data"],
+            "examples_seen": record["examples_seen"],
+            "preference_pairs": record["preference_pairs"],
+            "steps": record["steps"],
+            "minutes": round(record["seconds"] / 60, 1),
+            "pairs_per_second": record["examples_per_second"],
+            "stop_reason": record["stop_reason"],
+            "schedule": record["schedule"],
+            "lr_first": record["lr_first"],
+            "lr_last": record["lr_last"],
+            "objective": {k: cfg[k] for k in ("beta", "sft_weight", "gap", "miss", "per_row", "epochs", "batch_pairs")},
+            "lora": record["lora"],
+            "dtype": "bf16 autocast, frozen base in bf16, LoRA in fp32" if record["bf16"] else "float32",
+            "cpu": cpu_model() if on_cpu else None,
+            "cpu_flags": cpu_flags() if on_cpu else [],
+            "device": record["device"],
+            "torch": record["torch"],
+            "mean_loss_first_20": record["mean_loss_first_20"],
+            "mean_loss_last_20": record["mean_loss_last_20"],
+            "margin_last_20": record["margin_last_20"],
+            "accuracy_last_20": record["accuracy_last_20"],
+            f"loss_by_{every}_steps": curve,
+        }
     return {
         "date": date.today().isoformat(),
         "command": command or "(not recorded)",

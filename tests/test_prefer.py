@@ -4,6 +4,7 @@ log-probabilities it compares, and a tiny model that learns to prefer the true p
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -115,6 +116,15 @@ def test_a_tiny_model_learns_to_prefer_the_true_prompt(tmp_path, gemma_tokenizer
     meta = json.loads((tmp_path / "out" / "adapter" / "revprompt.json").read_text())
     assert meta["examples_seen_total"] == 4 * 8
     assert record["lr_last"] < cfg.lr  # ends decayed
+    # scripts/ship_adapter.py records such a segment with its objective, not the SFT trainer's fields.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ship_adapter", Path(__file__).parents[1] / "scripts/ship_adapter.py")
+    ship = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ship)
+    entry = ship.segment_entry(tmp_path / "out", "revprompt train-preferences ...")
+    assert entry["kind"].startswith("preference") and entry["preference_pairs"] == 8
+    assert entry["examples_seen"] == 32 and entry["objective"]["epochs"] == 4 and entry["lr_last"] == record["lr_last"]
 
 
 def test_cli_says_when_nothing_was_ranked_wrong(tmp_path, monkeypatch, capsys):
