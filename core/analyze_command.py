@@ -171,7 +171,7 @@ class AnalyzeCommand(click.Command):
     type=click.IntRange(min=1),
     default=None,
     help="Documents decoded together in one batched sweep: faster per document, more lost if killed "
-    "[default: 16; with --ray, 4 per actor]. A local batch does not wait for slow fetches to fill a group.",
+    "[default: 16 on a CPU, 64 on a GPU (fewer if its memory is short); with --ray, 4 per actor]. A local batch does not wait for slow fetches to fill a group.",
 )
 @hardware_options
 @dataforseo_options

@@ -7,7 +7,7 @@ import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 
-from . import cpu_linear, decoding, scoring
+from . import cpu_linear, decoding, hardware, scoring
 from .junk import KINDS, degenerate, page_junk
 from .prompt_format import encode_prefix, encode_prompt, stop_token_ids
 from .types import DEFAULT_MAX_NEW_TOKENS, DEFAULT_SWEEP, DEFAULT_TOP_N, Candidate, DecodeConfig, SweepResult
@@ -78,7 +78,7 @@ class Engine:
         self.top_n = top_n
         self.model_name = model_name
         self.method = method
-        self.batch_docs = batch_docs or DEFAULT_BATCH_DOCS
+        self.batch_docs = batch_docs or (hardware.gpu_batch_docs() if self.device == "cuda" else DEFAULT_BATCH_DOCS)
         # Template markers and phrases repeated over and over are never the answer, but perplexity likes them.
         self.drop_degenerate = drop_degenerate
         # A candidate naming a URL / code fence / language the text lacks goes last, and on a web page also one

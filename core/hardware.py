@@ -42,6 +42,24 @@ def describe_cpu(cpuinfo: str | None = None) -> str:
     return " ".join(f for f in _SHOWN_FLAGS if f in flags) or "none of " + "/".join(_SHOWN_FLAGS)
 
 
+# Documents per forward on a CUDA GPU. A GPU decoding step costs about the same for 16 documents as for 64 (it is
+# bound by kernel launches, not arithmetic), so s/doc falls with the group: on an H100, shipped model, bf16,
+# 300-token texts, 0.85 s/doc at 16, 0.25 at 32, 0.19 at 64, with 1.5 GiB at the peak (bench/bench_gpu.py,
+# bench/RESULTS.md). Each document's share of that peak, rounded up, bounds the group where memory is short.
+GPU_BATCH_DOCS = 64
+GPU_BYTES_PER_DOC = 32 * 2**20
+
+
+def gpu_batch_docs(free_bytes: int | None = None) -> int:
+    """Documents per forward on the GPU: GPU_BATCH_DOCS, fewer when half the free memory would not hold them
+    (another process on the card, a smaller card)."""
+    if free_bytes is None:
+        import torch
+
+        free_bytes, _ = torch.cuda.mem_get_info()
+    return max(1, min(GPU_BATCH_DOCS, int(free_bytes // 2 // GPU_BYTES_PER_DOC)))
+
+
 def cuda_available() -> bool:
     import torch
 

@@ -9,7 +9,9 @@ evaluation reports, so the metric's own embedding model plays no part in trainin
 
     python scripts/mine_preferences.py runs/clean-v3-gpt4chat.jsonl -o runs/prefs.jsonl --sample 1600 --seed 11
 
-Resumable: rows already in the output are skipped.
+Resumable: rows already in the output are skipped. On a borrowed GPU, `--offset 1600` skips the rows an earlier
+run mined (the same seed shuffles the same way), `--max-minutes` stops cleanly between documents before the lease
+ends, and `--batch-docs` decodes more documents per forward than the CPU default.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import argparse
 import json
 import random
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -29,21 +32,26 @@ def main(argv=None) -> int:
     ap.add_argument("--sample", type=int, default=1600)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--model", default=None, help="adapter or model (default: the shipped one)")
+    ap.add_argument("--offset", type=int, default=0, help="skip the first N shuffled rows (mined before)")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--batch-docs", type=int, default=None)
+    ap.add_argument("--max-minutes", type=float, default=0, help="stop between documents after this long")
     args = ap.parse_args(argv)
 
-    from revprompt.core.cli_options import load_engine
+    from revprompt.core.engine import Engine  # not cli_options: a GPU box may lack the CLI's duckdb
     from revprompt.core.progress import BatchProgress
     from revprompt.training.metrics import token_f1
 
     rows = [json.loads(line) for line in Path(args.pairs).read_text(encoding="utf-8").split("\n") if line.strip()]
     random.Random(args.seed).shuffle(rows)
-    rows = rows[: args.sample]
+    rows = rows[: args.offset + args.sample]
     out = Path(args.output)
     done = set()
     if out.exists():
         done = {json.loads(line)["i"] for line in out.read_text(encoding="utf-8").split("\n") if line.strip()}
-    todo = [(i, r) for i, r in enumerate(rows) if i not in done]
-    engine = load_engine(args.model, top_n=64)
+    todo = [(i, r) for i, r in enumerate(rows) if i >= args.offset and i not in done]
+    engine = Engine.load(args.model, top_n=64, device=args.device, batch_docs=args.batch_docs)
+    deadline = time.monotonic() + args.max_minutes * 60 if args.max_minutes else None
     bar = BatchProgress(label="pairs", enabled=True)
     bar.start(len(todo), skipped=len(done))
     from types import SimpleNamespace
@@ -74,6 +82,8 @@ def main(argv=None) -> int:
             )
             f.flush()
             bar.advance(SimpleNamespace(status="done", uri=str(i), error=None))
+            if deadline and time.monotonic() > deadline:
+                break
     bar.finish()
     return 0
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from conftest import cli_runner
+from conftest import cli_runner, make_tiny_gemma
 
 from revprompt.core import cpu_linear, hardware
 from revprompt.core.errors import UserError
@@ -45,6 +45,25 @@ def test_device_auto_and_a_missing_gpu(monkeypatch):
         hardware.resolve_device("cuda")
     monkeypatch.setattr(hardware, "cuda_available", lambda: True)
     assert hardware.resolve_device("auto") == "cuda"
+
+
+def test_gpu_batch_follows_free_memory():
+    """64 documents per forward on a roomy GPU; fewer, never zero, when half its free memory is short."""
+    gib = 2**30
+    assert hardware.gpu_batch_docs(70 * gib) == hardware.GPU_BATCH_DOCS == 64
+    assert hardware.gpu_batch_docs(1 * gib) == 16  # half of 1 GiB at 32 MiB a document
+    assert hardware.gpu_batch_docs(0) == 1
+
+
+def test_engine_batch_default_is_per_device(gemma_tokenizer):
+    from revprompt.core.engine import DEFAULT_BATCH_DOCS, Engine
+
+    engine = Engine(make_tiny_gemma(), gemma_tokenizer)
+    assert engine.device == "cpu" and engine.batch_docs == DEFAULT_BATCH_DOCS
+    assert Engine(make_tiny_gemma(), gemma_tokenizer, batch_docs=3).batch_docs == 3
+    if torch.cuda.is_available():
+        gpu = Engine(make_tiny_gemma().to("cuda"), gemma_tokenizer)
+        assert gpu.batch_docs == hardware.gpu_batch_docs()
 
 
 def test_model_load_resolves_auto(monkeypatch, tmp_path):
