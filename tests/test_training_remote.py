@@ -136,3 +136,31 @@ def test_pack_bundle_command_explains_a_missing_file_and_packs_a_real_one(tiny_b
     code, out, _ = run("pack-bundle", train, "-o", tmp_path / "b", "--held-out", dev, "--seed", "3")
     assert code == 0 and json.loads(out)["train"]["examples"] == 8 and json.loads(out)["seed"] == 3
     assert (tmp_path / "b" / "weights.bin").stat().st_size > 0
+
+
+def test_the_whole_base_goes_up_in_parts_and_comes_back_bit_for_bit(tiny_base, tmp_path):
+    """pack-base cuts the GGUF into parts and keeps what it lacks; build-base rebuilds the base dir from them
+    alone (the base and GGUF out of reach), tensor for tensor and byte for byte in the tokenizer."""
+    from safetensors.torch import load_file
+
+    _, base, gguf_path = tiny_base
+    written = remote.pack_base(tmp_path / "packed", part_mb=1, base=base, gguf_path=gguf_path)
+    parts = [p for p in written if p.name.startswith("gguf.part")]
+    assert len(parts) >= 2 and sum(p.stat().st_size for p in parts) == gguf_path.stat().st_size
+    target = remote.build_base(tmp_path / "packed", tmp_path / "cache" / "gemma-3-270m-base")
+    want, got = load_file(str(base / "model.safetensors")), load_file(str(target / "model.safetensors"))
+    assert sorted(got) == sorted(want)
+    assert all(torch.equal(got[k], want[k]) for k in want)
+    assert (target / "tokenizer.json").read_bytes() == (base / "tokenizer.json").read_bytes()
+    assert json.loads((target / "config.json").read_text()) == json.loads((base / "config.json").read_text())
+    assert not (tmp_path / "packed" / "model.gguf").exists()  # the joined copy is not left behind
+
+
+def test_build_base_refuses_a_gguf_of_another_model(tiny_base, tmp_path):
+    _, base, gguf_path = tiny_base
+    remote.pack_base(tmp_path / "packed", base=base, gguf_path=gguf_path)
+    keys = tmp_path / "packed" / "meta" / "keys.json"
+    keys.write_text(json.dumps(json.loads(keys.read_text()) + ["model.layers.99.mlp.up_proj.weight"]))
+    with pytest.raises(RuntimeError, match="does not fit the base"):
+        remote.build_base(tmp_path / "packed", tmp_path / "target")
+    assert not (tmp_path / "target").exists()

