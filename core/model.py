@@ -7,6 +7,8 @@ its base once and cached too.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -38,6 +40,25 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+@contextlib.contextmanager
+def _no_progress_bars():
+    """transformers' bars (dequantizing, loading, writing shards) would bury revprompt's one line about the
+    one-time preparation. The GGUF converter uses plain tqdm, not transformers' switch, so it is muted apart."""
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    from .fast_load import quiet_transformers
+
+    quiet_transformers()
+    bar = getattr(gguf_utils, "tqdm", None)
+    if bar is not None:
+        gguf_utils.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        if bar is not None:
+            gguf_utils.tqdm = bar
+
+
 def base_model_dir() -> Path:
     """The dequantized base model as a local HF directory, built from the GGUF package on first use."""
     target = cache_dir() / f"{BASE_NAME}-base"
@@ -52,17 +73,18 @@ def base_model_dir() -> Path:
 
     _say(f"revprompt: preparing the base model once (dequantizing the packaged GGUF into {target}) ...")
     gguf_path = packaged.assemble(cache_dir() / "gguf" / packaged.MODEL_NAME)
-    model = AutoModelForCausalLM.from_pretrained(
-        str(gguf_path.parent),
-        gguf_file=gguf_path.name,
-        quantization_config=GgufConfig(dequantize=True),
-        dtype=torch.float32,
-    )
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
+    with _no_progress_bars():
+        model = AutoModelForCausalLM.from_pretrained(
+            str(gguf_path.parent),
+            gguf_file=gguf_path.name,
+            quantization_config=GgufConfig(dequantize=True),
+            dtype=torch.float32,
+        )
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)  # atomic: a killed conversion never leaves a half-written cache
     gguf_path.unlink(missing_ok=True)
@@ -106,13 +128,14 @@ def merged_adapter_dir(adapter: Path) -> Path:
 
     base_dir = _adapter_base(adapter)
     _say(f"revprompt: merging adapter {adapter} into the base once (cached in {target}) ...")
-    base = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
-    merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    merged.save_pretrained(tmp)
-    tok_src = adapter if (adapter / "tokenizer.json").exists() else base_dir
-    AutoTokenizer.from_pretrained(str(tok_src)).save_pretrained(tmp)
+    with _no_progress_bars():
+        base = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
+        merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+        merged.save_pretrained(tmp)
+        tok_src = adapter if (adapter / "tokenizer.json").exists() else base_dir
+        AutoTokenizer.from_pretrained(str(tok_src)).save_pretrained(tmp)
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
     return target
