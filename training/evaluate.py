@@ -324,7 +324,7 @@ def evaluate(
                             "rank": c.rank,
                             "prompt": c.prompt,
                             "perplexity": round(c.perplexity, 4),
-                            "configs": len(c.configs),
+                            "configs": len(getattr(c, "configs", None) or ()),  # how many sweep configs wrote it
                             **{m: round(v, 4) for m, v in s.items()},
                         }
                         for c, s in zip(candidates, scored["per_candidate"])
