@@ -11,7 +11,7 @@ import click
 from ..sources import dataforseo_cli
 from ..sources.dataforseo_cli import dataforseo_options
 from . import ray_cli
-from .cli_options import db_option, hardware_options, load_engine
+from .cli_options import db_option, hardware_options, load_engine, rerank_option
 from .errors import UserError
 from .ray_cli import ray_options
 from .types import DEFAULT_MAX_NEW_TOKENS, DEFAULT_TOP_N
@@ -27,10 +27,11 @@ def engine_description(
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
     max_input_tokens: int | None = None,
     method: str = "fast",
+    rerank: str = "perplexity",
 ) -> dict:
     """The engine settings a run is keyed by (with its targets and options: core/batch.py `target_key`).
     The TUI's paste builds its description here too, so a pasted text and `analyze -` share a run key."""
-    return {
+    description = {
         "model": model or "default",
         "top_n": top_n,
         "max_new_tokens": max_new_tokens,
@@ -38,6 +39,9 @@ def engine_description(
         "method": method,
         "dtype": dtype,
     }
+    if rerank != "perplexity":  # absent by default, so the runs stored before the option keep their keys
+        description["rerank"] = rerank
+    return description
 
 
 def batch_options(
@@ -174,6 +178,7 @@ class AnalyzeCommand(click.Command):
     "[default: 16 on a CPU, 64 on a GPU (fewer if its memory is short); with --ray, 4 per actor]. A local batch does not wait for slow fetches to fill a group.",
 )
 @hardware_options
+@rerank_option
 @dataforseo_options
 @ray_options
 def analyze_command(
@@ -199,6 +204,7 @@ def analyze_command(
     method,
     dtype,
     device,
+    rerank,
     batch_docs,
     ray_address,
     ray_actors,
@@ -264,7 +270,7 @@ def analyze_command(
     if dataforseo.get("estimate_only"):
         click.echo(dataforseo_cli.estimate(dataforseo, targets, source_name, options), err=True)
         return
-    description = engine_description(model, dtype, top_n, max_new_tokens, max_input_tokens, method)
+    description = engine_description(model, dtype, top_n, max_new_tokens, max_input_tokens, method, rerank)
 
     built = []  # the engine, once the runner has needed one (a resumed run may not)
 
@@ -278,6 +284,7 @@ def analyze_command(
             max_input_tokens=max_input_tokens,
             method=method,
             batch_docs=batch_docs,
+            rerank=rerank,
         )
         built.append(engine)
         return engine
@@ -313,6 +320,7 @@ def analyze_command(
                         max_input_tokens=max_input_tokens,
                         method=method,
                         batch_docs=batch_docs,
+                        rerank=rerank,
                     ),
                 )
             )

@@ -19,6 +19,9 @@ DEFAULT_MAX_INPUT_TOKENS = 2048  # the training cap: longer responses are trunca
 # s/doc falls with the group: on a 2-core avx512_bf16 CPU, 300-token texts, 16 docs, 1.55 s/doc at 4, 1.46 at
 # 8, 1.23 at 16, and no further at 32 (fp32: 2.55 at 4, 2.21 at 16). bench/RESULTS.md, issue 14.
 DEFAULT_BATCH_DOCS = 16
+# How candidates are ordered: by perplexity (the original method's rule, the default), or the best few of those
+# re-ordered by the channel score (core/channel.py, `--rerank channel`).
+RERANKS = ("perplexity", "channel")
 
 
 class InputTruncatedWarning(UserWarning):
@@ -69,6 +72,8 @@ class Engine:
         batch_docs: int | None = None,
         drop_degenerate: bool = True,
         demote_page_junk: bool = True,
+        rerank: str = "perplexity",
+        channel_model=None,
     ):
         self.model = model
         self.tokenizer = tokenizer
@@ -84,6 +89,14 @@ class Engine:
         # A candidate naming a URL / code fence / language the text lacks goes last, and on a web page also one
         # copying the page (core/junk.py DEMOTED_REASONS: an assistant's answer often restates its prompt).
         self.demote_page_junk = demote_page_junk
+        # "channel": the best few by perplexity re-ordered by how well each predicts the text under the base
+        # model (core/channel.py), which `channel_model` is; Engine.load loads it when not given.
+        if rerank not in RERANKS:
+            raise ValueError(f"rerank must be one of {', '.join(RERANKS)}, not {rerank!r}")
+        if rerank == "channel" and channel_model is None:
+            raise ValueError("rerank='channel' needs channel_model (the base model; Engine.load loads it)")
+        self.rerank = rerank
+        self.channel_model = channel_model
         self.window_origin = "default" if max_input_tokens == DEFAULT_MAX_INPUT_TOKENS else "option"
         self.stop_ids = stop_token_ids(tokenizer)
         # Decoding multiplies a few rows by each weight per step; on a CPU, packed weights do that far faster.
@@ -104,6 +117,10 @@ class Engine:
         from . import model as model_loader
 
         hf_model, tokenizer, spec = model_loader.load(model, dtype=dtype, device=device)
+        if kwargs.get("rerank") == "channel" and kwargs.get("channel_model") is None:
+            # The base model, without any adapter: the score must not come from the model that wrote the
+            # candidates. It shares the tokenizer; `dtype` and `device` as the engine's.
+            kwargs["channel_model"] = hf_model if spec.name == "base" else model_loader.load("base", dtype, device)[0]
         window = max_input_tokens or spec.trained_response_tokens or DEFAULT_MAX_INPUT_TOKENS
         engine = cls(hf_model, tokenizer, model_name=spec.name, max_input_tokens=window, **kwargs)
         engine.window_origin = (
@@ -129,6 +146,7 @@ class Engine:
             "method": self.method,
             "drop_degenerate": self.drop_degenerate,
             "demote_page_junk": self.demote_page_junk,
+            "rerank": self.rerank,
             "dtype": self.dtype,
             "device": self.device,
         }
@@ -269,6 +287,10 @@ class Engine:
         if self.demote_page_junk and page:
             flagged = {id(c) for c in candidates if page_junk(c.prompt, page, kind)}
         candidates.sort(key=lambda c: (id(c) in flagged, c.perplexity, c.prompt))
+        if self.rerank == "channel" and page:
+            from . import channel
+
+            candidates = channel.rerank(candidates, self.channel_model, self.tokenizer, page, keep_last=flagged)
         candidates = candidates[: self.top_n]
         for rank, cand in enumerate(candidates, start=1):
             cand.rank = rank

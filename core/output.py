@@ -53,6 +53,7 @@ def result_to_json(uri: str, result: SweepResult, doc_id: int | None = None, run
                 "top_k": c.top_k,
                 "penalty_alpha": c.penalty_alpha,
                 "configs": [cfg.label for cfg in c.configs],
+                **({"channel": c.channel} if c.channel is not None else {}),
                 "tokens": [{"token": t, "prob": p} for t, p in zip(c.tokens, c.token_probs)],
             }
             for c in result.candidates

@@ -42,6 +42,9 @@ class Candidate:
     configs: list[DecodeConfig] = field(default_factory=list)
     rank: int = 0
     candidate_id: int | None = None  # set by the store once saved
+    # Mean log-probability of the text's opening after this prompt under the base model: set only with
+    # `--rerank channel` (core/channel.py), for the candidates it re-ordered.
+    channel: float | None = None
 
     @property
     def top_k(self) -> int | None:

@@ -40,3 +40,23 @@ def test_fast_sweep_equals_reference_on_real_model(real_engine):
     assert [c.token_ids for c in a.candidates] == [c.token_ids for c in b.candidates]
     for x, y in zip(a.candidates, b.candidates):
         assert x.perplexity == pytest.approx(y.perplexity, rel=1e-3)
+
+
+def test_channel_rerank_loads_the_base_and_reorders_the_best_five(real_engine):
+    """`--rerank channel` on the real model: the base model (no adapter) scores the texts' opening after each of
+    the best five, and their order follows -log ppl + weight * channel; the candidates themselves are unchanged."""
+    import math
+
+    from revprompt.core import channel
+
+    engine = Engine.load(dtype="float32", rerank="channel", max_new_tokens=24)
+    assert engine.channel_model is not engine.model
+    real_engine.max_new_tokens = 24
+    plain, ranked = real_engine.sweep(TEXT), engine.sweep(TEXT)
+    assert sorted(c.prompt for c in plain.candidates) == sorted(c.prompt for c in ranked.candidates)
+    head = [c for c in ranked.candidates if c.channel is not None]
+    assert len(head) == min(channel.DEFAULT_TOP, len(ranked.candidates) - ranked.demoted) >= 2
+    combined = [-math.log(c.perplexity) + channel.DEFAULT_WEIGHT * c.channel for c in head]
+    assert combined == sorted(combined, reverse=True) and ranked.candidates[: len(head)] == head
+    # A log-probability per token of a real text under the base model: negative, and not absurdly so.
+    assert all(-8 < c.channel < 0 for c in head)

@@ -6,6 +6,8 @@ import json
 
 import click
 
+from ..core.cli_options import rerank_option
+
 METRIC_LABELS = {
     "cosine": ("cosine (MiniLM)", "{:.3f}"),
     "bleu": ("BLEU", "{:.2f}"),
@@ -67,6 +69,7 @@ METRIC_LABELS = {
     help="Rank by perplexity alone: don't move candidates that copy the page (or name a URL, code fence "
     "or language it lacks) to the end. For measuring what that demotion is worth.",
 )
+@rerank_option
 def eval_command(
     pairs_file,
     pages_index,
@@ -79,6 +82,7 @@ def eval_command(
     max_input_tokens,
     dtype,
     keep_page_junk,
+    rerank,
 ):
     """Run the engine on each response in PAIRS and score its prompts against the true ones.
 
@@ -115,6 +119,7 @@ def eval_command(
             max_new_tokens=max_new_tokens,
             max_input_tokens=max_input_tokens,
             demote_page_junk=not keep_page_junk,
+            rerank=rerank,
         )
 
     if pages_index:

@@ -297,6 +297,8 @@ def evaluate(
             "max_new_tokens": getattr(engine, "max_new_tokens", None),
             "max_input_tokens": getattr(engine, "max_input_tokens", None),
         }
+        if getattr(engine, "rerank", "perplexity") != "perplexity":  # rows of older runs have no such key
+            settings["rerank"] = engine.rerank
         check_settings(done.values(), settings, details_path)
         if details_path:
             details_path.parent.mkdir(parents=True, exist_ok=True)
@@ -325,6 +327,7 @@ def evaluate(
                             "prompt": c.prompt,
                             "perplexity": round(c.perplexity, 4),
                             "configs": len(getattr(c, "configs", None) or ()),  # how many sweep configs wrote it
+                            **({"channel": round(c.channel, 4)} if getattr(c, "channel", None) is not None else {}),
                             **{m: round(v, 4) for m, v in s.items()},
                         }
                         for c, s in zip(candidates, scored["per_candidate"])
