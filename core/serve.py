@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import click
 
-from .cli_options import hardware_options, load_engine
+from .cli_options import hardware_options, load_engine, rerank_option
 from .errors import UserError
 
 log = logging.getLogger("revprompt.serve")
@@ -79,7 +79,10 @@ def _health(engine) -> dict:
     describe = engine.describe() if hasattr(engine, "describe") else {}
     return {
         "status": "ok",
-        **{k: describe.get(k) for k in ("model", "dtype", "device", "max_input_tokens", "max_new_tokens", "top_n")},
+        **{
+            k: describe.get(k)
+            for k in ("model", "dtype", "device", "max_input_tokens", "max_new_tokens", "top_n", "rerank")
+        },
     }
 
 
@@ -165,7 +168,8 @@ def _is_loopback(host: str) -> bool:
     help="Texts are read up to this many tokens. Default: the length the model was trained on.",
 )
 @hardware_options
-def serve_command(host, port, model, top_n, max_new_tokens, max_input_tokens, dtype, device):
+@rerank_option
+def serve_command(host, port, model, top_n, max_new_tokens, max_input_tokens, dtype, device, rerank):
     """Keep one engine loaded and answer JSON requests over HTTP (loopback by default).
 
     \b
@@ -182,7 +186,13 @@ def serve_command(host, port, model, top_n, max_new_tokens, max_input_tokens, dt
     """
     click.echo("revprompt: loading the model ...", err=True)
     engine = load_engine(
-        model, dtype=dtype, device=device, top_n=top_n, max_new_tokens=max_new_tokens, max_input_tokens=max_input_tokens
+        model,
+        dtype=dtype,
+        device=device,
+        top_n=top_n,
+        max_new_tokens=max_new_tokens,
+        max_input_tokens=max_input_tokens,
+        rerank=rerank,
     )
     try:
         server = make_server(engine, host, port)

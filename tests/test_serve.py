@@ -50,7 +50,7 @@ def test_health(server):
     status, body = call(base + "/health")
     assert status == 200
     assert body["status"] == "ok" and body["model"] == "tiny" and body["dtype"] == "float32"
-    assert body["device"] == "cpu" and body["max_input_tokens"] == 16
+    assert body["device"] == "cpu" and body["max_input_tokens"] == 16 and body["rerank"] == "perplexity"
 
 
 def test_analyze_answers_like_analyze_json(server):
