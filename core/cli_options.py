@@ -53,8 +53,8 @@ def rerank_option(command):
         show_default=True,
         envvar="REVPROMPT_RERANK",
         help="How candidates are ordered. channel: the 5 best by perplexity re-ordered by how well each "
-        "predicts the text's opening under the base model (loads it too: about 1 GB more memory and 1-3 s more "
-        "a text on a CPU). On dev600: top-1 cosine 0.745 and token-set F1 0.460, against 0.734 / 0.451 "
+        "predicts the text's opening under the base model (loads it too: about 1 GB more memory and about 3 s "
+        "more a text on a 2-core AVX2 CPU). On dev600: top-1 cosine 0.745 and token-set F1 0.460, against 0.734 / 0.451 "
         "(docs/model.md §14).",
     )(command)
 
