@@ -224,10 +224,12 @@ def test_robots_unavailable_rules(site, fetcher):
         assert not r.allowed(site.url("/about"))
     finally:
         site.robots_status = 200
+    # A port held bound but never listening: connections to it are refused, and no server started meanwhile
+    # (another test's, a thread's) can take it, as one did once between closing a probe socket and the fetch.
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    r = fetch_robots(f"http://127.0.0.1:{port}/", fetcher)
+        r = fetch_robots(f"http://127.0.0.1:{port}/", fetcher)
     assert r.blocked and r.blocked.startswith("robots.txt unavailable (cannot connect")
     assert not r.allowed(f"http://127.0.0.1:{port}/page")
 
