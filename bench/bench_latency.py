@@ -3,15 +3,16 @@
     python bench/bench_latency.py [--model shipped|base|DIR] [--docs 16] [--tokens 300] [--runs 3]
 
 Measures, for "legacy" (fp32, from_pretrained + AutoTokenizer, 192-token window, 4 docs per forward, as before
-issue 14) and "new" (auto dtype, the fast loader, the model's trained window, the engine's default
---batch-docs):
+issue 14, one forest) and "new" (auto dtype, the fast loader, the model's trained window, the engine's default
+--batch-docs, its worker forests side by side on a CPU, and fp16 batch weights where the CPU lacks native bf16):
 
 * cold start: a fresh Python process importing revprompt and loading model + tokenizer (the floor,
   `python -c "import torch, transformers"`, is timed next to it);
 * warm start: model + tokenizer load in a process that has already imported everything (median of --runs);
 * short text: `revprompt analyze "<one sentence>"` end to end in a fresh process (model cached);
 * one --tokens-token text: one sweep, in process (the median over three texts);
-* batch: s/doc over --docs texts of --tokens tokens (load excluded), and whether top-1 prompts agree.
+* batch: s/doc over --docs texts of --tokens tokens (load and the one-off packing excluded; the fp16 packing
+  time is printed), and whether top-1 prompts agree.
 
 Every line carries the dtype; the header prints the CPU flags that decide it (`avx512_bf16`/`amx_bf16` make
 bf16 native). Ratios are legacy / new (> 1: the new defaults are faster). Timings from a busy machine are
@@ -178,9 +179,27 @@ def main() -> None:
     new_model, new_tok = new_load(spec.path, new_dtype)
     common = dict(max_new_tokens=args.max_new_tokens, model_name=spec.name)
     legacy = Engine(
-        legacy_model, legacy_tok, max_input_tokens=LEGACY["window"], batch_docs=LEGACY["batch_docs"], **common
+        legacy_model,
+        legacy_tok,
+        max_input_tokens=LEGACY["window"],
+        batch_docs=LEGACY["batch_docs"],
+        workers=1,
+        **common,
     )
-    new = Engine(new_model, new_tok, max_input_tokens=new_window, batch_docs=args.batch_docs, **common)
+    # The new settings as `Engine.load(dtype="auto")` makes them: worker forests, fp16 batch weights where they pay.
+    new = Engine(
+        new_model,
+        new_tok,
+        max_input_tokens=new_window,
+        batch_docs=args.batch_docs,
+        half_weights=hardware.half_weights_pay("cpu", new_dtype),
+        **common,
+    )
+    print(
+        f"new batch: {new.workers} forest(s) side by side, weights {new.describe()['batch_weights']} "
+        f"(legacy: 1 forest, float32)",
+        flush=True,
+    )
     texts = texts_of_about(legacy_tok, max(args.docs, 1), args.tokens)
     if not texts:
         raise SystemExit(f"no dev text has {args.tokens} tokens")
@@ -189,6 +208,10 @@ def main() -> None:
     warnings.simplefilter("ignore")  # every 300-token text is longer than a 192 window: by design
     for engine in (legacy, new):
         engine.sweep(texts[0][:200])  # warm-up: first-call allocations and weight packing
+        start = time.perf_counter()
+        dict(engine.sweep_many([texts[0][:200], texts[1][:200]]))  # a batch's own packing (fp16 weights), once
+        if engine is new and new.half_weights:
+            print(f"fp16 batch weights packed in {time.perf_counter() - start:.1f} s (once per engine)", flush=True)
 
     # The median over three texts: one text alone says more about that text than about the settings (a
     # candidate that runs on to the length cap in one dtype and not the other doubles its time).

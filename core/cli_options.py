@@ -77,6 +77,7 @@ def hardware_options(command):
         show_default=True,
         envvar="REVPROMPT_DTYPE",
         help="Weights' precision: auto is bfloat16 where the hardware computes it natively (AVX512-BF16/AMX "
-        "CPUs, most GPUs), float32 elsewhere (bf16 is emulated and slow on AVX2-only CPUs).",
+        "CPUs, most GPUs), float32 elsewhere (bf16 is emulated and slow on AVX2-only CPUs), with fp16 copies of the "
+        "weights for batches on AVX2-only CPUs. float32 keeps every step exact.",
     )(command)
     return command

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import warnings
@@ -74,6 +75,8 @@ class Engine:
         demote_page_junk: bool = True,
         rerank: str = "perplexity",
         channel_model=None,
+        workers: int | None = None,
+        half_weights: bool = False,
     ):
         self.model = model
         self.tokenizer = tokenizer
@@ -99,6 +102,15 @@ class Engine:
         self.channel_model = channel_model
         self.window_origin = "default" if max_input_tokens == DEFAULT_MAX_INPUT_TOKENS else "option"
         self.stop_ids = stop_token_ids(tokenizer)
+        # A CPU batch runs as `workers` forests side by side, each on its share of the threads: two one-thread
+        # sweeps keep two cores busier than one two-thread sweep, whose small per-step products split badly.
+        # Only on revprompt's own Gemma 3: transformers' models switch attention through their shared config
+        # (core/tree_attention.py), which two forests in flight at once would switch under each other.
+        own = getattr(model, "reads_doc_blocks", False)
+        self.workers = (workers or hardware.cpu_sweep_workers()) if self.device == "cpu" and own else 1
+        # fp16 weights (fbgemm) for those forests, on CPUs without native bf16 (core/cpu_linear.py): packed at the
+        # first batch, since packing costs seconds that a single text would not earn back.
+        self.half_weights = bool(half_weights) and self.device == "cpu" and self.dtype == "float32"
         # Decoding multiplies a few rows by each weight per step; on a CPU, packed weights do that far faster.
         cpu_linear.pack_linears(model)
 
@@ -113,7 +125,8 @@ class Engine:
     ) -> Engine:
         """The engine on a named model. Without max_input_tokens, responses are cut to the length the model
         was trained on (recorded with a trained adapter), else to DEFAULT_MAX_INPUT_TOKENS. `auto` dtype and
-        device follow the hardware (core/hardware.py)."""
+        device follow the hardware (core/hardware.py); `auto` also turns on fp16 weights for batches where the
+        CPU has no native bf16 (`half_weights`; an explicit float32 keeps every step in fp32)."""
         from . import model as model_loader
 
         hf_model, tokenizer, spec = model_loader.load(model, dtype=dtype, device=device)
@@ -122,6 +135,12 @@ class Engine:
             # candidates. It shares the tokenizer; `dtype` and `device` as the engine's.
             kwargs["channel_model"] = hf_model if spec.name == "base" else model_loader.load("base", dtype, device)[0]
         window = max_input_tokens or spec.trained_response_tokens or DEFAULT_MAX_INPUT_TOKENS
+        if (dtype or "auto").lower() == "auto" and "half_weights" not in kwargs:
+            # auto on a CPU without native bf16: fp32, and fp16 weights for batches where fbgemm has them.
+            param = next(hf_model.parameters())
+            kwargs["half_weights"] = hardware.half_weights_pay(
+                param.device.type, str(param.dtype).removeprefix("torch.")
+            )
         engine = cls(hf_model, tokenizer, model_name=spec.name, max_input_tokens=window, **kwargs)
         engine.window_origin = (
             "option" if max_input_tokens else "trained" if spec.trained_response_tokens else "default"
@@ -148,6 +167,8 @@ class Engine:
             "demote_page_junk": self.demote_page_junk,
             "rerank": self.rerank,
             "dtype": self.dtype,
+            "batch_weights": "float16" if self.half_weights else self.dtype,
+            "workers": self.workers,
             "device": self.device,
         }
 
@@ -199,21 +220,13 @@ class Engine:
             for i, text in enumerate(texts):
                 yield i, self.sweep(text, kind_of(i))
             return
-        from .sweep import fast_sweep_many
 
         pending: list[tuple[int, str]] = []
 
         def run(chunk):
             start = time.perf_counter()
             encoded = [self.encode(text) for _, text in chunk]
-            outs = fast_sweep_many(
-                self.model,
-                [e.ids for e in encoded],
-                self.configs,
-                self.max_new_tokens,
-                self.stop_ids,
-                self.tokenizer.eos_token_id,
-            )
+            outs = self._sweep_forests([e.ids for e in encoded])
             share = (time.perf_counter() - start) / len(chunk)  # the batch's wall time, split evenly
             for (i, text), enc, out in zip(chunk, encoded, outs):
                 ranked = time.perf_counter()  # plus this text's own ranking (a channel re-rank runs here)
@@ -230,6 +243,43 @@ class Engine:
                 pending = []
         if pending:
             yield from run(pending)
+
+    def _sweep_forests(self, prefixes: list[list[int]]) -> list:
+        """The fast sweep of a batch: one forest, or on a CPU `workers` forests side by side in threads, each on
+        its share of the cores (and on fp16 weights where `half_weights`). Same outputs as one forest."""
+        from .sweep import fast_sweep_many
+
+        args = (self.configs, self.max_new_tokens, self.stop_ids, self.tokenizer.eos_token_id)
+        workers = min(self.workers, len(prefixes))
+        if workers <= 1 or self.device != "cpu":
+            return fast_sweep_many(self.model, prefixes, *args)
+        import torch
+
+        from .threads import DaemonPool
+
+        if self.half_weights and not getattr(self, "_half_packed", False):
+            cpu_linear.pack_half(self.model)
+            self._half_packed = True
+        threads = torch.get_num_threads()
+        per_worker = max(1, threads // workers)
+
+        def forest(part: list[int]) -> list:
+            with cpu_linear.half_weights() if self.half_weights else contextlib.nullcontext():
+                return fast_sweep_many(self.model, [prefixes[i] for i in part], *args)
+
+        parts = [list(range(w, len(prefixes), workers)) for w in range(workers)]
+        pool = DaemonPool(workers, "revprompt-sweep")
+        torch.set_num_threads(per_worker)  # the intra-op pool is the process's: each forest gets its share
+        try:
+            futures = [pool.submit(forest, part) for part in parts]
+            outs: list = [None] * len(prefixes)
+            for part, future in zip(parts, futures):
+                for i, out in zip(part, future.result()):
+                    outs[i] = out
+        finally:
+            pool.shutdown()
+            torch.set_num_threads(threads)
+        return outs
 
     def score(self, text: str, prompts: Sequence[str]) -> list[Candidate]:
         """Perplexity of given prompts for a response (pair consistency, evaluation)."""

@@ -60,6 +60,27 @@ def gpu_batch_docs(free_bytes: int | None = None) -> int:
     return max(1, min(GPU_BATCH_DOCS, int(free_bytes // 2 // GPU_BYTES_PER_DOC)))
 
 
+def cpu_sweep_workers(threads: int | None = None) -> int:
+    """Forests a CPU batch runs side by side (core/engine.py): two where there are two threads or more. On a
+    2-core AVX2 CPU, 16 texts of 300 tokens: two one-thread forests of 8 took 1.05-1.16x less time than one
+    two-thread forest of 16, with the same candidates (bench/RESULTS.md, session 14)."""
+    if threads is None:
+        import torch
+
+        threads = torch.get_num_threads()
+    return 2 if threads >= 2 else 1
+
+
+def half_weights_pay(device: str = "cpu", dtype: str = "float32", cpuinfo: str | None = None) -> bool:
+    """Whether a batch should run on fp16 weights (core/cpu_linear.py): on a CPU in fp32 because it lacks
+    native bf16, where fbgemm's fp16 linear is there. Where bf16 is native the auto dtype is already bf16."""
+    if device != "cpu" or dtype != "float32" or cpu_has_native_bf16(cpuinfo):
+        return False
+    from . import cpu_linear
+
+    return cpu_linear.half_available()
+
+
 def cuda_available() -> bool:
     import torch
 

@@ -42,6 +42,17 @@ def make_tiny_gemma(seed: int = 0, vocab_size: int = 262144, sliding_window: int
     return model
 
 
+def make_tiny_own_gemma(seed: int = 0, sliding_window: int = 512):
+    """`make_tiny_gemma`'s weights in revprompt's own Gemma 3 (core/gemma3.py), the model the engine runs."""
+    import json
+
+    from revprompt.core.gemma3 import Gemma3Config, Gemma3ForCausalLM
+
+    hf = make_tiny_gemma(seed=seed, sliding_window=sliding_window)
+    config = Gemma3Config.from_dict(json.loads(hf.config.to_json_string()))
+    return Gemma3ForCausalLM.from_state_dict(config, {k: v.clone() for k, v in hf.state_dict().items()}).eval()
+
+
 @pytest.fixture(scope="session")
 def gemma_tokenizer():
     """The real Gemma 3 tokenizer (from the packaged base, provisioned once into the cache)."""

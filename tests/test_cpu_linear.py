@@ -89,3 +89,66 @@ def test_a_failing_pack_falls_back_for_good(monkeypatch):
         torch.testing.assert_close(got, plain(x))
     torch.testing.assert_close(again, got)
     assert len(calls) == 2  # once per layer, not once per call
+
+
+@pytest.mark.skipif(not cpu_linear.half_available(), reason="no fbgemm fp16 linear (or no AVX2/F16C) here")
+def test_half_weights_compute_with_fp16_rounded_weights_only_when_asked():
+    """Inside `half_weights()` a packed linear computes as fp32 on its weights rounded to fp16; outside it, and
+    in other threads, it is the fp32 linear."""
+    import threading
+
+    model = _model()
+    rounded = _model()
+    with torch.no_grad():
+        for m in rounded:
+            if isinstance(m, torch.nn.Linear):
+                m.weight.copy_(m.weight.half().float())
+    x = torch.randn(2, 7, 64)
+    cpu_linear.pack_linears(model)
+    assert cpu_linear.pack_half(model) == 2
+    with torch.no_grad():
+        exact, half_ref = model(x), rounded(x)
+        with cpu_linear.half_weights():
+            got = model(x)
+            other: list = []
+            thread = threading.Thread(target=lambda: other.append(model(x)))
+            thread.start()
+            thread.join()
+        again = model(x)
+        one_row = model[0](x[0, 0])  # a single vector, as the sweep's first step passes
+        with cpu_linear.half_weights():
+            one_row_half = model[0](x[0, 0])
+    torch.testing.assert_close(got, half_ref, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(got, exact, rtol=0, atol=1e-7)  # it did take the fp16 path
+    torch.testing.assert_close(other[0], exact, rtol=1e-5, atol=1e-5)  # the flag is per thread
+    torch.testing.assert_close(again, exact, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(one_row_half, rounded[0](x[0, 0]), rtol=1e-5, atol=1e-5)
+    assert one_row.shape == one_row_half.shape == (300,)
+
+
+@pytest.mark.skipif(not cpu_linear.half_available(), reason="no fbgemm fp16 linear (or no AVX2/F16C) here")
+def test_half_packing_is_ignored_once_the_weight_changes():
+    model = _model()
+    cpu_linear.pack_linears(model)
+    cpu_linear.pack_half(model)
+    x = torch.randn(4, 300)
+    with torch.no_grad():
+        with cpu_linear.half_weights():
+            before = model[2](x)
+        model[2].weight.mul_(2.0)
+        exact = model[2](x)
+        with cpu_linear.half_weights():
+            got = model[2](x)
+    torch.testing.assert_close(got, exact, rtol=1e-5, atol=1e-5)  # the stale fp16 packing is not used
+    assert not torch.allclose(got, before * 2.0, rtol=0, atol=1e-7)  # (which would have given these)
+
+
+def test_half_weights_pay_only_on_cpus_without_native_bf16():
+    from revprompt.core import hardware
+
+    bf16_cpu = "flags\t: fpu avx2 f16c avx512f avx512_bf16\n"
+    assert not hardware.half_weights_pay("cpu", "float32", bf16_cpu)
+    assert not hardware.half_weights_pay("cuda", "float32")
+    assert not hardware.half_weights_pay("cpu", "bfloat16")
+    assert hardware.cpu_sweep_workers(1) == 1
+    assert hardware.cpu_sweep_workers(2) == hardware.cpu_sweep_workers(16) == 2

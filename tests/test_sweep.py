@@ -130,3 +130,79 @@ def test_fast_equals_reference_when_candidates_are_skipped(gemma_tokenizer, monk
         assert pruned_rows < all_rows
         assert len(got.candidates) > 1
     hook.remove()
+
+
+def test_batch_forests_side_by_side_equal_one_forest(gemma_tokenizer, tiny_model):
+    """A CPU batch split into worker forests (each on its share of the threads) gets what one forest gets, and
+    the process's thread count is back as it was afterwards."""
+    import torch
+    from conftest import make_tiny_own_gemma
+
+    texts = TEXTS + [TEXTS[2][:40], TEXTS[1][:50]]
+    for model in (make_tiny_own_gemma(), make_tiny_own_gemma(seed=4, sliding_window=8)):
+        one = Engine(model, gemma_tokenizer, max_new_tokens=6, batch_docs=5, workers=1)
+        two = Engine(model, gemma_tokenizer, max_new_tokens=6, batch_docs=5, workers=2)
+        assert (one.workers, two.workers) == (1, 2)
+        before = torch.get_num_threads()
+        torch.set_num_threads(2)
+        try:
+            a, b = dict(one.sweep_many(texts)), dict(two.sweep_many(texts))
+            assert torch.get_num_threads() == 2
+        finally:
+            torch.set_num_threads(before)
+        assert sorted(b) == list(range(len(texts)))
+        for i in range(len(texts)):
+            _same(a[i], b[i])
+            _same(two.sweep(texts[i]), b[i])
+    # transformers' models switch attention through their shared config: they run one forest
+    assert Engine(tiny_model, gemma_tokenizer, workers=2).workers == 1
+
+
+def test_a_failing_forest_raises_and_restores_threads(gemma_tokenizer, tiny_model, monkeypatch):
+    import torch
+
+    from revprompt.core import sweep
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("forest failed")
+
+    from conftest import make_tiny_own_gemma
+
+    monkeypatch.setattr(sweep, "fast_sweep_many", broken)
+    engine = Engine(make_tiny_own_gemma(), gemma_tokenizer, max_new_tokens=4, batch_docs=4, workers=2)
+    assert engine.workers == 2
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError, match="forest failed"):
+        dict(engine.sweep_many(TEXTS))
+    assert torch.get_num_threads() == before
+
+
+def test_half_weight_batches_equal_a_model_with_fp16_rounded_weights(gemma_tokenizer):
+    """`half_weights`: a batch's forests run on fbgemm's fp16 weights, which is the fp32 sweep of the same
+    model with its linear weights rounded to fp16; a single text stays on the exact fp32 weights."""
+    import torch
+    from conftest import make_tiny_own_gemma
+
+    from revprompt.core import cpu_linear
+
+    if not cpu_linear.half_available():
+        pytest.skip("no fbgemm fp16 linear (or no AVX2/F16C) on this CPU")
+    model, rounded = make_tiny_own_gemma(seed=5), make_tiny_own_gemma(seed=5)
+    for module in rounded.modules():
+        if isinstance(module, torch.nn.Linear):  # a new parameter: the LM head's rounding must not reach the embedding
+            module.weight = torch.nn.Parameter(module.weight.detach().half().float(), requires_grad=False)
+    half = Engine(model, gemma_tokenizer, max_new_tokens=6, batch_docs=3, workers=2, half_weights=True)
+    exact = Engine(model, gemma_tokenizer, max_new_tokens=6, batch_docs=3, workers=2)
+    reference = Engine(rounded, gemma_tokenizer, max_new_tokens=6, batch_docs=3, workers=1)
+    assert half.describe()["batch_weights"] == "float16" and exact.describe()["batch_weights"] == "float32"
+    got, want = dict(half.sweep_many(TEXTS)), dict(reference.sweep_many(TEXTS))
+    fp32 = dict(exact.sweep_many(TEXTS))
+    for i in range(len(TEXTS)):
+        _same(got[i], want[i])
+    # and that is not what fp32 weights give: the fp16 path did run
+    assert any(
+        abs(x.perplexity - y.perplexity) > 1e-6 * y.perplexity
+        for i in range(len(TEXTS))
+        for x, y in zip(got[i].candidates, fp32[i].candidates)
+    )
+    _same(half.sweep(TEXTS[0]), exact.sweep(TEXTS[0]))  # one text: fp32 weights

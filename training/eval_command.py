@@ -61,7 +61,8 @@ METRIC_LABELS = {
     type=click.Choice(["auto", "float32", "bfloat16"]),
     default="auto",
     show_default=True,
-    help="auto: bfloat16 where the CPU/GPU computes it natively, else float32.",
+    help="auto: bfloat16 where the CPU/GPU computes it natively, else float32 (with fp16 batch weights on "
+    "AVX2-only CPUs); float32: exact fp32 weights throughout.",
 )
 @click.option(
     "--keep-page-junk",
