@@ -338,6 +338,10 @@ def analyze_command(
     _report(summary, as_json, single)
     if built or getattr(runner, "engine_info", None):
         _window_note(built[0] if built else ray_cli.window(runner), summary, single)
+    # The store is closed and the output written: the process may end without tearing torch down (0.6 s).
+    from . import fast_exit
+
+    fast_exit.request()
 
 
 def _window_note(engine, summary, single: bool) -> None:

@@ -134,6 +134,16 @@ def main(argv=None):
         sys.exit(0)
 
 
+def entry():
+    """The program's entry point (`revprompt`, `python -m revprompt`): `main`, then, where the command asked for it
+    (core/fast_exit.py), the end of the process without the interpreter's teardown."""
+    main()
+    from . import fast_exit
+
+    if fast_exit.requested():
+        fast_exit.exit_now(0)
+
+
 def _interrupted(exc: KeyboardInterrupt):
     """Ctrl-C: one line, no traceback, exit 130. A batch says which run stopped and how to go on."""
     run_id = getattr(exc, "run_id", None)

@@ -33,6 +33,41 @@ def test_analyze_prints_and_stores(tiny_model_dir, db_path):
     assert json.loads(docs.stdout) == {"text": TEXT, "status": "done"}
 
 
+def test_the_fast_exit_runs_atexit_handlers_and_flushes_what_was_printed(tmp_path):
+    """core/fast_exit.py: the process ends with the code given, after the atexit handlers and with stdout and
+    stderr flushed (a pipe is block-buffered, so an unflushed line would be lost)."""
+    script = (
+        "import atexit, sys\n"
+        "from revprompt.core import fast_exit\n"
+        "atexit.register(lambda: print('atexit ran', file=sys.stderr))\n"
+        "print('candidates', end='')\n"
+        "fast_exit.exit_now(3)\n"
+        "print('never')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 3 and out.stdout == "candidates" and out.stderr.strip() == "atexit ran"
+
+
+def test_analyze_ends_through_the_fast_exit_with_its_store_closed(tiny_model_dir, db_path, monkeypatch):
+    """analyze asks for the fast exit (the entry point takes it; main() in-process does not), and what it
+    printed and stored is all there: the database was closed (no write-ahead log left) before the process ended."""
+    from revprompt.core import fast_exit
+
+    out = run_cli("analyze", TEXT, "--model", tiny_model_dir, "--db", db_path, "--max-new-tokens", "4", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1])["candidates"]
+    assert not os.path.exists(db_path + ".wal")
+    stored = run_cli("sql", "SELECT status FROM documents", "--db", db_path, "--json")
+    assert json.loads(stored.stdout) == {"status": "done"}
+
+    from revprompt.core.cli import main
+
+    monkeypatch.setattr(fast_exit, "_requested", False)
+
+    main(["analyze", TEXT, "--model", tiny_model_dir, "--db", db_path, "--max-new-tokens", "3", "--no-plugins"])
+    assert fast_exit.requested()  # asked for, and this process goes on: only `entry` acts on it
+
+
 def test_analyze_stdin_table_output(tiny_model_dir, db_path):
     out = run_cli(
         "analyze", "-", "--model", tiny_model_dir, "--db", db_path, "--max-new-tokens", "4", "--no-plugins", stdin=TEXT

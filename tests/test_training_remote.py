@@ -4,6 +4,7 @@ dequantized base, rebuilt there exactly (on the kept vocabulary), trained with t
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -119,6 +120,60 @@ def test_training_a_bundle_continues_an_adapter_and_counts_pairs(tiny_base, tmp_
     assert json.loads((adapter / "revprompt.json").read_text())["examples_seen_total"] == 1012
     assert LoraConfig.from_pretrained(str(adapter)).r == 24  # larger than the default rank: kept as it was
     assert record["config"]["init_adapter"] == str(earlier)  # the adapter named, not its portable copy
+
+
+def test_train_command_passes_the_schedule_options_through(tiny_base, tmp_path, capsys):
+    """Every option `train` takes reaches the loop: the decay fraction sets where the last step's rate lands
+    (10 steps: 0 decays only the last step, the default 0.2 the last two, 1 all ten). Session 15's GPU runs
+    were given --decay-fraction before it was passed on, and ran on the default."""
+    _, base, gguf_path = tiny_base
+    train, dev = _pairs(tmp_path / "train.jsonl", 16), _pairs(tmp_path / "dev.jsonl", 4, offset=100)
+    remote.pack([train], tmp_path / "bundle", [dev], base=base, gguf_path=gguf_path)
+    common = ["--batch-size", "4", "--grad-accum", "1", "--max-steps", "10", "--warmup-steps", "1", "--lr", "1e-3"]
+    last = {}
+    for fraction in ("0", None, "1"):
+        out = tmp_path / f"run{fraction}"
+        extra = ["--decay-fraction", fraction] if fraction else []
+        remote.main(["train", str(tmp_path / "bundle"), "-o", str(out), *common, *extra])
+        record = json.loads((out / "training_record.json").read_text())
+        assert record["steps"] == 10
+        last[fraction] = record["lr_last"]
+    capsys.readouterr()
+    assert last["0"] == pytest.approx(1e-3 / 2)  # (10 - 9) / (1 + 1)
+    assert last[None] == pytest.approx(1e-3 / 3)  # (10 - 9) / (2 + 1)
+    assert last["1"] == pytest.approx(1e-3 / 11)  # (10 - 9) / (10 + 1)
+
+
+def test_a_stream_bundle_trains_on_another_bundles_weights(tiny_base, tmp_path):
+    """pack_stream writes only the stream, on the vocabulary of a bundle packed before; trained with --like
+    that bundle, it reads its pairs and everything else from there. Pairs with a token the first bundle
+    dropped are refused, before anything is written."""
+    from revprompt.core.errors import UserError
+
+    _, base, gguf_path = tiny_base
+    train, dev = _pairs(tmp_path / "train.jsonl", 16), _pairs(tmp_path / "dev.jsonl", 4, offset=100)
+    remote.pack([train], tmp_path / "bundle", [dev], base=base, gguf_path=gguf_path)
+    subset = tmp_path / "subset.jsonl"
+    subset.write_text("".join(Path(train).read_text().splitlines(keepends=True)[:6]))
+    manifest = remote.pack_stream([str(subset)], tmp_path / "stream", tmp_path / "bundle", seed=5, base=base)
+    assert sorted(p.name for p in (tmp_path / "stream").iterdir()) == ["manifest.json", "train.npz"]
+    assert manifest["train"]["examples"] == 6 and manifest["seed"] == 5
+
+    _, examples, held_out, _ = remote.load_bundle(tmp_path / "stream", like=tmp_path / "bundle")
+    _, whole, whole_held_out, _ = remote.load_bundle(tmp_path / "bundle")
+    assert len(examples) == 6 and len(held_out) == len(whole_held_out) == 4
+    assert {tuple(e.input_ids) for e in examples} <= {tuple(e.input_ids) for e in whole}  # same ids, same vocabulary
+    record = remote.train_bundle(
+        tmp_path / "stream", tmp_path / "run", None, like=tmp_path / "bundle", batch_size=2, grad_accum=1,
+        max_steps=2, warmup_steps=1, progress=False,
+    )  # fmt: skip
+    assert record["examples_available"] == 6 and record["steps"] == 2
+
+    foreign = tmp_path / "foreign.jsonl"
+    foreign.write_text(json.dumps({"prompt": "Qu'est-ce que 東京 ?", "response": "東京は日本の首都です。" * 3}) + "\n")
+    with pytest.raises(UserError, match="not in the vocabulary"):
+        remote.pack_stream([str(foreign)], tmp_path / "stream2", tmp_path / "bundle", base=base)
+    assert not (tmp_path / "stream2").exists()
 
 
 def test_pack_bundle_command_explains_a_missing_file_and_packs_a_real_one(tiny_base, tmp_path, monkeypatch, capsys):

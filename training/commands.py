@@ -274,10 +274,15 @@ def _sharegpt_turns(sharegpt_json, out, held_out, seen, write_turn_pairs):
 @click.command("pack-bundle")
 @click.argument("data", nargs=-1, required=True)
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Bundle folder to write.")
-@click.option("--held-out", multiple=True, required=True, help="Held-out pairs (JSONL) whose loss the run records.")
+@click.option("--held-out", multiple=True, help="Held-out pairs (JSONL) whose loss the run records (not with --like).")
 @click.option("--seed", default=0, show_default=True, help="Shuffle seed of the stream (as `revprompt train --seed`).")
 @click.option("--part-mb", default=0, show_default=True, help="Also cut the bundle into parts of this many MiB.")
-def pack_bundle_command(data, out, held_out, seed, part_mb):
+@click.option(
+    "--like",
+    type=click.Path(exists=True, file_okay=False),
+    help="Write only the stream of DATA on this bundle's vocabulary (a few MB); the weights stay that bundle's.",
+)
+def pack_bundle_command(data, out, held_out, seed, part_mb, like):
     """Pack a training segment for a GPU machine that has neither the model package nor the tokenizer.
 
     \b
@@ -291,17 +296,28 @@ def pack_bundle_command(data, out, held_out, seed, part_mb):
           --batch-size 64 --lr 2e-4 --max-minutes 10 --eval-every 50
     RUN/adapter comes back as an ordinary adapter: judge it with `revprompt eval` here (docs/model.md).
 
+    With --like BUNDLE, only the stream is written, on BUNDLE's vocabulary: a machine that already has
+    BUNDLE trains on other pairs with `... train OUT --like BUNDLE ...`, after an upload of a few MB.
+
     \b
-    Example:
+    Examples:
       revprompt pack-bundle runs/clean-v2.jsonl -o runs/bundle --held-out ../shared/data/dev/dev600.jsonl
+      revprompt pack-bundle runs/clean-v3-gpt4chat.jsonl -o runs/stream --like runs/bundle --seed 14
     """
     from pathlib import Path
 
     from ..core.errors import UserError
-    from .remote import pack
+    from .remote import pack, pack_stream
 
+    if not like and not held_out:
+        raise click.UsageError("give --held-out (pairs whose loss the run records), or --like BUNDLE")
+    if like and held_out:
+        raise click.UsageError("--held-out comes from the --like bundle; give one or the other")
     try:
-        manifest = pack(list(data), Path(out), list(held_out), seed, part_mb=part_mb)
+        if like:
+            manifest = pack_stream(list(data), Path(out), Path(like), seed)
+        else:
+            manifest = pack(list(data), Path(out), list(held_out), seed, part_mb=part_mb)
     except UserError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(json.dumps({k: v for k, v in manifest.items() if k != "tensors"}, indent=2))

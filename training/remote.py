@@ -161,6 +161,51 @@ def pack(
     return manifest
 
 
+def pack_stream(data: list[str], out: Path, like: Path, seed: int = 0, base: Path | None = None) -> dict:
+    """A bundle that differs from the bundle `like` only in its training stream: the pairs of `data`, tokenised
+    and shuffled as `pack` does, on `like`'s kept vocabulary. Only train.npz and manifest.json are written (a few
+    MB): the weights, config, held-out pairs and vocabulary stay `like`'s, so a machine that has `like` needs
+    only this to train on other pairs (`train OUT --like LIKE` there). UserError if a pair uses a token that
+    `like` dropped: then pack a whole bundle."""
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    from ..core.errors import UserError
+    from .data import read_pairs, sample_mix, tokenize_pairs
+
+    like_manifest = json.loads((like / "manifest.json").read_text())
+    pairs = sample_mix(read_pairs(data), None, seed)
+    if base is None:
+        from ..core.model import base_model_dir
+
+        base = base_model_dir()
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    examples = tokenize_pairs(
+        tokenizer, pairs, 2048, like_manifest["max_response_tokens"], like_manifest["max_prompt_tokens"]
+    )
+    keep = np.load(like / "keep.npy")
+    remap = np.full(len(tokenizer), -1, dtype=np.int64)
+    remap[keep] = np.arange(len(keep))
+    used = np.unique(np.concatenate([np.asarray(e.input_ids, dtype=np.int64) for e in examples]))
+    missing = used[remap[used] < 0]
+    if len(missing):
+        example = tokenizer.convert_ids_to_tokens(int(missing[0]))
+        raise UserError(
+            f"{len(missing)} tokens of these pairs are not in the vocabulary of {like} (such as {example!r}): "
+            "pack a whole bundle for them instead"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        **like_manifest,
+        "train": _write_examples(out / "train.npz", examples, remap),
+        "data": data,
+        "seed": seed,
+        "like": str(like),
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
 def _split(out: Path, part_mb: int) -> None:
     """One tar of the bundle, cut into parts of `part_mb` MB for uploads with a size limit."""
     import tarfile
@@ -178,9 +223,11 @@ def _split(out: Path, part_mb: int) -> None:
 # -- train (there) -----------------------------------------------------------------------------------------
 
 
-def load_bundle(bundle: Path):
-    """The base model with the kept vocabulary, and the train / held-out examples, from a bundle."""
-    sys.path.insert(0, str(bundle / "pylib"))
+def load_bundle(bundle: Path, like: Path | None = None):
+    """The base model with the kept vocabulary, and the train / held-out examples, from a bundle; a stream
+    bundle (`pack_stream`) takes everything but its stream from the bundle `like`."""
+    home = like if like is not None else bundle
+    sys.path.insert(0, str(home / "pylib"))
     import gguf
     import numpy as np
     import torch
@@ -189,9 +236,11 @@ def load_bundle(bundle: Path):
     from .data import IGNORE_INDEX, Example
 
     manifest = json.loads((bundle / "manifest.json").read_text())
-    config = AutoConfig.from_pretrained(str(bundle))
+    if like is not None and json.loads((like / "manifest.json").read_text())["vocab_kept"] != manifest["vocab_kept"]:
+        raise ValueError(f"{bundle} was not packed on the vocabulary of {like}")
+    config = AutoConfig.from_pretrained(str(home))
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    raw = np.fromfile(bundle / "weights.bin", dtype=np.uint8)
+    raw = np.fromfile(home / "weights.bin", dtype=np.uint8)
     state = {}
     for entry in manifest["tensors"]:
         chunk = raw[entry["offset"] : entry["offset"] + entry["nbytes"]]
@@ -207,7 +256,7 @@ def load_bundle(bundle: Path):
     model.tie_weights()
 
     def examples(name: str) -> list:
-        arrays = np.load(bundle / manifest[name]["file"])
+        arrays = np.load((bundle if name == "train" else home) / manifest[name]["file"])
         ids, ends = arrays["ids"].astype(np.int64), np.cumsum(arrays["lengths"])
         out = []
         for start, end, prefix in zip(ends - arrays["lengths"], ends, arrays["prefix"]):
@@ -234,10 +283,12 @@ def _portable_adapter(adapter: Path, into: Path) -> Path:
     return into
 
 
-def train_bundle(bundle: Path, out: Path, init_adapter: Path | None, max_held_out: int = 0, **overrides) -> dict:
+def train_bundle(
+    bundle: Path, out: Path, init_adapter: Path | None, max_held_out: int = 0, like: Path | None = None, **overrides
+) -> dict:
     from .train import TrainConfig, train
 
-    model, examples, held_out, manifest = load_bundle(bundle)
+    model, examples, held_out, manifest = load_bundle(bundle, like)
     held_out = held_out[:max_held_out] if max_held_out else held_out
     original_init = init_adapter
     if init_adapter is not None:
@@ -359,6 +410,7 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("-o", "--out", type=Path, required=True)
     t.add_argument("--init-adapter", type=Path)
     t.add_argument("--max-held-out", type=int, default=0, help="evaluate on the first N held-out pairs only")
+    t.add_argument("--like", type=Path, help="the whole bundle a stream bundle (pack-bundle --like) was packed on")
     for name, kind in [
         ("epochs", int),
         ("batch-size", int),
@@ -371,6 +423,7 @@ def main(argv: list[str] | None = None) -> None:
         ("save-every", int),
         ("lora-r", int),
         ("freeze-layers", int),
+        ("decay-fraction", float),  # 0: no decay (a stage to be annealed later); 1: linear decay from the peak
     ]:
         t.add_argument(f"--{name}", type=kind)
     pb = sub.add_parser("pack-base", help="write the whole base here, in parts, for inference there")
@@ -390,9 +443,9 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps({k: v for k, v in manifest.items() if k != "tensors"}, indent=2))
     else:
         names = ["epochs", "batch_size", "grad_accum", "lr", "warmup_steps", "max_minutes", "max_steps", "eval_every"]
-        names += ["save_every", "lora_r", "freeze_layers"]
+        names += ["save_every", "lora_r", "freeze_layers", "decay_fraction"]
         overrides = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
-        record = train_bundle(args.bundle, args.out, args.init_adapter, args.max_held_out, **overrides)
+        record = train_bundle(args.bundle, args.out, args.init_adapter, args.max_held_out, args.like, **overrides)
         print(json.dumps({k: v for k, v in record.items() if k not in ("losses", "config")}, indent=2))
 
 
