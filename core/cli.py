@@ -136,10 +136,17 @@ def main(argv=None):
 
 def entry():
     """The program's entry point (`revprompt`, `python -m revprompt`): `main`, then, where the command asked for it
-    (core/fast_exit.py), the end of the process without the interpreter's teardown."""
-    main()
+    (core/fast_exit.py), the end of the process without the interpreter's teardown. Ctrl-C ends that way too:
+    by then the command's stores are closed (their `with` blocks have unwound) and the line saying what was
+    kept is printed, and the user is waiting for the prompt."""
     from . import fast_exit
 
+    try:
+        main()
+    except SystemExit as exc:
+        if exc.code == 130:
+            fast_exit.exit_now(130)
+        raise
     if fast_exit.requested():
         fast_exit.exit_now(0)
 
