@@ -4,6 +4,7 @@ the fast warm load, bf16 through the packed linears, and the CUDA path (skipped 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +13,8 @@ from conftest import cli_runner, make_tiny_gemma
 from revprompt.core import cpu_linear, hardware
 from revprompt.core.errors import UserError
 from revprompt.core.types import DEFAULT_SWEEP, Candidate, DecodeConfig, SweepResult
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"  # ../shared beside the checkout: real pairs and pages
 
 AVX2_ONLY = "processor\t: 0\nflags\t\t: fpu sse sse2 avx avx2 fma\n"
 SAPPHIRE = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
@@ -343,10 +346,10 @@ def test_load_puts_the_model_on_the_gpu(small_model_dir):
     assert next(model.parameters()).device.type == "cuda"
 
 
-def test_tokenizer_split_copy_reads_the_same_tokenizer(tmp_path):
-    """The split copy of a BPE tokenizer.json (core/tokenizer.py: a shell JSON plus marshal data, ~0.3 s faster
-    for Gemma's 33 MB file) rebuilds exactly the file's tokenizer; a damaged copy is replaced, and a tokenizer
-    that is not BPE is read whole."""
+def test_tokenizer_twin_reads_the_same_tokenizer(tmp_path):
+    """The SentencePiece twin of Gemma's tokenizer.json (core/tokenizer.py: 0.1 s to load against 1.1-1.5 s) is
+    written on the first load and gives the Rust tokenizer's ids and texts on real chat pairs and whole web pages;
+    a damaged twin is replaced; a layout it cannot copy is read whole."""
     import json
 
     from tokenizers import Tokenizer, models, pre_tokenizers
@@ -356,23 +359,70 @@ def test_tokenizer_split_copy_reads_the_same_tokenizer(tmp_path):
 
     source = base_model_dir() / "tokenizer.json"
     whole = Tokenizer.from_file(str(source))
-    first = tok.load_backend(source, tmp_path)  # reads the file, writes the copy
-    [split] = [p for p in tmp_path.iterdir() if p.is_dir()]
-    assert sorted(p.name for p in split.iterdir()) == [tok.PARTS, tok.SHELL]
-    second = tok.load_backend(source, tmp_path)  # from the copy
-    assert json.loads(second.to_str()) == json.loads(whole.to_str()) == json.loads(first.to_str())
-    text = "<start_of_turn>user\nCafé ☕ costs 3€ — why?\n###\n"
-    assert second.encode(text).ids == whole.encode(text).ids
-    assert second.token_to_id("<end_of_turn>") == whole.token_to_id("<end_of_turn>")
+    first = tok.load_backend(source, tmp_path)  # reads the file, writes the twin
+    assert isinstance(first, Tokenizer)
+    [twin_dir] = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert sorted(p.name for p in twin_dir.iterdir()) == sorted([tok.SPM_MODEL, tok.SPM_META])
+    twin = tok.load_backend(source, tmp_path)
+    assert isinstance(twin, tok.SpmBackend)
 
-    (split / tok.PARTS).write_bytes(b"not marshal data")
-    third = tok.load_backend(source, tmp_path)
-    assert third.encode(text).ids == whole.encode(text).ids
-    assert tok._rebuild(split).encode(text).ids == whole.encode(text).ids  # written again
+    texts = ["<start_of_turn>user\nCafé ☕ costs 3€ — why?<end_of_turn>\n###\n<eos> and <unk>?", "   -  x\n\n\t"]
+    dev = SHARED / "data" / "dev" / "dev100.jsonl"
+    if dev.exists():
+        for line in dev.read_text(encoding="utf-8").splitlines()[:60]:
+            pair = json.loads(line)
+            texts += [pair["response"], pair["prompt"]]
+    pages = SHARED / "data" / "web" / "pages"
+    if pages.exists():
+        texts += [p.read_text(encoding="utf-8", errors="replace") for p in sorted(pages.iterdir())[:20]]
+    for text in texts:
+        for special in (True, False):
+            ids = whole.encode(text, add_special_tokens=special).ids
+            assert twin.encode(text, add_special_tokens=special).ids == ids
+            for skip in (True, False):
+                assert twin.decode(ids, skip_special_tokens=skip) == whole.decode(ids, skip_special_tokens=skip)
+    broken = [whole.token_to_id("<0xE2>"), whole.token_to_id("<0x82>"), whole.token_to_id("▁ok"), 1]
+    assert twin.decode(broken) == whole.decode(broken, skip_special_tokens=False)  # one U+FFFD per byte
+    for token in ("<end_of_turn>", "▁the", "no such token"):
+        assert twin.token_to_id(token) == whole.token_to_id(token)
+    assert twin.get_vocab_size() == whole.get_vocab_size(with_added_tokens=True)
+
+    (twin_dir / tok.SPM_MODEL).write_bytes(b"not a sentencepiece model")
+    third = tok.load_backend(source, tmp_path)  # the damaged twin: read whole, written again
+    assert isinstance(third, Tokenizer)
+    assert isinstance(tok.load_backend(source, tmp_path), tok.SpmBackend)
 
     word_level = Tokenizer(models.WordLevel({"hello": 0, "world": 1, "[UNK]": 2}, unk_token="[UNK]"))
     word_level.pre_tokenizer = pre_tokenizers.Whitespace()
     other = tmp_path / "word-level.json"
     word_level.save(str(other))
     assert tok.load_backend(other, tmp_path / "c2").encode("hello world").ids == [0, 1]
+    assert tok.load_backend(other, tmp_path / "c2").encode("hello world").ids == [0, 1]
     assert not (tmp_path / "c2").exists() or not any((tmp_path / "c2").iterdir())
+
+
+def test_a_twin_that_differs_is_not_kept(tmp_path, monkeypatch):
+    """A twin whose merges are not the file's (every merge scored the same) fails the probe set and is never
+    written: the tokenizer is read whole, on this load and the next."""
+    from sentencepiece import sentencepiece_model_pb2 as pb
+    from tokenizers import Tokenizer
+
+    from revprompt.core import tokenizer as tok
+    from revprompt.core.model import base_model_dir
+
+    real = tok.spm_twin
+
+    def flat_scores(raw):
+        model, meta = real(raw)
+        proto = pb.ModelProto()
+        proto.ParseFromString(model)
+        for piece in proto.pieces:
+            if piece.type == pb.ModelProto.SentencePiece.NORMAL:
+                piece.score = 0.0
+        return proto.SerializeToString(), meta
+
+    monkeypatch.setattr(tok, "spm_twin", flat_scores)
+    source = base_model_dir() / "tokenizer.json"
+    assert isinstance(tok.load_backend(source, tmp_path), Tokenizer)
+    assert isinstance(tok.load_backend(source, tmp_path), Tokenizer)
+    assert not any(tmp_path.iterdir())
