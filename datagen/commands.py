@@ -543,6 +543,51 @@ def export_command(out_dir, dev_fraction, seed, sources, categories, include_inc
     click.echo(f"{report.dev_path}: {report.dev} pairs")
 
 
+@datagen_group.command("doc-pages")
+@click.argument("sites", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="JSONL to write.")
+@click.option(
+    "--name",
+    "names",
+    multiple=True,
+    metavar="FOLDER=NAME",
+    help="How prompts name a site's project (repeatable) [default: the folder's name].",
+)
+@click.option("--seed", default=0, show_default=True, help="Changes which template phrases each prompt.")
+@click.option(
+    "--max-sections", default=3, show_default=True, help="Pairs from a page's first N `## ` sections too (0: none)."
+)
+def doc_pages_command(sites, out, names, seed, max_sections):
+    """Page-like pairs from built documentation SITES (folders of HTML pages), no generator needed.
+
+    Each page is read as revprompt reads any web page, its title heading removed; the prompt is a request
+    for the page's topic, built from its title by one of a few templates (and the same for its first
+    sections, with their headings). Pages such as the index, search and changelogs are skipped, and pairs
+    whose text starts like an earlier one are dropped. Writes {"prompt", "response", "source", "title",
+    "file"} a line: train on it beside chat pairs (`revprompt train`, `revprompt pack-bundle`).
+
+    \b
+    Examples:
+      revprompt datagen doc-pages html/flask html/django -o runs/docs.jsonl --name flask=Flask --name django=Django
+      scripts/build_doc_sites.sh      # how the committed recipe built its sites (docs/model.md)
+    """
+    from .doc_pages import dedup, pairs_from_site, write_pairs
+
+    display = {}
+    for item in names:
+        folder, sep, name = item.partition("=")
+        if not sep or not folder or not name:
+            raise UserError(f"--name expects FOLDER=NAME, got {item!r}")
+        display[folder] = name
+    pairs = []
+    with click.progressbar(sites, label="sites", file=sys.stderr, show_pos=True) as bar:
+        for site in bar:
+            pairs += pairs_from_site(site, display.get(site.name, site.name), seed, max_sections)
+    kept = dedup(pairs)
+    write_pairs(kept, out)
+    click.echo(f"{out}: {len(kept)} pairs from {len(sites)} sites ({len(pairs) - len(kept)} repeated starts dropped)")
+
+
 @datagen_group.command("status")
 @_db_option
 def status_command(db):
