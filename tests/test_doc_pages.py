@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import random
 
-from revprompt.core.cli import main
+from conftest import cli_runner
+
 from revprompt.datagen.doc_pages import pairs_from_site, topic_prompt, usable_topic
 
 BODY = (
@@ -96,29 +97,20 @@ def test_titles_that_name_no_topic():
         assert not usable_topic(title), title
 
 
-def _run(capsys, *args) -> tuple[int, str]:
-    code = 0
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    return code, out.out + out.err
-
-
-def test_doc_pages_command(tmp_path, capsys):
+def test_doc_pages_command(tmp_path, monkeypatch, capsys):
+    run = cli_runner(monkeypatch, capsys, lambda: None)  # no model: datagen reads HTML only
     site = _site(tmp_path)
     twin = tmp_path / "html" / "mirror"
     twin.mkdir()
     (twin / "same.html").write_text((site / "resolver.html").read_text(encoding="utf-8"), encoding="utf-8")
     out = tmp_path / "docs.jsonl"
-    code, output = _run(capsys, "datagen", "doc-pages", site, twin, "-o", out, "--name", "toolkit=Toolkit")
-    assert code == 0, output
+    code, output, err = run("datagen", "doc-pages", site, twin, "-o", out, "--name", "toolkit=Toolkit")
+    assert code == 0, err
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 3  # the mirror's copy of resolver.html starts like the original: dropped
     assert {r["source"] for r in rows} == {"docs:Toolkit"}
     assert set(rows[0]) == {"prompt", "response", "source", "title", "file"}
     assert "2 repeated starts dropped" in output
 
-    code, output = _run(capsys, "datagen", "doc-pages", site, "-o", out, "--name", "toolkit")
-    assert code != 0 and "FOLDER=NAME" in output and "Traceback" not in output
+    code, output, err = run("datagen", "doc-pages", site, "-o", out, "--name", "toolkit")
+    assert code != 0 and "FOLDER=NAME" in err
