@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from . import cpu_linear, decoding, hardware, scoring
 from .junk import KINDS, degenerate, page_junk
-from .prompt_format import encode_prefix, encode_prompt, stop_token_ids
+from .prompt_format import SEPARATOR, encode_prefix, encode_prompt, stop_token_ids
 from .types import DEFAULT_MAX_NEW_TOKENS, DEFAULT_SWEEP, DEFAULT_TOP_N, Candidate, DecodeConfig, SweepResult
 
 log = logging.getLogger("revprompt.engine")
@@ -77,6 +77,7 @@ class Engine:
         channel_model=None,
         workers: int | None = None,
         half_weights: bool = False,
+        page_separator: str | None = None,
     ):
         self.model = model
         self.tokenizer = tokenizer
@@ -101,6 +102,9 @@ class Engine:
         self.rerank = rerank
         self.channel_model = channel_model
         self.window_origin = "default" if max_input_tokens == DEFAULT_MAX_INPUT_TOKENS else "option"
+        # What follows a web page (kind 'page') when the model was trained with page-like pairs under their
+        # own separator (core/prompt_format.py PAGE_SEPARATOR); None: a page is read like a response.
+        self.page_separator = page_separator
         self.stop_ids = stop_token_ids(tokenizer)
         # A CPU batch runs as `workers` forests side by side, each on its share of the threads: two one-thread
         # sweeps keep two cores busier than one two-thread sweep, whose small per-step products split badly.
@@ -141,6 +145,7 @@ class Engine:
             kwargs["half_weights"] = hardware.half_weights_pay(
                 param.device.type, str(param.dtype).removeprefix("torch.")
             )
+        kwargs.setdefault("page_separator", spec.page_separator)
         engine = cls(hf_model, tokenizer, model_name=spec.name, max_input_tokens=window, **kwargs)
         engine.window_origin = (
             "option" if max_input_tokens else "trained" if spec.trained_response_tokens else "default"
@@ -170,12 +175,17 @@ class Engine:
             "batch_weights": "float16" if self.half_weights else self.dtype,
             "workers": self.workers,
             "device": self.device,
+            "page_separator": self.page_separator is not None,
         }
 
     # -- one text ---------------------------------------------------------------------------------------
-    def encode(self, text: str):
+    def separator(self, kind: str = "response") -> str:
+        """What the model reads between a text of this kind and its prompt."""
+        return self.page_separator if kind == "page" and self.page_separator else SEPARATOR
+
+    def encode(self, text: str, kind: str = "response"):
         # Room is left for the generated prompt inside the window.
-        prefix = encode_prefix(self.tokenizer, text, self.max_input_tokens)
+        prefix = encode_prefix(self.tokenizer, text, self.max_input_tokens, self.separator(kind))
         if prefix.truncated:
             warnings.warn(
                 f"input is longer than the model window; only its first {self.max_input_tokens} tokens are read "
@@ -189,7 +199,7 @@ class Engine:
         """The ranked candidates for one text. `kind` is what the text is: 'response' (an assistant's answer)
         or 'page' (a web page); it decides which junk goes last (core/junk.py DEMOTED_REASONS)."""
         start = time.perf_counter()
-        prefix = self.encode(text)
+        prefix = self.encode(text, kind)
         if self.method == "reference":
             sequences, known_scores = self._reference_sequences(prefix.ids), None
         else:
@@ -225,7 +235,7 @@ class Engine:
 
         def run(chunk):
             start = time.perf_counter()
-            encoded = [self.encode(text) for _, text in chunk]
+            encoded = [self.encode(text, kind_of(i)) for i, text in chunk]
             outs = self._sweep_forests([e.ids for e in encoded])
             share = (time.perf_counter() - start) / len(chunk)  # the batch's wall time, split evenly
             for (i, text), enc, out in zip(chunk, encoded, outs):
@@ -281,9 +291,9 @@ class Engine:
             torch.set_num_threads(threads)
         return outs
 
-    def score(self, text: str, prompts: Sequence[str]) -> list[Candidate]:
-        """Perplexity of given prompts for a response (pair consistency, evaluation)."""
-        prefix = self.encode(text)
+    def score(self, text: str, prompts: Sequence[str], kind: str = "response") -> list[Candidate]:
+        """Perplexity of given prompts for a response (pair consistency, evaluation) or, with kind 'page', a page."""
+        prefix = self.encode(text, kind)
         conts = [encode_prompt(self.tokenizer, p, self.max_new_tokens) for p in prompts]
         scores = scoring.score_continuations(self.model, prefix.ids, conts)
         return [self._candidate(s, []) for s in scores]

@@ -150,20 +150,37 @@ class ModelSpec:
     # The response length the model was fine-tuned on (training writes it to revprompt.json): inputs are
     # cut to it by default, since the model has never seen a longer response before the separator.
     trained_response_tokens: int | None = None
+    # The separator the model was trained to read after a web page (core/prompt_format.py PAGE_SEPARATOR),
+    # from revprompt.json; None: pages are read like responses.
+    page_separator: str | None = None
 
 
 TRAINING_INFO = "revprompt.json"
 
 
-def _trained_response_tokens(path: Path) -> int | None:
+def _training_info(path: Path) -> dict:
     info = path / TRAINING_INFO
     if not info.exists():
-        return None
+        return {}
     try:
-        value = json.loads(info.read_text()).get("max_response_tokens")
+        data = json.loads(info.read_text())
     except ValueError:
-        return None
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _trained_response_tokens(path: Path) -> int | None:
+    value = _training_info(path).get("max_response_tokens")
     return int(value) if value else None
+
+
+def _page_separator(path: Path) -> str | None:
+    value = _training_info(path).get("page_separator")
+    return value if isinstance(value, str) and value else None
+
+
+def _trained_spec(name: str, path: Path, weights: Path) -> ModelSpec:
+    return ModelSpec(name, weights, _trained_response_tokens(path), _page_separator(path))
 
 
 def default_model_name() -> str:
@@ -184,13 +201,13 @@ def resolve(name: str | None = None) -> ModelSpec:
     if name == "shipped":
         if not _is_adapter(SHIPPED_ADAPTER):
             raise UserError("this build ships no trained adapter; use --model base", 1)
-        return ModelSpec("shipped", merged_adapter_dir(SHIPPED_ADAPTER), _trained_response_tokens(SHIPPED_ADAPTER))
+        return _trained_spec("shipped", SHIPPED_ADAPTER, merged_adapter_dir(SHIPPED_ADAPTER))
     path = Path(name).expanduser()
     if path.exists():
         if _is_adapter(path):
-            return ModelSpec(str(path), merged_adapter_dir(path), _trained_response_tokens(path))
+            return _trained_spec(str(path), path, merged_adapter_dir(path))
         if _is_model_dir(path):
-            return ModelSpec(str(path), path, _trained_response_tokens(path))
+            return _trained_spec(str(path), path, path)
         raise UserError(f"{path} is neither a model directory (config.json) nor a PEFT adapter (adapter_config.json)")
     return ModelSpec(name, _hub_snapshot(name))
 

@@ -9,6 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SEPARATOR = "\n###\n"
+# A web page's own separator, for adapters trained with page-like pairs (`revprompt datagen doc-pages`): told
+# which of the two it reads, one model can answer a page with a topic request and a chat response with a chat
+# prompt, instead of letting one style bleed into the other (docs/model.md §17). Only an adapter whose
+# revprompt.json names it gets it; older adapters read pages with SEPARATOR, as they were trained.
+PAGE_SEPARATOR = "\n### page\n"
 
 
 @dataclass
@@ -18,12 +23,14 @@ class EncodedPrefix:
     truncated: bool
 
 
-def encode_prefix(tokenizer, response: str, max_response_tokens: int | None = None) -> EncodedPrefix:
+def encode_prefix(
+    tokenizer, response: str, max_response_tokens: int | None = None, separator: str = SEPARATOR
+) -> EncodedPrefix:
     response_ids = tokenizer(response, add_special_tokens=False)["input_ids"]
     truncated = max_response_tokens is not None and len(response_ids) > max_response_tokens
     if truncated:
         response_ids = response_ids[:max_response_tokens]
-    sep_ids = tokenizer(SEPARATOR, add_special_tokens=False)["input_ids"]
+    sep_ids = tokenizer(separator, add_special_tokens=False)["input_ids"]
     bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
     return EncodedPrefix(bos + response_ids + sep_ids, len(response_ids), truncated)
 

@@ -564,7 +564,9 @@ def doc_pages_command(sites, out, names, seed, max_sections):
     for the page's topic, built from its title by one of a few templates (and the same for its first
     sections, with their headings). Pages such as the index, search and changelogs are skipped, and pairs
     whose text starts like an earlier one are dropped. Writes {"prompt", "response", "source", "title",
-    "file"} a line: train on it beside chat pairs (`revprompt train`, `revprompt pack-bundle`).
+    "file", "kind": "page"} a line: train on it beside chat pairs (`revprompt train`, `revprompt pack-bundle`);
+    page pairs are trained with their own separator, which the adapter records and the engine then uses
+    for web pages only, so chat responses keep their chat prompts.
 
     \b
     Examples:

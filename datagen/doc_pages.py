@@ -53,6 +53,7 @@ class DocPair:
     source: str  # "docs:<project>"
     title: str
     file: str
+    kind: str = "page"  # trained with the page separator (training/data.py)
 
 
 def page_title(html: str) -> str | None:

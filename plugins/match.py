@@ -313,7 +313,11 @@ class Matcher:
         for k in sorted({k for ks in by_page.values() for k in ks}):
             encoded[k] = encode_prompt(tokenizer, keywords[k], engine.max_new_tokens)
         jobs = [
-            (encode_prefix(tokenizer, pages[p].text, engine.max_input_tokens).ids, [encoded[k] for k in by_page[p]])
+            (
+                # a page, read as the model was trained to read pages (core/prompt_format.py PAGE_SEPARATOR)
+                encode_prefix(tokenizer, pages[p].text, engine.max_input_tokens, engine.separator("page")).ids,
+                [encoded[k] for k in by_page[p]],
+            )
             for p in order
         ]
         if page_by_page:

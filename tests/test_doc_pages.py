@@ -109,7 +109,8 @@ def test_doc_pages_command(tmp_path, monkeypatch, capsys):
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 3  # the mirror's copy of resolver.html starts like the original: dropped
     assert {r["source"] for r in rows} == {"docs:Toolkit"}
-    assert set(rows[0]) == {"prompt", "response", "source", "title", "file"}
+    assert set(rows[0]) == {"prompt", "response", "source", "title", "file", "kind"}
+    assert {r["kind"] for r in rows} == {"page"}
     assert "2 repeated starts dropped" in output
 
     code, output, err = run("datagen", "doc-pages", site, "-o", out, "--name", "toolkit")

@@ -219,3 +219,29 @@ def test_build_base_refuses_a_gguf_of_another_model(tiny_base, tmp_path):
     with pytest.raises(RuntimeError, match="does not fit the base"):
         remote.build_base(tmp_path / "packed", tmp_path / "target")
     assert not (tmp_path / "target").exists()
+
+
+def test_a_bundle_with_page_pairs_trains_an_adapter_that_reads_pages_so(tiny_base, tmp_path):
+    from revprompt.core.prompt_format import PAGE_SEPARATOR
+
+    model, base, gguf_path = tiny_base
+    chat, dev = _pairs(tmp_path / "chat.jsonl", 6), _pairs(tmp_path / "dev.jsonl", 2, offset=100)
+    remote.pack([chat], tmp_path / "chat-bundle", [dev], base=base, gguf_path=gguf_path)
+    assert json.loads((tmp_path / "chat-bundle" / "manifest.json").read_text())["page_separator"] is None
+    pages = tmp_path / "pages.jsonl"
+    pages.write_text(
+        "".join(
+            json.dumps({"prompt": f"Explain {t}.", "response": f"{t} " * 9, "kind": "page"}) + "\n"
+            for t in ("bread", "brakes")
+        )
+    )
+    remote.pack([chat, str(pages)], tmp_path / "bundle", [dev], base=base, gguf_path=gguf_path)
+    assert json.loads((tmp_path / "bundle" / "manifest.json").read_text())["page_separator"] == PAGE_SEPARATOR
+    stream = remote.pack_stream([str(pages)], tmp_path / "stream", like=tmp_path / "bundle", base=base)
+    assert stream["page_separator"] == PAGE_SEPARATOR
+
+    remote.train_bundle(
+        tmp_path / "bundle", tmp_path / "run", None, batch_size=4, grad_accum=1, max_steps=1, progress=False
+    )
+    meta = json.loads((tmp_path / "run" / "adapter" / "revprompt.json").read_text())
+    assert meta["page_separator"] == PAGE_SEPARATOR

@@ -1,6 +1,8 @@
 """Training data: read (prompt, response) pairs and tokenise them as `{response}\\n###\\n{prompt}<eos>`.
 
-Loss is on the prompt only: labels are -100 over the response and the separator.
+Loss is on the prompt only: labels are -100 over the response and the separator. A pair whose `kind` is
+"page" (a web page and a request for its topic: `revprompt datagen doc-pages`) takes the page separator
+instead (core/prompt_format.py PAGE_SEPARATOR), as the engine reads pages with an adapter trained so.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import UserError
-from ..core.prompt_format import encode_prefix
+from ..core.prompt_format import PAGE_SEPARATOR, SEPARATOR, encode_prefix
 
 IGNORE_INDEX = -100
 
@@ -22,6 +24,11 @@ class Pair:
     prompt: str
     response: str
     source: str = ""
+    kind: str = "response"  # or "page": read with the page separator
+
+
+def has_pages(pairs: Iterable[Pair]) -> bool:
+    return any(p.kind == "page" for p in pairs)
 
 
 def read_pairs(
@@ -57,7 +64,8 @@ def read_pairs(
                     continue
                 prompt, response = row.get(prompt_field), row.get(response_field)
                 if isinstance(prompt, str) and isinstance(response, str) and prompt.strip() and response.strip():
-                    pairs.append(Pair(prompt.strip(), response.strip(), row.get("source", path.stem)))
+                    kind = "page" if row.get("kind") == "page" else "response"
+                    pairs.append(Pair(prompt.strip(), response.strip(), row.get("source", path.stem), kind))
     if not pairs:
         raise UserError("no usable (prompt, response) pairs in the given files")
     return pairs
@@ -96,17 +104,18 @@ def tokenize_pairs(
     batch_size: int = 256,
 ) -> list[Example]:
     """Tokenise in batches (the fast tokenizer parallelises a batch); responses are cut to fit the cap."""
-    sep = encode_prefix(tokenizer, "").ids  # [bos] + separator
-    bos, sep_ids = (
-        sep[:1] if tokenizer.bos_token_id is not None else [],
-        sep[1:] if tokenizer.bos_token_id is not None else sep,
-    )
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    separators = {
+        kind: encode_prefix(tokenizer, "", separator=text).ids[len(bos) :]
+        for kind, text in (("response", SEPARATOR), ("page", PAGE_SEPARATOR))
+    }
     examples: list[Example] = []
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start : start + batch_size]
         responses = tokenizer([p.response for p in chunk], add_special_tokens=False)["input_ids"]
         prompts = tokenizer([p.prompt for p in chunk], add_special_tokens=False)["input_ids"]
-        for r_ids, p_ids in zip(responses, prompts):
+        for pair, r_ids, p_ids in zip(chunk, responses, prompts):
+            sep_ids = separators["page" if pair.kind == "page" else "response"]
             p_ids = p_ids[:max_prompt_tokens] + [tokenizer.eos_token_id]
             room = max_seq_len - len(bos) - len(sep_ids) - len(p_ids)
             if max_response_tokens is not None:

@@ -89,7 +89,8 @@ def pack(
     from safetensors import safe_open
     from transformers import AutoTokenizer
 
-    from .data import read_pairs, sample_mix, tokenize_pairs
+    from ..core.prompt_format import PAGE_SEPARATOR
+    from .data import has_pages, read_pairs, sample_mix, tokenize_pairs
 
     pairs = sample_mix(read_pairs(data), None, seed)  # the order train.train would use for this seed
     held_out_pairs = read_pairs(held_out)  # both read first: a wrong path fails before any heavy work
@@ -123,6 +124,7 @@ def pack(
         "seed": seed,
         "max_response_tokens": max_response_tokens,
         "max_prompt_tokens": max_prompt_tokens,
+        "page_separator": PAGE_SEPARATOR if has_pages(pairs) else None,
         "tensors": [],
     }
 
@@ -171,7 +173,8 @@ def pack_stream(data: list[str], out: Path, like: Path, seed: int = 0, base: Pat
     from transformers import AutoTokenizer
 
     from ..core.errors import UserError
-    from .data import read_pairs, sample_mix, tokenize_pairs
+    from ..core.prompt_format import PAGE_SEPARATOR
+    from .data import has_pages, read_pairs, sample_mix, tokenize_pairs
 
     like_manifest = json.loads((like / "manifest.json").read_text())
     pairs = sample_mix(read_pairs(data), None, seed)
@@ -200,6 +203,7 @@ def pack_stream(data: list[str], out: Path, like: Path, seed: int = 0, base: Pat
         "train": _write_examples(out / "train.npz", examples, remap),
         "data": data,
         "seed": seed,
+        "page_separator": PAGE_SEPARATOR if has_pages(pairs) else None,
         "like": str(like),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
@@ -300,6 +304,7 @@ def train_bundle(
         max_response_tokens=manifest["max_response_tokens"],
         max_prompt_tokens=manifest["max_prompt_tokens"],
         seed=manifest["seed"],
+        page_separator=manifest.get("page_separator"),
         **overrides,
     )
     record = train(cfg, model=model, examples=examples, eval_examples=held_out)

@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from ..core.hardware import cpu_has_native_bf16  # shared with inference (auto dtype)
-from .data import batches, read_pairs, sample_mix, tokenize_pairs
+from ..core.prompt_format import PAGE_SEPARATOR
+from .data import batches, has_pages, read_pairs, sample_mix, tokenize_pairs
 
 
 @dataclass
@@ -53,6 +54,10 @@ class TrainConfig:
     # stream is the same for the same data, seed and batch size, so a later segment goes on with new pairs.
     skip_examples: int = 0
     gradient_checkpointing: bool = False
+    # The separator page pairs were trained with (core/prompt_format.py PAGE_SEPARATOR), written to the adapter's
+    # revprompt.json so the engine reads pages with it; set by train() when the data or the adapter continued has
+    # page pairs (a bundle's manifest says so for pre-tokenised examples).
+    page_separator: str | None = None
     bf16: bool | None = None  # None: bf16 where the hardware computes it natively (CUDA, AVX512-BF16/AMX CPUs)
     save_every: int = 50  # optimiser steps between checkpoints
     eval_every: int = 0  # optimiser steps between held-out losses (train(eval_examples=...)); 0: only at the ends
@@ -253,6 +258,10 @@ def train(cfg: TrainConfig, model=None, tokenizer=None, pairs=None, examples=Non
         pairs = sample_mix(pairs if pairs is not None else read_pairs(cfg.data), None, cfg.seed)
         pairs = pairs[: cfg.max_examples] if cfg.max_examples else pairs
         examples = tokenize_pairs(tokenizer, pairs, cfg.max_seq_len, cfg.max_response_tokens, cfg.max_prompt_tokens)
+        if has_pages(pairs):
+            cfg.page_separator = PAGE_SEPARATOR
+    # an adapter that learned pages under their separator keeps it, whatever this segment's data
+    cfg.page_separator = cfg.page_separator or _prior_page_separator(cfg.init_adapter)
     examples = examples[: cfg.max_examples] if cfg.max_examples else examples
     if cfg.skip_examples % cfg.batch_size:
         raise ValueError(f"skip_examples ({cfg.skip_examples}) must be a multiple of the batch size ({cfg.batch_size})")
@@ -366,6 +375,7 @@ def train(cfg: TrainConfig, model=None, tokenizer=None, pairs=None, examples=Non
                 "base_model": cfg.base_model,
                 "method": cfg.method,
                 "examples_seen_total": prior_seen + state["examples_seen"],
+                **({"page_separator": cfg.page_separator} if cfg.page_separator else {}),
             },
             indent=2,
         )
@@ -463,6 +473,16 @@ def _prior_examples_seen(adapter: str | None) -> int:
         return int(json.loads(meta.read_text()).get("examples_seen_total", 0))
     except (OSError, ValueError):
         return 0
+
+
+def _prior_page_separator(adapter: str | None) -> str | None:
+    if not adapter:
+        return None
+    try:
+        value = json.loads((Path(adapter) / "revprompt.json").read_text()).get("page_separator")
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, str) and value else None
 
 
 def _mean(xs):
