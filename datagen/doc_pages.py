@@ -97,24 +97,58 @@ def names_project(text: str, project: str) -> bool:
     return bool(project) and re.search(rf"(?<!\w){re.escape(project)}(?!\w)", text[:VISIBLE_CHARS], re.I) is not None
 
 
+_FUNCTION_WORDS = set(
+    "a an the how to do does did i we you it its this that these those what why when where which who is are be can "
+    "should use using used of in on at for with and or not my your our first next more".split()
+)
+
+
 def usable_topic(title: str) -> bool:
-    """A title that says what its text is about: not a version, a changelog, an index or a bare 'Overview'."""
-    return _usable_title(title) and not GENERIC_HEADING.match(title.strip()) and not _VERSION.search(title)
+    """A title that says what its text is about: not a version, a changelog, an index, a bare 'Overview' or
+    a question with no subject of its own ("How to use it?")."""
+    content = [w for w in re.findall(r"[\w-]+", title.lower()) if w not in _FUNCTION_WORDS]
+    return (
+        _usable_title(title)
+        and bool(content)
+        and not GENERIC_HEADING.match(title.strip())
+        and not _VERSION.search(title)
+    )
+
+
+def topic_case(title: str, text: str = "", keep: str = "") -> str:
+    """A Title Case heading as a user would type it in a request: "Abstract Base Classes" -> "abstract base
+    classes". A capitalised word stays so when it looks like a name: the text writes it capitalised after a
+    lower-case word and never in lower case ("Django", "Rust"), or it is `keep` (the project). Acronyms,
+    code and mixed-case words (CMAC, WebSupport, `Vec<T>`) are left alone."""
+    out = []
+    for word in title.split():
+        core = word.strip("()[]{},.:;!?\"'`")
+        plain = core.isalpha() and core[:1].isupper() and core[1:].islower()
+        if not plain or core == keep or core == "I":
+            out.append(word)
+            continue
+        lower = core.lower()
+        named = re.search(rf"[a-z,;] {re.escape(core)}(?!\w)", text) and not re.search(
+            rf"(?<![\w-]){re.escape(lower)}(?![\w-])", text
+        )
+        out.append(word if named else word.replace(core, lower, 1))
+    return " ".join(out)
 
 
 def topic_prompt(title: str, project: str, rng: random.Random, text: str = "") -> str:
     """A short request for the page's topic, as a user would ask an assistant for that page. The project is
     named only where `text` names it; the templates are short so the topic, not the phrasing, carries it."""
     t = title.rstrip(".:")
-    lower = t[0].lower() + t[1:] if t[:1].isupper() and not t[1:2].isupper() else t
+    lower = topic_case(t, text, keep=project)
+    upper = lower[:1].upper() + lower[1:]
     p = project if names_project(text, project) and rng.random() < 0.7 else ""
     in_p = f" in {p}" if p else ""
     if title.rstrip().endswith("?"):
-        q = title.rstrip().rstrip("?")
-        choices = [f"{q}{in_p}?", f"Explain: {q[0].lower() + q[1:]}{in_p}?"]
+        q = lower.rstrip().rstrip("?")
+        choices = [f"{q[:1].upper() + q[1:]}{in_p}?", f"Explain: {q}{in_p}?"]
     elif _VERBISH.match(t):
         if t.lower().startswith(("how to", "how do")):
-            choices = [f"{t}{in_p}?", f"Explain {lower}{in_p}.", f"Write a guide: {lower}{in_p}."]
+            choices = [f"{upper}{in_p}?", f"Explain {lower}{in_p}.", f"Write a guide: {lower}{in_p}."]
         else:
             choices = [f"Write a guide to {lower}{in_p}.", f"Explain {lower}{in_p}.", f"Write about {lower}{in_p}."]
     else:

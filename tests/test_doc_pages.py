@@ -7,7 +7,7 @@ import random
 
 from conftest import cli_runner
 
-from revprompt.datagen.doc_pages import pairs_from_site, topic_prompt, usable_topic
+from revprompt.datagen.doc_pages import pairs_from_site, topic_case, topic_prompt, usable_topic
 
 BODY = (
     "Cargo-like tools resolve dependencies from a manifest file. This paragraph explains what the resolver does, "
@@ -67,7 +67,7 @@ def test_pairs_from_a_site(tmp_path):
         assert pair.source == "docs:Toolkit"
         assert pair.title.lower().split()[-1] in pair.prompt.lower()
     # every prompt asks for the title's topic; the same seed gives the same prompts
-    assert all(p.title[1:] in p.prompt for p in pairs)
+    assert all(p.title[1:].lower() in p.prompt.lower() for p in pairs)
     assert [p.prompt for p in pairs_from_site(site, "Toolkit")] == [p.prompt for p in pairs]
 
 
@@ -75,10 +75,10 @@ def test_topic_prompt_shapes():
     rng = random.Random(0)
     seen = "Rust lets a program use trait objects for values of different types."
     verbs = {topic_prompt("Working with Environment Variables", "Rust", rng, seen) for _ in range(40)}
-    assert all("working with Environment Variables" in v for v in verbs)
+    assert all("working with environment variables" in v for v in verbs)
     assert not any(v.startswith("What is") for v in verbs)  # no "What is working with ..."
     nouns = {topic_prompt("Trait Objects", "Rust", rng, seen) for _ in range(60)}
-    assert len(nouns) >= 5 and all("trait Objects" in v for v in nouns)
+    assert len(nouns) >= 5 and all("trait objects" in v for v in nouns)
     assert any(" in Rust" in v for v in nouns) and any("Rust" not in v for v in nouns)
     # a project the text the model reads never names is never in the prompt: it could only be guessed
     unseen = {
@@ -87,13 +87,33 @@ def test_topic_prompt_shapes():
     assert not any("Rust" in v for v in unseen)
     late = "Values of different types. " * 40 + "Rust"  # named only beyond what the model reads
     assert not any("Rust" in topic_prompt("Trait Objects", "Rust", rng, late) for _ in range(30))
-    assert topic_prompt("How to Write Tests", "Rust", random.Random(1)).count("ow to Write Tests") == 1
+    assert topic_prompt("How to Write Tests", "Rust", random.Random(1)).count("ow to write tests") == 1
     assert all(p.endswith("?") for p in (topic_prompt("Why is the API that way?", "X", rng) for _ in range(10)))
+
+
+def test_topic_case_lowers_title_case_but_keeps_names_and_code():
+    text = "Since Django 4.2 you can subclass an abstract class; the view uses CMAC. Ask Django for help."
+    assert topic_case("Abstract Base Classes", text) == "abstract base classes"
+    assert topic_case("Testing Django Views", text) == "testing Django views"  # a name the text capitalises
+    assert topic_case("The WebSupport class and CMAC", text) == "the WebSupport class and CMAC"
+    assert topic_case("Using `Vec<T>` in Rust", "", keep="Rust") == "using `Vec<T>` in Rust"
+    assert topic_case("Why Do I Need It?") == "why do I need it?"
 
 
 def test_titles_that_name_no_topic():
     assert usable_topic("Dependency Resolution")
-    for title in ("Overview", "Introduction", "Changelog", "3.1.0", "What's new in 2.0", "Pillow 11.0.0", "Index"):
+    assert usable_topic("How to use fixtures?")
+    for title in (
+        "Overview",
+        "Introduction",
+        "Changelog",
+        "3.1.0",
+        "What's new in 2.0",
+        "Pillow 11.0.0",
+        "Index",
+        "How to use it?",
+        "What is this?",
+    ):
         assert not usable_topic(title), title
 
 

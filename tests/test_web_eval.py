@@ -58,6 +58,12 @@ def test_evaluate_pages_with_a_tiny_engine_reports_junk_and_title_cosines(web_in
     # The baseline is the page's first sentence, scored against the title.
     assert report.rows[0]["baseline"].startswith("The first collection type")
     assert summary["title_cosine_first_sentence"] > 0.2
+    # Every kept candidate is scored against the title, so the best of them bounds what re-ranking can reach.
+    for row in report.rows:
+        assert row["candidates"] and row["candidates"][0]["prompt"] == row["top1"]
+        assert row["candidates"][0]["title_cosine"] == row["title_cosine_top1"]
+        assert row["title_cosine_best"] == max(c["title_cosine"] for c in row["candidates"])
+    assert summary["title_cosine_best_of"] >= summary["title_cosine_top1"]
     # A second run reads the details file and loads no engine.
     again = evaluate_pages(lambda: pytest.fail("engine loaded"), read_pages(web_index), details=details, progress=False)
     assert again.summary() == summary

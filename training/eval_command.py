@@ -195,6 +195,7 @@ def print_web_summary(summary: dict) -> None:
         table.add_row("title cosine, top-1", f"{summary['title_cosine_top1']:.3f}")
         table.add_row("title cosine, first sentence", f"{summary['title_cosine_first_sentence']:.3f}")
         table.add_row("margin", f"{summary['title_cosine_margin']:+.3f}")
+        table.add_row("title cosine, best of the kept candidates", f"{summary['title_cosine_best_of']:.3f}")
         table.add_row("degenerate candidates dropped / page", f"{summary['dropped_degenerate_per_page']:.2f}")
         table.add_row("page-junk candidates ranked last / page", f"{summary['demoted_page_junk_per_page']:.2f}")
     console.print(table)

@@ -96,6 +96,12 @@ class WebReport:
             "title_cosine_top1": mean("title_cosine_top1"),
             "title_cosine_first_sentence": mean("title_cosine_baseline"),
             "title_cosine_margin": round(mean("title_cosine_top1") - mean("title_cosine_baseline"), 4) if n else None,
+            # Rows written before candidates were kept count their top-1 as their best.
+            "title_cosine_best_of": round(
+                sum(r.get("title_cosine_best", r["title_cosine_top1"]) for r in self.rows) / n, 4
+            )
+            if n
+            else None,
             "dropped_degenerate_per_page": mean("dropped"),
             "demoted_page_junk_per_page": round(sum(row.get("demoted", 0) for row in self.rows) / n, 4) if n else None,
             "seconds_per_page": mean("seconds"),
@@ -129,9 +135,12 @@ def evaluate_pages(
                 for (_, result), page in zip(
                     engine.sweep_many([p.text for p in todo], kinds=["page"] * len(todo)), todo
                 ):
-                    top1 = result.candidates[0].prompt if result.candidates else ""
+                    prompts = [c.prompt for c in result.candidates] or [""]
                     baseline = first_sentence(page.text)
-                    cos_top1, cos_base = cosine_similarities([top1, baseline], [page.title, page.title], embedder)
+                    cos_base, *cos_cands = cosine_similarities(
+                        [baseline, *prompts], [page.title] * (len(prompts) + 1), embedder
+                    )
+                    top1, cos_top1 = prompts[0], cos_cands[0]
                     row = {
                         "file": page.file,
                         "model": model_name,
@@ -141,6 +150,12 @@ def evaluate_pages(
                         "junk_reasons": junk_reasons(top1, page.text),
                         "title_cosine_top1": round(cos_top1, 4),
                         "title_cosine_baseline": round(cos_base, 4),
+                        # Best of the kept candidates: what a better ranking could reach with these candidates.
+                        "title_cosine_best": round(max(cos_cands), 4),
+                        "candidates": [
+                            {"prompt": c.prompt, "perplexity": round(c.perplexity, 3), "title_cosine": round(cos, 4)}
+                            for c, cos in zip(result.candidates, cos_cands)
+                        ],
                         "dropped": result.dropped,
                         "demoted": result.demoted,
                         "seconds": round(result.seconds, 3),
