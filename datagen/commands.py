@@ -590,6 +590,36 @@ def doc_pages_command(sites, out, names, seed, max_sections):
     click.echo(f"{out}: {len(kept)} pairs from {len(sites)} sites ({len(pairs) - len(kept)} repeated starts dropped)")
 
 
+@datagen_group.command("page-requests")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="JSONL to write.")
+def page_requests_command(files, out):
+    """Chat pairs that read as a web page and the request behind it, written as page pairs.
+
+    Picks from FILES (JSONL pairs) those whose prompt is one short line asking for writing on a topic
+    ("Write a blog post about ...", "Explain ...", "What is ...") that points at nothing outside the page
+    (no "the following text", no "my"/"you") and whose response is long-form, and writes them with
+    "kind": "page", so that training reads them after the page separator, as the engine reads web pages.
+    Train on the output beside the chat pairs it came from.
+
+    \b
+    Example:
+      revprompt datagen page-requests ../shared/data/train/sharegpt.jsonl -o runs/page-requests.jsonl
+    """
+    import json
+    from dataclasses import asdict
+
+    from ..training.data import read_pairs
+    from .page_requests import page_requests
+
+    pairs = read_pairs(files)
+    kept = list(page_requests(pairs))
+    with out.open("w", encoding="utf-8") as fh:
+        for pair in kept:
+            fh.write(json.dumps(asdict(pair), ensure_ascii=False) + "\n")
+    click.echo(f"{out}: {len(kept)} page pairs of {len(pairs)} read")
+
+
 @datagen_group.command("status")
 @_db_option
 def status_command(db):
