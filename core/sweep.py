@@ -45,7 +45,12 @@ class _Node:
     tokens: list[int]
     slots: list[int]  # cache positions of this prefix's generated tokens
     hidden: torch.Tensor  # (n_generated, H) final-norm hidden states of the generated tokens
-    logprobs: torch.Tensor  # (V,) log p(next token | response + tokens)
+    # The next-token distribution, as much of it as the sweep reads: the top max-k tokens with their log
+    # p(token | response + tokens), and log p(EOS | ...). Keeping a (V,) row per node cost a 262K-wide
+    # log-softmax pass per node and step, and a megabyte per live node.
+    top_ids: torch.Tensor  # (max k,)
+    top_logprobs: torch.Tensor  # (max k,)
+    eos_logprob: float
     token_logprobs: list[float] = field(default_factory=list)  # log p of each generated token when chosen
     doc: int = 0  # which response of a batch this node grows from
 
@@ -78,12 +83,29 @@ def _needed(probs: torch.Tensor, configs: list[DecodeConfig]) -> torch.Tensor:
     return needed.nonzero().squeeze(1)
 
 
-def _lm_logprobs(causal_lm, hidden: torch.Tensor) -> torch.Tensor:
+def _lm_logits(causal_lm, hidden: torch.Tensor) -> torch.Tensor:
     logits = causal_lm.lm_head(hidden)
     softcap = getattr(causal_lm.config, "final_logit_softcapping", None)
     if softcap:
         logits = torch.tanh(logits / softcap) * softcap
-    return torch.log_softmax(logits.float(), dim=-1)
+    return logits.float()
+
+
+def _lm_logprobs(causal_lm, hidden: torch.Tensor) -> torch.Tensor:
+    return torch.log_softmax(_lm_logits(causal_lm, hidden), dim=-1)
+
+
+def _lm_top(causal_lm, hidden: torch.Tensor, k: int, eos_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For each row of `hidden` (R, H): the top-k token ids, their log-probabilities, and log p(EOS).
+
+    One top-k and one log-sum-exp over the (R, V) logits for all rows together, where a full log-softmax per
+    row would write and read another (R, V) tensor: on a 262K-word vocabulary that pass is a large part of a
+    decoding step's time once the body's rows are few.
+    """
+    logits = _lm_logits(causal_lm, hidden)
+    lse = torch.logsumexp(logits, dim=-1, keepdim=True)
+    top, ids = logits.topk(k, dim=-1)
+    return ids, top - lse, logits[..., eos_id] - lse[..., 0]
 
 
 def _doc_blocks(config, visible, slot_owner, key_positions, query_positions, row_doc, n_docs):
@@ -138,13 +160,14 @@ def fast_sweep_many(
     n_docs = len(prefixes)
     # Each response is encoded on its own, then the caches are laid end to end. A plain cache (no
     # sliding-window eviction) is used: the masks, not the cache, implement the window.
+    k_max = max(c.top_k for c in configs)
     caches, contexts, roots = [], [], []
     for prefix_ids in prefixes:
         cache = new_cache(model)
         out = body(input_ids=torch.tensor([prefix_ids], device=device), **cache_kwargs(cache), use_cache=True)
         caches.append(cache)
         contexts.append(torch.nn.functional.normalize(out.last_hidden_state[0].float(), dim=-1))
-        roots.append(_lm_logprobs(model, out.last_hidden_state[0, -1]))
+        roots.append(_lm_top(model, out.last_hidden_state[0, -1:], k_max, eos_id))
     cache = caches[0]
     for other in caches[1:]:
         for layer, extra in zip(_kv_layers(cache), _kv_layers(other)):
@@ -157,7 +180,17 @@ def fast_sweep_many(
     slot_owner = slot_doc.clone()
     hidden_size = contexts[0].shape[-1]
     live = [
-        _Node(list(configs), [], [], contexts[d].new_zeros((0, hidden_size)), roots[d], doc=d) for d in range(n_docs)
+        _Node(
+            list(configs),
+            [],
+            [],
+            contexts[d].new_zeros((0, hidden_size)),
+            roots[d][0][0],
+            roots[d][1][0],
+            float(roots[d][2][0]),
+            doc=d,
+        )
+        for d in range(n_docs)
     ]
     finished: list[dict] = [{} for _ in range(n_docs)]
     scores: list[dict] = [{} for _ in range(n_docs)]
@@ -167,16 +200,18 @@ def fast_sweep_many(
             break
         # 1. Candidate tokens per node: the top max-k of the node's distribution serves every config in it.
         #    Only candidates that could still win for some config are run through the model (_needed).
-        cand_ids, cand_probs, cand_pos = [], [], []
+        cand_ids, cand_probs, cand_pos, cand_lps = [], [], [], []
         for node in live:
             k = max(c.top_k for c in node.configs)
-            lp, ids = node.logprobs.topk(k)
+            lp, ids = node.top_logprobs[:k], node.top_ids[:k]
             probs = lp.exp()
             pos = _needed(probs, node.configs)
             cand_pos.append(pos)
             cand_ids.append(ids[pos])
+            cand_lps.append(lp[pos])
             cand_probs.append(probs)
         flat_ids = torch.cat(cand_ids)
+        flat_lps = torch.cat(cand_lps).tolist()
         n_rows = flat_ids.shape[0]
         n_keys = key_positions.shape[0]
         # 2. One forward for all candidates: each sees its document's response, its node's path, and itself.
@@ -236,12 +271,12 @@ def fast_sweep_many(
         for (n_idx, flat_row), chosen in children.items():
             parent = live[n_idx]
             token = int(flat_ids[flat_row])
-            token_lp = float(parent.logprobs[token])
+            token_lp = flat_lps[flat_row]
             tokens = parent.tokens + [token]
             if token in stop_ids:
                 finished[parent.doc].setdefault(tuple(tokens), []).extend(chosen)
                 # EOS closes the prompt; another stop token is scored as if it were EOS, as the ranker does.
-                lps = parent.token_logprobs + [token_lp if token == eos_id else float(parent.logprobs[eos_id])]
+                lps = parent.token_logprobs + [token_lp if token == eos_id else parent.eos_logprob]
                 scores[parent.doc][tuple(parent.tokens) + (eos_id,)] = _finish(parent.tokens + [eos_id], lps)
                 continue
             next_live.append(
@@ -250,23 +285,25 @@ def fast_sweep_many(
                     tokens,
                     parent.slots + [n_keys + flat_row],
                     torch.cat([parent.hidden, hidden[flat_row : flat_row + 1]]),
-                    parent.logprobs,
+                    parent.top_ids,
+                    parent.top_logprobs,
+                    parent.eos_logprob,
                     parent.token_logprobs + [token_lp],
                     doc=parent.doc,
                 )
             )
             grow_rows.append(flat_row)
         if next_live:
-            new_logprobs = _lm_logprobs(model, hidden[torch.tensor(grow_rows, device=device)])
-            for node, lp in zip(next_live, new_logprobs):
-                node.logprobs = lp
+            top_ids, top_lps, eos_lps = _lm_top(model, hidden[torch.tensor(grow_rows, device=device)], k_max, eos_id)
+            for node, ids, lps, eos_lp in zip(next_live, top_ids, top_lps, eos_lps.tolist()):
+                node.top_ids, node.top_logprobs, node.eos_logprob = ids, lps, eos_lp
         # Sequences that hit the length cap end here, scored with the EOS they would still need.
         if step == max_new_tokens - 1:
             for node in next_live:
                 key = tuple(node.tokens)
                 finished[node.doc].setdefault(key, []).extend(node.configs)
                 scores[node.doc][key + (eos_id,)] = _finish(
-                    node.tokens + [eos_id], node.token_logprobs + [float(node.logprobs[eos_id])]
+                    node.tokens + [eos_id], node.token_logprobs + [node.eos_logprob]
                 )
             next_live = []
 
