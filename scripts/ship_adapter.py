@@ -8,7 +8,10 @@ merged into the fp32 base) and updates model/training_record.json:
 
 - `segments`: one entry per training segment (command, pairs, steps, minutes, loss curve, learning rates, CPU
   flags, dtype). A segment that continued the shipped adapter (`--init-adapter model/adapter`) is appended;
-  one that started from the base replaces the list, and the old record moves under `previous`.
+  one that started from the base replaces the list, and the old record moves under `previous`. A segment that
+  continued another run's adapter (`--init-adapter runs/X/adapter`, not shipped) brings that run's segment
+  along, and so on down to the shipped adapter or the base: every pair the shipped weights saw is recorded.
+  Each earlier run's command is read from `runs/X.cmd` beside its folder when there is one.
 - `examples_seen_total`: pairs seen by the shipped adapter over all its segments.
 - `evaluations`: the summaries passed with --eval NAME=FILE (the JSON that `revprompt eval --json` prints).
 """
@@ -121,6 +124,27 @@ def segment_entry(run: Path, command: str | None) -> dict:
     }
 
 
+def segment_chain(run: Path, command: str | None, shipped: Path = SHIPPED) -> tuple[list[dict], bool]:
+    """The segments from the shipped adapter (or the base) to `run`, oldest first, and whether the chain
+    starts at the shipped adapter. A run's init adapter that is another run's `adapter` folder (with its
+    training_record.json) is followed; the base, or an adapter without a record, ends the chain."""
+    chain = [segment_entry(run, command)]
+    seen = {run.resolve()}
+    while True:
+        init = chain[0]["init_adapter"]
+        if not init:
+            return chain, False
+        adapter = Path(init)
+        if adapter.resolve() == shipped.resolve():
+            return chain, True
+        earlier = adapter.parent
+        if not (earlier / "training_record.json").exists() or earlier.resolve() in seen:
+            return chain, False
+        seen.add(earlier.resolve())
+        cmd_file = earlier.with_name(earlier.name + ".cmd")
+        chain.insert(0, segment_entry(earlier, cmd_file.read_text().strip() if cmd_file.exists() else None))
+
+
 def copy_adapter(src: Path, dst: Path) -> None:
     import torch
     from safetensors.torch import load_file, save_file
@@ -152,14 +176,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     command = args.command_file.read_text().strip() if args.command_file else None
-    segment = segment_entry(args.run, command)
+    chain, continues = segment_chain(args.run, command)
     old = json.loads(RECORD.read_text()) if RECORD.exists() else {}
-    continues = bool(segment["init_adapter"]) and Path(segment["init_adapter"]).resolve() == SHIPPED.resolve()
     if continues:
         record = old
-        record["segments"].append(segment)
+        record["segments"].extend(chain)
     else:
-        record = {"adapter": args.name, "started_from": "base (packaged Gemma 3 270M)", "segments": [segment]}
+        record = {"adapter": args.name, "started_from": "base (packaged Gemma 3 270M)", "segments": chain}
         if old:
             record["previous"] = old
     if args.recipe:

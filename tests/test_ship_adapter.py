@@ -1,0 +1,79 @@
+"""scripts/ship_adapter.py: the record of a shipped adapter names every segment its weights saw."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+SCRIPT = Path(__file__).parents[1] / "scripts" / "ship_adapter.py"
+
+
+def _ship():
+    spec = importlib.util.spec_from_file_location("ship_adapter", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(folder: Path, init: str | None, seen: int) -> Path:
+    """A `revprompt train -o` folder's record, with the fields the script reads."""
+    folder.mkdir(parents=True)
+    config = {
+        "data": ["pairs.jsonl"],
+        "init_adapter": init,
+        "schedule": "wsd",
+        "warmup_steps": 10,
+        "lr": 1e-4,
+        "decay_fraction": 0.3,
+        "batch_size": 8,
+        "grad_accum": 2,
+        "max_response_tokens": 128,
+        "lora_r": 32,
+        "lora_alpha": 64,
+        "lora_dropout": 0.0,
+        "lora_targets": ["q_proj"],
+    }
+    record = {
+        "config": config,
+        "examples_seen": seen,
+        "steps": seen // 16,
+        "seconds": 60.0,
+        "examples_per_second": 1.0,
+        "stop_reason": "done",
+        "bf16": False,
+        "device": "CPU",
+        "torch": "2.13.0",
+        "mean_loss_first_20": 2.0,
+        "mean_loss_last_20": 1.5,
+        "losses": [2.0, 1.5],
+    }
+    (folder / "training_record.json").write_text(json.dumps(record))
+    return folder
+
+
+def test_a_chain_of_runs_down_to_the_shipped_adapter_is_recorded_whole(tmp_path):
+    ship = _ship()
+    shipped = tmp_path / "model" / "adapter"
+    shipped.mkdir(parents=True)
+    first = _run(tmp_path / "runs" / "a", str(shipped), 100)
+    (tmp_path / "runs" / "a.cmd").write_text("revprompt train a\n")
+    second = _run(tmp_path / "runs" / "b", str(first / "adapter"), 200)
+    chain, continues = ship.segment_chain(second, "revprompt train b", shipped=shipped)
+    assert continues
+    assert [s["examples_seen"] for s in chain] == [100, 200]
+    assert [s["command"] for s in chain] == ["revprompt train a", "revprompt train b"]
+
+
+def test_a_chain_that_starts_from_the_base_does_not_continue_the_shipped_record(tmp_path):
+    ship = _ship()
+    shipped = tmp_path / "model" / "adapter"
+    first = _run(tmp_path / "runs" / "a", None, 100)
+    second = _run(tmp_path / "runs" / "b", str(first / "adapter"), 200)
+    chain, continues = ship.segment_chain(second, None, shipped=shipped)
+    assert not continues and [s["examples_seen"] for s in chain] == [100, 200]
+    assert chain[0]["command"] == "(not recorded)"
+    # an init adapter with no training record (e.g. someone else's) ends the chain there
+    lone = _run(tmp_path / "runs" / "c", str(tmp_path / "elsewhere" / "adapter"), 50)
+    chain, continues = ship.segment_chain(lone, None, shipped=shipped)
+    assert not continues and len(chain) == 1
