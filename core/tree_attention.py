@@ -36,8 +36,14 @@ def doc_block_attention(
 ) -> torch.Tensor:
     """query (B, heads, Q, D); key/value (B, kv_heads, K, D); the output is (B, Q, heads, D), like SDPA's wrapper in
     transformers. Each document's rows attend to that document's keys, as its `visible` block allows."""
-    out = query.new_empty((query.shape[0], query.shape[2], query.shape[1], value.shape[-1]))
     gqa = query.shape[1] != key.shape[1]
+    if len(blocks.rows) == 1 and blocks.rows[0].numel() == query.shape[2] and blocks.keys[0].numel() == key.shape[2]:
+        # One document owning every row and key (any single-text sweep): no gather or scatter copies needed.
+        attended = torch.nn.functional.scaled_dot_product_attention(
+            query, key, value, attn_mask=blocks.visible[0], scale=scaling, enable_gqa=gqa
+        )
+        return attended.transpose(1, 2)
+    out = query.new_empty((query.shape[0], query.shape[2], query.shape[1], value.shape[-1]))
     for rows, keys, visible in zip(blocks.rows, blocks.keys, blocks.visible):
         attended = torch.nn.functional.scaled_dot_product_attention(
             query.index_select(2, rows),
