@@ -14,6 +14,9 @@ merged into the fp32 base) and updates model/training_record.json:
   Each earlier run's command is read from `runs/X.cmd` beside its folder when there is one.
 - `examples_seen_total`: pairs seen by the shipped adapter over all its segments.
 - `evaluations`: the summaries passed with --eval NAME=FILE (the JSON that `revprompt eval --json` prints).
+
+A `revprompt soup-adapters -o` folder (its soup.json) ships too: each member that is not the shipped adapter
+brings its chain, and a "blend" entry names the members and weights.
 """
 
 from __future__ import annotations
@@ -145,6 +148,44 @@ def segment_chain(run: Path, command: str | None, shipped: Path = SHIPPED) -> tu
         chain.insert(0, segment_entry(earlier, cmd_file.read_text().strip() if cmd_file.exists() else None))
 
 
+def soup_chain(run: Path, shipped: Path = SHIPPED) -> list[dict]:
+    """The segments a soup (`revprompt soup-adapters`, its soup.json) adds to the shipped adapter's record: each
+    member's chain down to the shipped adapter, then one "blend" entry. Every pair any member saw is counted once,
+    so examples_seen_total is the union. Members must be the shipped adapter or continue it."""
+    soup = json.loads((run / "soup.json").read_text())
+    added: list[dict] = []
+    for member in map(Path, soup["adapters"]):
+        if member.resolve() == shipped.resolve():
+            continue
+        earlier = member.parent if member.name == "adapter" else member
+        if not (earlier / "training_record.json").exists():
+            raise SystemExit(f"error: {member} has no training_record.json beside it; cannot record what it saw")
+        cmd_file = earlier.with_name(earlier.name + ".cmd")
+        chain, continues = segment_chain(earlier, cmd_file.read_text().strip() if cmd_file.exists() else None, shipped)
+        if not continues:
+            raise SystemExit(f"error: {member} does not continue the shipped adapter; ship it alone or re-blend")
+        added.extend(chain)
+    # model/adapter names the soup itself once it ships: say which weights the blend took from there.
+    names = [
+        f"{m} (as shipped before this blend)" if Path(m).resolve() == shipped.resolve() else m for m in soup["adapters"]
+    ]
+    added.append(
+        {
+            "date": date.today().isoformat(),
+            "kind": "blend (revprompt soup-adapters: the weighted mean of the members' LoRA updates, no training)",
+            "command": "revprompt soup-adapters "
+            + " ".join(soup["adapters"])
+            + "".join(f" --weight {w:g}" for w in soup["weights"]),
+            "adapters": names,
+            "weights": soup["weights"],
+            "rank": soup["rank"],
+            "examples_seen": 0,
+            "minutes": 0.0,
+        }
+    )
+    return added
+
+
 def copy_adapter(src: Path, dst: Path) -> None:
     import torch
     from safetensors.torch import load_file, save_file
@@ -168,7 +209,7 @@ def copy_adapter(src: Path, dst: Path) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", type=Path, help="a `revprompt train -o` folder")
+    parser.add_argument("run", type=Path, help="a `revprompt train -o` or `revprompt soup-adapters -o` folder")
     parser.add_argument("--recipe", type=Path, help="the clean-pairs recipe of the data (OUT.recipe.json)")
     parser.add_argument("--command-file", type=Path, help="a file holding the train command as run")
     parser.add_argument("--eval", action="append", default=[], metavar="NAME=FILE")
@@ -176,7 +217,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     command = args.command_file.read_text().strip() if args.command_file else None
-    chain, continues = segment_chain(args.run, command)
+    if (args.run / "soup.json").exists():
+        chain, continues = soup_chain(args.run), True
+    else:
+        chain, continues = segment_chain(args.run, command)
     old = json.loads(RECORD.read_text()) if RECORD.exists() else {}
     if continues:
         record = old

@@ -77,3 +77,30 @@ def test_a_chain_that_starts_from_the_base_does_not_continue_the_shipped_record(
     lone = _run(tmp_path / "runs" / "c", str(tmp_path / "elsewhere" / "adapter"), 50)
     chain, continues = ship.segment_chain(lone, None, shipped=shipped)
     assert not continues and len(chain) == 1
+
+
+def test_a_soup_records_each_members_chain_once_and_a_blend_entry(tmp_path):
+    ship = _ship()
+    shipped = tmp_path / "model" / "adapter"
+    shipped.mkdir(parents=True)
+    first = _run(tmp_path / "runs" / "a", str(shipped), 100)
+    second = _run(tmp_path / "runs" / "b", str(first / "adapter"), 200)
+    soup = tmp_path / "runs" / "soup"
+    soup.mkdir()
+    members = [str(shipped), str(second / "adapter")]
+    (soup / "soup.json").write_text(json.dumps({"adapters": members, "weights": [0.6, 0.4], "rank": 64}))
+    added = ship.soup_chain(soup, shipped=shipped)
+    assert [s["examples_seen"] for s in added] == [100, 200, 0]
+    assert added[-1]["kind"].startswith("blend") and added[-1]["weights"] == [0.6, 0.4]
+    assert "--weight 0.6 --weight 0.4" in added[-1]["command"]
+    # a member whose chain starts from the base cannot be added to the shipped record
+    stray = _run(tmp_path / "runs" / "c", None, 50)
+    (soup / "soup.json").write_text(
+        json.dumps({"adapters": [str(shipped), str(stray / "adapter")], "weights": [0.5, 0.5], "rank": 8})
+    )
+    try:
+        ship.soup_chain(soup, shipped=shipped)
+    except SystemExit as exc:
+        assert "does not continue the shipped adapter" in str(exc)
+    else:
+        raise AssertionError("a soup with a member off the shipped lineage was accepted")

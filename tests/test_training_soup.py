@@ -3,6 +3,8 @@ exactly or truncated by SVD, and adapters that cannot be averaged get a clear er
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from conftest import make_tiny_gemma
@@ -80,3 +82,17 @@ def test_adapters_that_cannot_be_averaged_get_a_clear_error(tmp_path, monkeypatc
     assert code == 1 and "one non-negative weight per adapter" in err
     code, out, _ = run("soup-adapters", one, _adapter(tmp_path / "two", 2), "-o", tmp_path / "z", "--rank", "3")
     assert code == 0 and "rank 3" in out and (tmp_path / "z" / "adapter" / "adapter_model.safetensors").exists()
+
+
+def test_a_soup_keeps_the_page_separator_a_member_learned_and_refuses_members_that_read_differently(tmp_path):
+    one, two = _adapter(tmp_path / "one", 1), _adapter(tmp_path / "two", 2)
+    (one / "revprompt.json").write_text(json.dumps({"format": "F", "examples_seen_total": 100}))
+    (two / "revprompt.json").write_text(json.dumps({"format": "F", "examples_seen_total": 160, "page_separator": "P"}))
+    report = soup([one, two], tmp_path / "soup")
+    meta = json.loads((report.out / "revprompt.json").read_text())
+    assert meta == {"format": "F", "examples_seen_total": 160, "page_separator": "P"}
+    recorded = json.loads((tmp_path / "soup" / "soup.json").read_text())
+    assert recorded["adapters"] == [str(one), str(two)] and recorded["weights"] == [0.5, 0.5]
+    (two / "revprompt.json").write_text(json.dumps({"format": "G"}))
+    with pytest.raises(UserError, match="read text differently"):
+        soup([one, two], tmp_path / "soup2")

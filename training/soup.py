@@ -41,10 +41,42 @@ class SoupReport:
     kept_energy_mean: float
 
 
-def _read(adapter: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+def _folder(adapter: Path) -> Path:
     folder = Path(adapter)
     if (folder / "adapter").is_dir() and not (folder / CONFIG).exists():
         folder = folder / "adapter"  # a training output folder: its adapter sits one level down
+    return folder
+
+
+def _write_sidecars(folders: list[Path], out: Path) -> None:
+    """revprompt.json and the tokenizer files of the first adapter that has them, with the settings only a
+    later one records added (a member trained in page mode brings its ``page_separator``: the soup holds part
+    of what it learned there). Adapters that read text differently cannot share one adapter: an error."""
+    meta: dict = {}
+    seen = 0
+    for folder in folders:
+        side = folder / "revprompt.json"
+        if not side.exists():
+            continue
+        theirs = json.loads(side.read_text())
+        for key in ("format", "max_response_tokens", "page_separator"):
+            if key in meta and key in theirs and meta[key] != theirs[key]:
+                raise UserError(f"The adapters read text differently ({key}: {meta[key]!r} and {theirs[key]!r}).")
+        seen = max(seen, int(theirs.get("examples_seen_total", 0)))
+        meta = {**theirs, **meta}
+    if meta:
+        # Members of one lineage share their ancestor's pairs, so the soup has seen at least the most any one of
+        # them saw (scripts/ship_adapter.py records the exact union from soup.json when it ships one).
+        meta["examples_seen_total"] = seen
+        (out / "revprompt.json").write_text(json.dumps(meta, indent=2) + "\n")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        source = next((f / name for f in folders if (f / name).exists()), None)
+        if source is not None:
+            shutil.copyfile(source, out / name)
+
+
+def _read(adapter: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    folder = _folder(adapter)
     if not (folder / CONFIG).exists() or not (folder / WEIGHTS).exists():
         raise UserError(f"{adapter} is not a LoRA adapter folder (no {CONFIG} and {WEIGHTS}).")
     config = json.loads((folder / CONFIG).read_text())
@@ -71,6 +103,8 @@ def soup(adapters: list[Path], out: Path, weights: list[float] | None = None, ra
     if any(set(t) != set(tensors[0]) for t in tensors[1:]):
         raise UserError("The adapters target different modules; only adapters of one lineage can be averaged.")
     dtype = next(iter(tensors[0].values())).dtype
+    for t in tensors[1:]:  # the widest of the members' dtypes: a bf16 shipped adapter with an fp32 run stays fp32
+        dtype = torch.promote_types(dtype, next(iter(t.values())).dtype)
     stacked_rank = sum(c["r"] for c in configs)
     rank = min(rank or stacked_rank, stacked_rank)
     out_alpha = float(2 * rank)  # the lineage's convention: alpha = 2r, scaling 2
@@ -102,13 +136,15 @@ def soup(adapters: list[Path], out: Path, weights: list[float] | None = None, ra
     config = dict(configs[0], r=rank, lora_alpha=out_alpha, use_rslora=False)
     (folder / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     save_file(merged, str(folder / WEIGHTS))
-    first = Path(adapters[0])
-    side = first / "revprompt.json" if (first / "revprompt.json").exists() else first / "adapter" / "revprompt.json"
-    if side.exists():
-        shutil.copyfile(side, folder / "revprompt.json")
+    _write_sidecars([_folder(a) for a in adapters], folder)
     (out / "soup.json").write_text(
         json.dumps(
-            {"adapters": [str(a) for a in adapters], "weights": weights, "rank": rank, "stacked_rank": stacked_rank},
+            {
+                "adapters": [str(_folder(a)) for a in adapters],
+                "weights": weights,
+                "rank": rank,
+                "stacked_rank": stacked_rank,
+            },
             indent=2,
         )
         + "\n"
