@@ -6,7 +6,7 @@ import contextlib
 import logging
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from . import cpu_linear, decoding, hardware, scoring
 from .junk import KINDS, degenerate, page_junk
@@ -78,6 +78,8 @@ class Engine:
         workers: int | None = None,
         half_weights: bool = False,
         page_separator: str | None = None,
+        page_engine: Engine | Callable[[], Engine] | None = None,
+        page_model_name: str | None = None,
     ):
         self.model = model
         self.tokenizer = tokenizer
@@ -105,6 +107,10 @@ class Engine:
         # What follows a web page (kind 'page') when the model was trained with page-like pairs under their
         # own separator (core/prompt_format.py PAGE_SEPARATOR); None: a page is read like a response.
         self.page_separator = page_separator
+        # Web pages go to a second engine when the model ships a page adapter of its own (ModelSpec.page_adapter):
+        # an Engine, or a function that loads one the first time a page comes (a run of pasted texts never does).
+        self._page_engine = page_engine
+        self.page_model_name = page_model_name or (page_engine.model_name if isinstance(page_engine, Engine) else None)
         self.stop_ids = stop_token_ids(tokenizer)
         # A CPU batch runs as `workers` forests side by side, each on its share of the threads: two one-thread
         # sweeps keep two cores busier than one two-thread sweep, whose small per-step products split badly.
@@ -146,11 +152,43 @@ class Engine:
                 param.device.type, str(param.dtype).removeprefix("torch.")
             )
         kwargs.setdefault("page_separator", spec.page_separator)
+        if spec.page_adapter is not None and "page_engine" not in kwargs:
+            # The page adapter's own revprompt.json says how it reads a page (its page_separator).
+            page_kwargs = {k: v for k, v in kwargs.items() if k != "page_separator"}
+            page_kwargs["page_engine"] = None
+
+            def load_pages() -> Engine:
+                # Same settings; the channel re-ranker's base model is shared, not loaded twice.
+                page = cls.load(
+                    str(spec.page_adapter),
+                    dtype=dtype,
+                    max_input_tokens=max_input_tokens,
+                    device=device,
+                    **dict(page_kwargs, channel_model=engine.channel_model),
+                )
+                page.model_name = f"{spec.name}:page"
+                return page
+
+            kwargs["page_engine"] = load_pages
+            kwargs["page_model_name"] = f"{spec.name}:page"
         engine = cls(hf_model, tokenizer, model_name=spec.name, max_input_tokens=window, **kwargs)
         engine.window_origin = (
             "option" if max_input_tokens else "trained" if spec.trained_response_tokens else "default"
         )
         return engine
+
+    @property
+    def page_engine(self) -> Engine | None:
+        """The engine that reads web pages when the model has a page adapter of its own (loaded on first use)."""
+        if self._page_engine is not None and not isinstance(self._page_engine, Engine):
+            self._page_engine = self._page_engine()
+        return self._page_engine
+
+    def for_kind(self, kind: str = "response") -> Engine:
+        """The engine that reads texts of this kind: the page engine for a page when there is one, else this."""
+        if kind == "page" and self._page_engine is not None:
+            return self.page_engine or self
+        return self
 
     @property
     def dtype(self) -> str:
@@ -176,11 +214,15 @@ class Engine:
             "workers": self.workers,
             "device": self.device,
             "page_separator": self.page_separator is not None,
+            "page_model": self.page_model_name,
         }
 
     # -- one text ---------------------------------------------------------------------------------------
     def separator(self, kind: str = "response") -> str:
-        """What the model reads between a text of this kind and its prompt."""
+        """What the model reads between a text of this kind and its prompt (the page engine's, for a page
+        when there is one: `for_kind`)."""
+        if (other := self.for_kind(kind)) is not self:
+            return other.separator(kind)
         return self.page_separator if kind == "page" and self.page_separator else SEPARATOR
 
     def encode(self, text: str, kind: str = "response"):
@@ -197,7 +239,10 @@ class Engine:
 
     def sweep(self, text: str, kind: str = "response") -> SweepResult:
         """The ranked candidates for one text. `kind` is what the text is: 'response' (an assistant's answer)
-        or 'page' (a web page); it decides which junk goes last (core/junk.py DEMOTED_REASONS)."""
+        or 'page' (a web page); it decides which junk goes last (core/junk.py DEMOTED_REASONS), and which
+        engine reads it (`for_kind`)."""
+        if (other := self.for_kind(kind)) is not self:
+            return other.sweep(text, kind)
         start = time.perf_counter()
         prefix = self.encode(text, kind)
         if self.method == "reference":
@@ -234,17 +279,16 @@ class Engine:
         pending: list[tuple[int, str]] = []
 
         def run(chunk):
-            start = time.perf_counter()
-            encoded = [self.encode(text, kind_of(i)) for i, text in chunk]
-            outs = self._sweep_forests([e.ids for e in encoded])
-            share = (time.perf_counter() - start) / len(chunk)  # the batch's wall time, split evenly
-            for (i, text), enc, out in zip(chunk, encoded, outs):
-                ranked = time.perf_counter()  # plus this text's own ranking (a channel re-rank runs here)
-                candidates, dropped, demoted = self._rank(
-                    enc.ids, out.sequences, out.scores, page=text, kind=kind_of(i)
-                )
-                seconds = share + time.perf_counter() - ranked
-                yield i, SweepResult(candidates, len(enc.ids), enc.truncated, seconds, dropped, demoted)
+            pages = [item for item in chunk if kind_of(item[0]) == "page"] if self._page_engine is not None else []
+            if not pages:
+                yield from self._sweep_chunk(chunk, kind_of)
+                return
+            # A batch with pages and a page engine: each engine sweeps its own texts, results in batch order.
+            others = [item for item in chunk if kind_of(item[0]) != "page"]
+            results = dict(self._sweep_chunk(others, kind_of)) if others else {}
+            results.update(self.for_kind("page")._sweep_chunk(pages, kind_of))
+            for i, _ in chunk:
+                yield i, results[i]
 
         for item in enumerate(texts):
             pending.append(item)
@@ -253,6 +297,18 @@ class Engine:
                 pending = []
         if pending:
             yield from run(pending)
+
+    def _sweep_chunk(self, chunk: list[tuple[int, str]], kind_of) -> Iterator[tuple[int, SweepResult]]:
+        """One batch of (index, text) through this engine's model, decoded together."""
+        start = time.perf_counter()
+        encoded = [self.encode(text, kind_of(i)) for i, text in chunk]
+        outs = self._sweep_forests([e.ids for e in encoded])
+        share = (time.perf_counter() - start) / len(chunk)  # the batch's wall time, split evenly
+        for (i, text), enc, out in zip(chunk, encoded, outs):
+            ranked = time.perf_counter()  # plus this text's own ranking (a channel re-rank runs here)
+            candidates, dropped, demoted = self._rank(enc.ids, out.sequences, out.scores, page=text, kind=kind_of(i))
+            seconds = share + time.perf_counter() - ranked
+            yield i, SweepResult(candidates, len(enc.ids), enc.truncated, seconds, dropped, demoted)
 
     def _sweep_forests(self, prefixes: list[list[int]]) -> list:
         """The fast sweep of a batch: one forest, or on a CPU `workers` forests side by side in threads, each on
@@ -293,6 +349,8 @@ class Engine:
 
     def score(self, text: str, prompts: Sequence[str], kind: str = "response") -> list[Candidate]:
         """Perplexity of given prompts for a response (pair consistency, evaluation) or, with kind 'page', a page."""
+        if (other := self.for_kind(kind)) is not self:
+            return other.score(text, prompts, kind)
         prefix = self.encode(text, kind)
         conts = [encode_prompt(self.tokenizer, p, self.max_new_tokens) for p in prompts]
         scores = scoring.score_continuations(self.model, prefix.ids, conts)

@@ -153,6 +153,10 @@ class ModelSpec:
     # The separator the model was trained to read after a web page (core/prompt_format.py PAGE_SEPARATOR),
     # from revprompt.json; None: pages are read like responses.
     page_separator: str | None = None
+    # A second adapter that reads web pages (revprompt.json "page_adapter", a folder inside the adapter's):
+    # page mode trained on its own, so that what it learns from pages costs the chat adapter nothing
+    # (docs/model.md §20). None: one model reads both kinds.
+    page_adapter: Path | None = None
 
 
 TRAINING_INFO = "revprompt.json"
@@ -179,8 +183,18 @@ def _page_separator(path: Path) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _page_adapter(path: Path) -> Path | None:
+    value = _training_info(path).get("page_adapter")
+    if not isinstance(value, str) or not value:
+        return None
+    folder = path / value
+    if not _is_adapter(folder):
+        raise UserError(f"{path}/{TRAINING_INFO} names a page adapter {value!r}, but {folder} holds no adapter")
+    return folder
+
+
 def _trained_spec(name: str, path: Path, weights: Path) -> ModelSpec:
-    return ModelSpec(name, weights, _trained_response_tokens(path), _page_separator(path))
+    return ModelSpec(name, weights, _trained_response_tokens(path), _page_separator(path), _page_adapter(path))
 
 
 def default_model_name() -> str:

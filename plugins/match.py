@@ -307,7 +307,7 @@ class Matcher:
             for p in sorted(page_set):
                 by_page.setdefault(p, []).append(k)
         order = sorted(by_page)
-        engine = self.engine
+        engine = self.engine.for_kind("page")  # the page adapter, when the model ships one
         tokenizer = engine.tokenizer
         encoded: dict[int, list[int]] = {}
         for k in sorted({k for ks in by_page.values() for k in ks}):

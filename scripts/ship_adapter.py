@@ -32,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "model" / "adapter"
 RECORD = ROOT / "model" / "training_record.json"
+PAGE = "page"  # the page adapter's folder inside the shipped adapter (revprompt.json "page_adapter")
 
 
 def cpu_flags() -> list[str]:
@@ -186,6 +187,17 @@ def soup_chain(run: Path, shipped: Path = SHIPPED) -> list[dict]:
     return added
 
 
+def page_lineage(record: dict, chain: list[dict]) -> tuple[int, int]:
+    """How many of the shipped record's segments a page adapter's chain builds on, and the pairs its weights saw.
+    A chain that began before the shipped adapter moved on (its first segment is already in the record: it was
+    shipped inside a blend) shares the record's segments before that one; otherwise all of them."""
+    segments = record.get("segments", [])
+    keys = [(s.get("command"), s.get("examples_seen")) for s in segments]
+    first = (chain[0].get("command"), chain[0].get("examples_seen"))
+    shared = keys.index(first) if first in keys else len(segments)
+    return shared, sum(s["examples_seen"] for s in segments[:shared]) + sum(s["examples_seen"] for s in chain)
+
+
 def copy_adapter(src: Path, dst: Path) -> None:
     import torch
     from safetensors.torch import load_file, save_file
@@ -193,6 +205,9 @@ def copy_adapter(src: Path, dst: Path) -> None:
     tmp = dst.with_name(dst.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    if (dst / PAGE).is_dir() and not (src / PAGE).exists():
+        # a new main adapter keeps the page adapter already shipped (the two are trained and judged apart)
+        shutil.copytree(dst / PAGE, tmp / PAGE)
     tensors = {
         k: v.to(torch.bfloat16).contiguous() for k, v in load_file(str(src / "adapter_model.safetensors")).items()
     }
@@ -214,7 +229,14 @@ def main(argv=None) -> int:
     parser.add_argument("--command-file", type=Path, help="a file holding the train command as run")
     parser.add_argument("--eval", action="append", default=[], metavar="NAME=FILE")
     parser.add_argument("--name", default="v2", help="the adapter's name in the record and docs")
+    parser.add_argument(
+        "--page",
+        action="store_true",
+        help="ship RUN as the page adapter (model/adapter/page: reads web pages; the main adapter reads the rest)",
+    )
     args = parser.parse_args(argv)
+    if args.page:
+        return ship_page(args)
 
     command = args.command_file.read_text().strip() if args.command_file else None
     if (args.run / "soup.json").exists():
@@ -241,6 +263,8 @@ def main(argv=None) -> int:
     copy_adapter(args.run / "adapter", SHIPPED)
     meta = json.loads((SHIPPED / "revprompt.json").read_text())
     meta["examples_seen_total"] = record["examples_seen_total"]
+    if (SHIPPED / PAGE).is_dir():
+        meta["page_adapter"] = PAGE
     (SHIPPED / "revprompt.json").write_text(json.dumps(meta, indent=2) + "\n")
     RECORD.write_text(json.dumps(record, indent=2) + "\n")
     print(
@@ -252,6 +276,48 @@ def main(argv=None) -> int:
             },
             indent=2,
         )
+    )
+    return 0
+
+
+def _in_record(record: dict, segment: dict) -> dict | str:
+    """A segment the record already holds (shipped inside a blend) is named, not copied."""
+    for i, s in enumerate(record.get("segments", [])):
+        if (s.get("command"), s.get("examples_seen")) == (segment.get("command"), segment.get("examples_seen")):
+            return f"segment {i + 1} of this record"
+    return segment
+
+
+def ship_page(args) -> int:
+    """Ship RUN as model/adapter/page and record it under the record's "page_adapter"."""
+    if not (SHIPPED / "adapter_config.json").exists():
+        raise SystemExit("error: ship a main adapter first; the page adapter sits inside it")
+    command = args.command_file.read_text().strip() if args.command_file else None
+    chain, _ = segment_chain(args.run, command)
+    record = json.loads(RECORD.read_text())
+    shared, seen = page_lineage(record, chain)
+    page = {
+        "adapter": args.name,
+        "reads": "web pages (Document.kind 'page'); the main adapter reads everything else",
+        "shares_segments": f"the first {shared} of this record's segments",
+        "segments": [_in_record(record, s) for s in chain],
+        "examples_seen_total": seen,
+        "evaluations": {},
+    }
+    for item in args.eval:
+        name, _, path = item.partition("=")
+        page["evaluations"][name] = {"examples_seen_total": seen, **json.loads(Path(path).read_text())}
+    copy_adapter(args.run / "adapter", SHIPPED / PAGE)
+    page_meta = json.loads((SHIPPED / PAGE / "revprompt.json").read_text())
+    page_meta["examples_seen_total"] = seen
+    (SHIPPED / PAGE / "revprompt.json").write_text(json.dumps(page_meta, indent=2) + "\n")
+    meta = json.loads((SHIPPED / "revprompt.json").read_text())
+    meta["page_adapter"] = PAGE
+    (SHIPPED / "revprompt.json").write_text(json.dumps(meta, indent=2) + "\n")
+    record["page_adapter"] = page
+    RECORD.write_text(json.dumps(record, indent=2) + "\n")
+    print(
+        json.dumps({"shipped": str(SHIPPED / PAGE), "examples_seen_total": seen, "shares_segments": shared}, indent=2)
     )
     return 0
 

@@ -104,3 +104,41 @@ def test_a_soup_records_each_members_chain_once_and_a_blend_entry(tmp_path):
         assert "does not continue the shipped adapter" in str(exc)
     else:
         raise AssertionError("a soup with a member off the shipped lineage was accepted")
+
+
+def test_a_page_adapter_counts_the_record_segments_its_chain_builds_on(tmp_path):
+    ship = _ship()
+    shipped = tmp_path / "model" / "adapter"
+    shipped.mkdir(parents=True)
+    a = _run(tmp_path / "runs" / "a", str(shipped), 100)
+    b = _run(tmp_path / "runs" / "b", str(a / "adapter"), 200)
+    chain, _ = ship.segment_chain(b, None, shipped=shipped)
+    old = [{"command": "seg1", "examples_seen": 1000}, {"command": "seg2", "examples_seen": 2000}]
+    # the chain continues the adapter shipped now: it builds on every segment of the record
+    assert ship.page_lineage({"segments": old}, chain) == (2, 3300)
+    # the chain was shipped inside a blend (its segments follow seg1 in the record): it shares only seg1
+    blended = [old[0], *chain, {"command": "blend", "examples_seen": 0}]
+    assert ship.page_lineage({"segments": blended}, chain) == (1, 1300)
+    assert ship._in_record({"segments": blended}, chain[1]) == "segment 3 of this record"
+
+
+def test_shipping_a_main_adapter_keeps_the_page_adapter_inside_it(tmp_path):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    ship = _ship()
+
+    def adapter(folder, value):
+        folder.mkdir(parents=True)
+        save_file({"w": torch.full((2, 2), value)}, str(folder / "adapter_model.safetensors"))
+        (folder / "adapter_config.json").write_text("{}")
+        (folder / "revprompt.json").write_text("{}")
+        return folder
+
+    dst = tmp_path / "model" / "adapter"
+    ship.copy_adapter(adapter(tmp_path / "main1", 1.0), dst)
+    ship.copy_adapter(adapter(tmp_path / "page", 2.0), dst / "page")
+    ship.copy_adapter(adapter(tmp_path / "main2", 3.0), dst)
+    assert load_file(str(dst / "adapter_model.safetensors"))["w"][0, 0].item() == 3.0
+    assert load_file(str(dst / "page" / "adapter_model.safetensors"))["w"][0, 0].item() == 2.0
+    assert load_file(str(dst / "page" / "adapter_model.safetensors"))["w"].dtype == torch.bfloat16
