@@ -60,3 +60,28 @@ def test_channel_rerank_loads_the_base_and_reorders_the_best_five(real_engine):
     assert combined == sorted(combined, reverse=True) and ranked.candidates[: len(head)] == head
     # A log-probability per token of a real text under the base model: negative, and not absurdly so.
     assert all(-8 < c.channel < 0 for c in head)
+
+
+PAGE = (
+    "Cargo is the Rust package manager. Cargo downloads your Rust package's dependencies, compiles your packages, "
+    "makes distributable packages, and uploads them to crates.io, the Rust community's package registry."
+)
+
+
+def test_the_shipped_model_reads_pages_with_its_page_adapter(real_engine):
+    """The shipped adapter names a page adapter (model/adapter/page): a page is swept by a second model that reads
+    it after the page separator, a response by the chat adapter."""
+    from revprompt.core.model import SHIPPED_ADAPTER, resolve
+    from revprompt.core.prompt_format import PAGE_SEPARATOR
+
+    if resolve().page_adapter is None:
+        pytest.skip("this build ships no page adapter")
+    assert real_engine.describe()["page_model"] == "shipped:page"
+    real_engine.max_new_tokens = 24
+    as_page = real_engine.sweep(PAGE, kind="page")
+    pages = real_engine.page_engine
+    assert pages is not None and pages.model is not real_engine.model and pages.page_separator == PAGE_SEPARATOR
+    assert as_page.candidates and as_page.n_input_tokens == len(pages.encode(PAGE, "page").ids)
+    alone = Engine.load(str(SHIPPED_ADAPTER / "page"), dtype="float32", max_new_tokens=24).sweep(PAGE, kind="page")
+    assert [c.prompt for c in as_page.candidates] == [c.prompt for c in alone.candidates]
+    assert [c.prompt for c in real_engine.sweep(PAGE).candidates] != [c.prompt for c in as_page.candidates]

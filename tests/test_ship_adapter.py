@@ -6,6 +6,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).parents[1] / "scripts" / "ship_adapter.py"
 
 
@@ -54,11 +56,9 @@ def _run(folder: Path, init: str | None, seen: int) -> Path:
 
 def test_a_chain_of_runs_down_to_the_shipped_adapter_is_recorded_whole(tmp_path):
     ship = _ship()
-    shipped = tmp_path / "model" / "adapter"
-    shipped.mkdir(parents=True)
-    first = _run(tmp_path / "runs" / "a", str(shipped), 100)
+    (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / "a.cmd").write_text("revprompt train a\n")
-    second = _run(tmp_path / "runs" / "b", str(first / "adapter"), 200)
+    shipped, _, second = _two_runs(tmp_path)
     chain, continues = ship.segment_chain(second, "revprompt train b", shipped=shipped)
     assert continues
     assert [s["examples_seen"] for s in chain] == [100, 200]
@@ -79,12 +79,17 @@ def test_a_chain_that_starts_from_the_base_does_not_continue_the_shipped_record(
     assert not continues and len(chain) == 1
 
 
-def test_a_soup_records_each_members_chain_once_and_a_blend_entry(tmp_path):
-    ship = _ship()
+def _two_runs(tmp_path) -> tuple[Path, Path, Path]:
+    """The shipped adapter's folder and two runs chained onto it (100, then 200 pairs)."""
     shipped = tmp_path / "model" / "adapter"
     shipped.mkdir(parents=True)
     first = _run(tmp_path / "runs" / "a", str(shipped), 100)
-    second = _run(tmp_path / "runs" / "b", str(first / "adapter"), 200)
+    return shipped, first, _run(tmp_path / "runs" / "b", str(first / "adapter"), 200)
+
+
+def test_a_soup_records_each_members_chain_once_and_a_blend_entry(tmp_path):
+    ship = _ship()
+    shipped, _, second = _two_runs(tmp_path)
     soup = tmp_path / "runs" / "soup"
     soup.mkdir()
     members = [str(shipped), str(second / "adapter")]
@@ -98,20 +103,13 @@ def test_a_soup_records_each_members_chain_once_and_a_blend_entry(tmp_path):
     (soup / "soup.json").write_text(
         json.dumps({"adapters": [str(shipped), str(stray / "adapter")], "weights": [0.5, 0.5], "rank": 8})
     )
-    try:
+    with pytest.raises(SystemExit, match="does not continue the shipped adapter"):
         ship.soup_chain(soup, shipped=shipped)
-    except SystemExit as exc:
-        assert "does not continue the shipped adapter" in str(exc)
-    else:
-        raise AssertionError("a soup with a member off the shipped lineage was accepted")
 
 
 def test_a_page_adapter_counts_the_record_segments_its_chain_builds_on(tmp_path):
     ship = _ship()
-    shipped = tmp_path / "model" / "adapter"
-    shipped.mkdir(parents=True)
-    a = _run(tmp_path / "runs" / "a", str(shipped), 100)
-    b = _run(tmp_path / "runs" / "b", str(a / "adapter"), 200)
+    shipped, _, b = _two_runs(tmp_path)
     chain, _ = ship.segment_chain(b, None, shipped=shipped)
     old = [{"command": "seg1", "examples_seen": 1000}, {"command": "seg2", "examples_seen": 2000}]
     # the chain continues the adapter shipped now: it builds on every segment of the record
