@@ -288,22 +288,39 @@ def _in_record(record: dict, segment: dict) -> dict | str:
     return segment
 
 
-def ship_page(args) -> int:
-    """Ship RUN as model/adapter/page and record it under the record's "page_adapter"."""
-    if not (SHIPPED / "adapter_config.json").exists():
-        raise SystemExit("error: ship a main adapter first; the page adapter sits inside it")
-    command = args.command_file.read_text().strip() if args.command_file else None
-    chain, _ = segment_chain(args.run, command)
-    record = json.loads(RECORD.read_text())
+def page_record(record: dict, run: Path, command: str | None, name: str, shipped: Path = SHIPPED) -> dict:
+    """The record's "page_adapter" entry for RUN: a run that continued the shipped page adapter adds its chain to
+    that adapter's entry; any other (continuing the main adapter, or a run of its lineage) starts a new one."""
+    chain, continues_page = segment_chain(run, command, shipped / PAGE)
+    old = record.get("page_adapter")
+    if continues_page and old:
+        return {
+            **old,
+            "adapter": name,
+            "segments": old["segments"] + chain,
+            "examples_seen_total": old["examples_seen_total"] + sum(s["examples_seen"] for s in chain),
+            "evaluations": {},
+        }
+    chain, _ = segment_chain(run, command, shipped)
     shared, seen = page_lineage(record, chain)
-    page = {
-        "adapter": args.name,
+    return {
+        "adapter": name,
         "reads": "web pages (Document.kind 'page'); the main adapter reads everything else",
         "shares_segments": f"the first {shared} of this record's segments",
         "segments": [_in_record(record, s) for s in chain],
         "examples_seen_total": seen,
         "evaluations": {},
     }
+
+
+def ship_page(args) -> int:
+    """Ship RUN as model/adapter/page and record it under the record's "page_adapter"."""
+    if not (SHIPPED / "adapter_config.json").exists():
+        raise SystemExit("error: ship a main adapter first; the page adapter sits inside it")
+    command = args.command_file.read_text().strip() if args.command_file else None
+    record = json.loads(RECORD.read_text())
+    page = page_record(record, args.run, command, args.name)
+    seen = page["examples_seen_total"]
     for item in args.eval:
         name, _, path = item.partition("=")
         page["evaluations"][name] = {"examples_seen_total": seen, **json.loads(Path(path).read_text())}
@@ -316,9 +333,7 @@ def ship_page(args) -> int:
     (SHIPPED / "revprompt.json").write_text(json.dumps(meta, indent=2) + "\n")
     record["page_adapter"] = page
     RECORD.write_text(json.dumps(record, indent=2) + "\n")
-    print(
-        json.dumps({"shipped": str(SHIPPED / PAGE), "examples_seen_total": seen, "shares_segments": shared}, indent=2)
-    )
+    print(json.dumps({"shipped": str(SHIPPED / PAGE), "examples_seen_total": seen}, indent=2))
     return 0
 
 

@@ -140,3 +140,24 @@ def test_shipping_a_main_adapter_keeps_the_page_adapter_inside_it(tmp_path):
     assert load_file(str(dst / "adapter_model.safetensors"))["w"][0, 0].item() == 3.0
     assert load_file(str(dst / "page" / "adapter_model.safetensors"))["w"][0, 0].item() == 2.0
     assert load_file(str(dst / "page" / "adapter_model.safetensors"))["w"].dtype == torch.bfloat16
+
+
+def test_a_run_that_continues_the_page_adapter_extends_its_record(tmp_path):
+    ship = _ship()
+    shipped = tmp_path / "model" / "adapter"
+    (shipped / "page").mkdir(parents=True)
+    record = {
+        "segments": [{"command": "seg1", "examples_seen": 1000}],
+        "page_adapter": {
+            "adapter": "p1",
+            "segments": [{"command": "p", "examples_seen": 300}],
+            "examples_seen_total": 1300,
+        },
+    }
+    more = _run(tmp_path / "runs" / "p2", str(shipped / "page"), 50)
+    page = ship.page_record(record, more, "revprompt train p2", "p2", shipped=shipped)
+    assert page["examples_seen_total"] == 1350 and [s["examples_seen"] for s in page["segments"]] == [300, 50]
+    # a run from the main adapter starts the page record anew, on every segment of the main record
+    fresh = _run(tmp_path / "runs" / "m", str(shipped), 70)
+    page = ship.page_record(record, fresh, None, "m", shipped=shipped)
+    assert page["examples_seen_total"] == 1070 and page["shares_segments"] == "the first 1 of this record's segments"
