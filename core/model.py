@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +44,9 @@ def _say(message: str) -> None:
 @contextlib.contextmanager
 def _no_progress_bars():
     """transformers' bars (dequantizing, loading, writing shards) would bury revprompt's one line about the
-    one-time preparation. The GGUF converter uses plain tqdm, not transformers' switch, so it is muted apart."""
+    one-time preparation. The GGUF converter uses plain tqdm, not transformers' switch, so it is muted apart.
+    Library deprecation notices (PEFT's merge calls transformers' `is_gradient_checkpointing`, which warns) are
+    for us to act on, not for a user preparing the model, so FutureWarnings are silenced here too."""
     from transformers import modeling_gguf_pytorch_utils as gguf_utils
 
     from .fast_load import quiet_transformers
@@ -53,7 +56,9 @@ def _no_progress_bars():
     if bar is not None:
         gguf_utils.tqdm = functools.partial(bar, disable=True)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
     finally:
         if bar is not None:
             gguf_utils.tqdm = bar
