@@ -96,8 +96,10 @@ def load_model_and_tokenizer(cfg: TrainConfig, model=None, tokenizer=None, bf16_
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if model is None:
+        from ..core.fast_load import quiet_transformers
         from ..core.model import resolve
 
+        quiet_transformers()  # the training bar is the one progress line; no "Loading weights" bar above it
         spec = resolve(cfg.base_model)
         model = AutoModelForCausalLM.from_pretrained(str(spec.path), dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(str(spec.path))
