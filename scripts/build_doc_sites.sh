@@ -10,7 +10,8 @@
 # Where pypi.org's JSON API cannot be reached (a machine that sees only a local index of wheels), set
 # DOC_SOURCES_GIT to a folder of bare git mirrors named OWNER+NAME/repo (the GitHub column below; `-`: none):
 # each project's docs folder is then taken from its mirror's HEAD instead of the sdist, and projects without a
-# mirror are skipped. The pages are those of the projects' current sources, not of the versions listed.
+# mirror are skipped. The pages are those of the projects' current sources, not of the versions listed. Rows
+# whose version is `-` were added for docs-v6 (session 22) and come only from their git mirror.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(realpath -m "${1:-$ROOT/runs/doc-sites}")  # absolute: the script works inside WORK
@@ -56,6 +57,13 @@ twisted 26.10.0 docs Twisted twisted/twisted
 urllib3 2.8.0 docs urllib3 urllib3/urllib3
 waitress 3.0.2 docs waitress Pylons/waitress
 werkzeug 3.1.9 docs Werkzeug pallets/werkzeug
+coverage - doc coverage.py nedbat/coveragepy
+hypothesis - hypothesis/docs Hypothesis HypothesisWorks/hypothesis
+packaging-guide - source packaging pypa/packaging.python.org
+paramiko - sites/docs Paramiko paramiko/paramiko
+redis - docs redis-py redis/redis-py
+requests - docs Requests psf/requests
+tox - docs tox tox-dev/tox
 "
 sites=() names=()
 while read -r pkg version docs display github; do
@@ -66,6 +74,8 @@ while read -r pkg version docs display github; do
         [ "$github" != - ] && [ -d "$mirror" ] || { echo "$display: no git mirror, skipped"; continue; }
         src="x/$pkg-git"
         [ -d "$src/$docs" ] || { mkdir -p "$src" && git --git-dir="$mirror" archive HEAD "$docs" | tar x -C "$src"; }
+    elif [ "$version" = - ]; then
+        echo "$display: from git only (DOC_SOURCES_GIT), skipped"; continue
     elif [ ! -d "$src" ]; then
         url=$(curl -sf "https://pypi.org/pypi/$pkg/$version/json" | python3 -c "
 import json, sys, urllib.parse
