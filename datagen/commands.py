@@ -590,6 +590,31 @@ def doc_pages_command(sites, out, names, seed, max_sections):
     click.echo(f"{out}: {len(kept)} pairs from {len(sites)} sites ({len(pairs) - len(kept)} repeated starts dropped)")
 
 
+@datagen_group.command("markdown-site")
+@click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder of HTML to write."
+)
+@click.option("--exclude", multiple=True, metavar="FOLDER", help="A folder under SRC to leave out (repeatable).")
+def markdown_site_command(src, out, exclude):
+    """Render a Markdown documentation source (MkDocs, Hugo, Docusaurus, VitePress, Jekyll, Obsidian) to HTML.
+
+    Each page's title comes from its front matter or first `# ` heading; the generator's own syntax
+    (front matter, MDX imports, shortcodes, Liquid tags, `:::` containers) is dropped and the rest rendered
+    as CommonMark, so `revprompt datagen doc-pages` can read the folder as it reads a built site.
+
+    \b
+    Example:
+      revprompt datagen markdown-site repo/docs/en/docs -o html/FastAPI --exclude release-notes
+      revprompt datagen doc-pages html/FastAPI -o runs/docs-md.jsonl
+      scripts/build_markdown_sites.sh     # the committed recipe (docs/model.md)
+    """
+    from .markdown_site import render_site
+
+    n = render_site(src, out, exclude)
+    click.echo(f"{out}: {n} pages")
+
+
 @datagen_group.command("page-requests")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="JSONL to write.")

@@ -39,7 +39,7 @@ GENERIC_HEADING = re.compile(
     r"conclusion|background|motivation|details|basics|next steps|what now\??|see also|further reading|"
     r"more information|references?|discussion|caveats|limitations|tl;?dr|synopsis|description|options|"
     r"arguments|parameters|returns|configuration|settings|example usage|getting started|prerequisites|setup|"
-    r"installation|requirements|troubleshooting|faq|questions|warning|important|todo)$",
+    r"installation|requirements|troubleshooting|faq|questions|warning|important|todo|rule details)$",
     re.I,
 )
 MIN_CHARS = 400
