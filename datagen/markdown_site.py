@@ -6,7 +6,7 @@ adapter stopped improving on them. Most documentation on the web is written in M
 (JavaScript tools, PHP frameworks, self-hosted apps, help centres), and its sources sit in git. This module does
 what those sites' generators do to the text, and nothing more: it reads the page title from the front matter
 (or the first `# ` heading), drops the generator's own syntax (front matter, MDX imports and exports, Hugo
-shortcodes, Liquid tags, `:::` containers, Obsidian embeds) and renders the rest with markdown-it, so the page
+shortcodes, Liquid tags, `:::` containers, Obsidian embeds, MyST labels) and renders the rest with markdown-it, so the page
 then goes through the same extraction (`sources.extract.extract_page`) as a page fetched from the web.
 Component tags are kept as HTML; extraction drops the tags and keeps their text, as it does on real pages.
 """
@@ -26,7 +26,7 @@ SKIP_NAMES = re.compile(r"^(readme|changelog|changes|history|license|contributin
 FRONT_MATTER = re.compile(r"\A(?:---|\+\+\+)\s*\n(.*?)\n(?:---|\+\+\+)\s*(?:\n|\Z)", re.S)
 _DROP_LINE = re.compile(
     r"^\s*(?:import\s.+\sfrom\s.+|import\s+['\"].+|export\s+(?:const|default|function|let)\b.*|:::.*|"
-    r"\{\{[<%].*[>%]\}\}|\{%.*%\}|!\[\[.*\]\])\s*$"
+    r"\{\{[<%].*[>%]\}\}|\{%.*%\}|!\[\[.*\]\]|\([\w.:-]+\)=)\s*$"
 )
 _SHORTCODE = re.compile(r"\{\{[<%].*?[>%]\}\}|\{%.*?%\}|\{\{.*?\}\}")
 _WIKILINK = re.compile(r"!?\[\[([^\]|#]*)(?:#[^\]|]*)?(?:\|([^\]]*))?\]\]")

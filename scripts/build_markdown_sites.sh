@@ -4,7 +4,8 @@
 # by `revprompt datagen markdown-site` and read into pairs by `revprompt datagen doc-pages`, as the Sphinx
 # sites of scripts/build_doc_sites.sh are.
 #
-#   scripts/build_markdown_sites.sh MIRRORS [WORK_DIR] [OUT_JSONL]  # defaults: runs/md-sites, runs/docs-md.jsonl
+#   scripts/build_markdown_sites.sh MIRRORS [WORK_DIR] [OUT_JSONL] [SET]
+#       # defaults: runs/md-sites, runs/docs-md.jsonl, SET md1 (the 20 sites of docs-md); md2: 12 more (docs-md2)
 #
 # MIRRORS is a folder of bare git mirrors named OWNER+NAME/repo (the repository column below). A project whose
 # mirror is missing is skipped. Blog posts, release notes, API references generated from code and other
@@ -15,10 +16,11 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MIRRORS=$(realpath "${1:?usage: $0 MIRRORS [WORK_DIR] [OUT_JSONL]}")
 WORK=$(realpath -m "${2:-$ROOT/runs/md-sites}")
 OUT=$(realpath -m "${3:-$ROOT/runs/docs-md.jsonl}")
+SET=${4:-md1}
 RP="$ROOT/.venv/bin/revprompt"
 mkdir -p "$WORK/src" "$WORK/html"
-# repository  docs folder  name in the prompts  excluded folders
-SITES="
+# repository  docs folder  name in the prompts (_ for a space)  excluded folders
+MD1="
 fastapi/fastapi docs/en/docs FastAPI release-notes.md,img,js,css
 pydantic/pydantic docs Pydantic api,img,plugins,theme
 vuejs/docs src Vue public,.vitepress
@@ -40,13 +42,28 @@ jekyll/jekyll docs/_docs Jekyll -
 cypress-io/cypress-documentation docs Cypress partials
 sveltejs/svelte documentation/docs Svelte -
 "
-sites=()
+MD2="
+denoland/docs . Deno lint,.github
+traefik/traefik docs/content Traefik -
+jellyfin/jellyfin.org docs Jellyfin -
+expressjs/expressjs.com src/content/docs/en Express -
+helm/helm-www docs Helm -
+withastro/docs src/content/docs/en Astro -
+logseq/docs pages Logseq -
+prettier/prettier docs Prettier -
+argoproj/argo-cd docs Argo_CD user-guide/commands,proposals
+golang/website _content/doc Go -
+caddyserver/website src/docs/markdown Caddy -
+wagtail/wagtail docs Wagtail releases
+"
+case $SET in md1) SITES=$MD1 ;; md2) SITES=$MD2 ;; *) echo "SET is md1 or md2, not $SET" >&2; exit 2 ;; esac
+sites=() names=()
 while read -r repo docs display excludes; do
     [ -n "$repo" ] || continue
     mirror="$MIRRORS/${repo/\//+}/repo"
     [ -d "$mirror" ] || { echo "$display: no git mirror, skipped"; continue; }
     src="$WORK/src/${repo/\//+}"
-    if [ ! -d "$src" ]; then  # the Markdown files only: a snapshot may lack its largest blobs (videos)
+    if [ ! -d "$src/$docs" ]; then  # the Markdown files only: a snapshot may lack its largest blobs (videos)
         mkdir -p "$src"
         git --git-dir="$mirror" ls-tree -r --name-only HEAD -- "$docs" | grep -E '\.(md|mdx|markdown)$' |
             SRC="$src" GIT_LITERAL_PATHSPECS=1 xargs -r -d '\n' sh -c 'git --git-dir="$0" archive HEAD -- "$@" | tar x -C "$SRC"' "$mirror"
@@ -54,6 +71,6 @@ while read -r repo docs display excludes; do
     args=()
     [ "$excludes" = - ] || for e in ${excludes//,/ }; do args+=(--exclude "$e"); done
     [ -d "$WORK/html/$display" ] || "$RP" datagen markdown-site "$src/$docs" -o "$WORK/html/$display" "${args[@]}"
-    sites+=("$WORK/html/$display")
+    sites+=("$WORK/html/$display") names+=(--name "$display=${display//_/ }")
 done <<< "$SITES"
-"$RP" datagen doc-pages "${sites[@]}" -o "$OUT"
+"$RP" datagen doc-pages "${sites[@]}" "${names[@]}" -o "$OUT"
