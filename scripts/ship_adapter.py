@@ -294,6 +294,11 @@ def page_record(record: dict, run: Path, command: str | None, name: str, shipped
     chain, continues_page = segment_chain(run, command, shipped / PAGE)
     old = record.get("page_adapter")
     if continues_page and old:
+        # a run that continued the shipped page adapter's own run folder (runs/X/adapter, the fp32 weights it was
+        # shipped from) walks back through segments the record already holds: count each of them once
+        held = [(s.get("command"), s.get("examples_seen")) for s in old["segments"] if isinstance(s, dict)]
+        while chain and (chain[0]["command"], chain[0]["examples_seen"]) in held:
+            chain.pop(0)
         return {
             **old,
             "adapter": name,

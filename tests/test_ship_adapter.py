@@ -161,3 +161,36 @@ def test_a_run_that_continues_the_page_adapter_extends_its_record(tmp_path):
     fresh = _run(tmp_path / "runs" / "m", str(shipped), 70)
     page = ship.page_record(record, fresh, None, "m", shipped=shipped)
     assert page["examples_seen_total"] == 1070 and page["shares_segments"] == "the first 1 of this record's segments"
+
+
+def test_a_run_from_the_shipped_page_adapters_own_run_folder_counts_its_segments_once(tmp_path):
+    """s26 continued runs/s24-seg/adapter (fp32), the run the page adapter was shipped from; walking back through
+    s24 and s23 to the page adapter shipped before them must not add those two segments again."""
+    ship = _ship()
+    shipped = tmp_path / "model" / "adapter"
+    (shipped / "page").mkdir(parents=True)
+    runs = tmp_path / "runs"
+    s23 = _run(runs / "s23", str(shipped / "page"), 40)
+    (runs / "s23.cmd").write_text("revprompt train s23")
+    s24 = _run(runs / "s24", str(s23 / "adapter"), 60)
+    (runs / "s24.cmd").write_text("revprompt train s24")
+    record = {"segments": [{"command": "seg1", "examples_seen": 1000}]}
+    record["page_adapter"] = ship.page_record(
+        {
+            **record,
+            "page_adapter": {
+                "adapter": "p",
+                "segments": [{"command": "p", "examples_seen": 300}],
+                "examples_seen_total": 1300,
+            },
+        },
+        s24,
+        "revprompt train s24",
+        "s24",
+        shipped=shipped,
+    )
+    assert record["page_adapter"]["examples_seen_total"] == 1400
+    s26 = _run(runs / "s26", str(s24 / "adapter"), 70)
+    page = ship.page_record(record, s26, "revprompt train s26", "s26", shipped=shipped)
+    assert [s["examples_seen"] for s in page["segments"]] == [300, 40, 60, 70]
+    assert page["examples_seen_total"] == 1470
