@@ -458,10 +458,17 @@ def responses_command(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["auto", "pairs", "alpaca", "sharegpt"]),
+    type=click.Choice(["auto", "pairs", "alpaca", "sharegpt", "fastchat"]),
     default="auto",
     show_default=True,
     help="Record shape; auto looks at the first record.",
+)
+@click.option(
+    "--questions",
+    "question_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="FastChat question file(s) the answers' question_id refers to (repeatable; the first to name an id wins).",
 )
 @click.option(
     "--prompt-field",
@@ -473,7 +480,7 @@ def responses_command(
 @click.option("--source", default=None, help="Label stored with each pair [default: the file name without extension].")
 @click.option("--model", default=None, help="Model that wrote the responses [default: each record's `model` field].")
 @_db_option
-def import_command(files, fmt, prompt_field, response_field, source, model, db):
+def import_command(files, fmt, prompt_field, response_field, source, model, question_files, db):
     """Import existing (prompt, response) pairs from JSON or JSONL FILES into datagen_pairs.
 
     \b
@@ -482,6 +489,8 @@ def import_command(files, fmt, prompt_field, response_field, source, model, db):
       alpaca    {"instruction", "input", "output"}  (prompt = instruction + blank line + input)
       sharegpt  {"conversations": [{"from": "human", "value"}, {"from": "gpt", "value"}]}
                 or {"messages": [{"role": "user", "content"}, ...]}: the first exchange only
+      fastchat  MT-bench / Arena-Hard answers {"question_id", "model_id", "choices": [{"turns"}]},
+                joined by question_id to --questions question.jsonl: the first turn only
 
     Pairs already stored (same prompt and response) are skipped, so importing a file twice is harmless.
 
@@ -490,13 +499,17 @@ def import_command(files, fmt, prompt_field, response_field, source, model, db):
       revprompt datagen import ../shared/data/train/*.jsonl
       revprompt datagen import alpaca_data.json --format alpaca --source alpaca52k
       revprompt datagen import qa.jsonl --prompt-field question --response-field answer.text
+      revprompt datagen import model_answer/gpt-4-0314.jsonl --questions question.jsonl
     """
-    from .importers import import_file
+    from .importers import import_file, load_fastchat_questions
 
+    if question_files and fmt not in ("auto", "fastchat"):
+        raise UserError(f"--questions is for FastChat answer files, not the {fmt} shape")
+    questions = load_fastchat_questions(question_files) if question_files else None
     store, tables = _open_tables(db)
     with store:
         for path in files:
-            report = import_file(tables, path, fmt, prompt_field, response_field, source, model)
+            report = import_file(tables, path, fmt, prompt_field, response_field, source, model, questions=questions)
             line = (
                 f"{path}: {report.added} pairs added ({report.shape} shape), {report.duplicates} duplicates, "
                 f"{report.skipped} skipped"

@@ -1,4 +1,4 @@
-"""Load existing (prompt, response) sets into datagen_pairs: plain JSON/JSONL, Alpaca and ShareGPT shapes.
+"""Load existing (prompt, response) sets into datagen_pairs: plain JSON/JSONL, Alpaca, ShareGPT and FastChat shapes.
 
 Files may be JSON Lines, a JSON array, or a JSON object holding the array under "data"/"rows"/"examples";
 `.gz` files are read transparently. A record that lacks a field is skipped and counted, never guessed at.
@@ -17,7 +17,7 @@ from pathlib import Path
 from ..core.errors import UserError
 from .tables import DatagenTables
 
-FORMATS = ("auto", "pairs", "alpaca", "sharegpt")
+FORMATS = ("auto", "pairs", "alpaca", "sharegpt", "fastchat")
 CHUNK = 5000
 _MAX_SKIP_EXAMPLES = 3
 
@@ -99,6 +99,60 @@ class ShareGPTShape:
         raise SkipRecord("no user turn followed by an answer")
 
 
+@dataclass
+class FastChatShape:
+    """FastChat's benchmark answers (MT-bench, Arena-Hard: `model_answer/*.jsonl`), joined to their questions.
+
+    An answer record holds {"question_id", "model_id", "choices": [{"turns": [...]}]}; the prompt is in a
+    separate question file, {"question_id", "turns": [...]}, so `questions` maps question_id to its first turn.
+    A turn is a string or {"content": ...} (both dialects occur). Only the first turn and its answer become a
+    pair, as for ShareGPT: MT-bench's second turns lean on the first.
+    """
+
+    questions: dict[str, tuple[str, str | None]]
+
+    def extract(self, record: dict) -> tuple[str, str]:
+        qid = record.get("question_id")
+        if qid is None:
+            raise SkipRecord("missing field 'question_id'")
+        if str(qid) not in self.questions:
+            raise SkipRecord("question_id not in the --questions files")
+        answer = get_field(record, "choices.0.turns.0")
+        return self.questions[str(qid)][0], _text(_turn_text(answer), "choices.0.turns.0")
+
+    def model(self, record: dict) -> str | None:
+        return _str_or_none(record.get("model_id"))
+
+    def category(self, record: dict) -> str | None:
+        return self.questions.get(str(record.get("question_id")), ("", None))[1]
+
+
+def _turn_text(turn):
+    return turn.get("content") if isinstance(turn, dict) else turn
+
+
+def load_fastchat_questions(paths) -> dict[str, tuple[str, str | None]]:
+    """question_id -> (first turn, category) from FastChat question files; the first file to name an id wins."""
+    questions: dict[str, tuple[str, str | None]] = {}
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"no such file: {path}")
+        good = 0
+        for _, record in read_records(path):
+            if not isinstance(record, dict) or "question_id" not in record:
+                continue
+            try:
+                text = _text(_turn_text(get_field(record, "turns.0")), "turns.0")
+            except SkipRecord:
+                continue
+            questions.setdefault(str(record["question_id"]), (text, _str_or_none(record.get("category"))))
+            good += 1
+        if not good:
+            raise UserError(f'{path}: no FastChat questions in it (records with "question_id" and "turns")')
+    return questions
+
+
 def _role(turn: dict) -> str:
     return str(turn.get("from", turn.get("role", ""))).lower()
 
@@ -110,8 +164,12 @@ def _content(turn: dict):
     return content
 
 
-def detect_shape(record: dict, prompt_field: str, response_field: str):
+def detect_shape(record: dict, prompt_field: str, response_field: str, questions=None):
     if isinstance(record, dict):
+        if "question_id" in record and "choices" in record:
+            if questions is None:
+                raise UserError("these are FastChat answers: name their question file with --questions")
+            return FastChatShape(questions)
         if "instruction" in record and "output" in record:
             return AlpacaShape()
         if isinstance(record.get("conversations"), list) or isinstance(record.get("messages"), list):
@@ -119,7 +177,11 @@ def detect_shape(record: dict, prompt_field: str, response_field: str):
     return PairsShape(prompt_field, response_field)
 
 
-def make_shape(fmt: str, prompt_field: str, response_field: str):
+def make_shape(fmt: str, prompt_field: str, response_field: str, questions=None):
+    if fmt == "fastchat":
+        if questions is None:
+            raise UserError("--format fastchat needs the question file: --questions question.jsonl")
+        return FastChatShape(questions)
     if fmt == "pairs":
         return PairsShape(prompt_field, response_field)
     if fmt == "alpaca":
@@ -205,8 +267,10 @@ class _FileImport:
         model_field: str,
         prompt_field: str,
         response_field: str,
+        questions: dict | None = None,
     ):
         self.tables, self.path, self.shape = tables, path, shape
+        self.questions = questions
         self.source, self.model, self.model_field = source, model, model_field
         self.prompt_field, self.response_field = prompt_field, response_field
         self.report = ImportReport(str(path))
@@ -220,7 +284,7 @@ class _FileImport:
             if not isinstance(record, dict):
                 raise SkipRecord("record is not a JSON object")
             if self.shape is None:
-                self.shape = detect_shape(record, self.prompt_field, self.response_field)
+                self.shape = detect_shape(record, self.prompt_field, self.response_field, self.questions)
             prompt, response = self.shape.extract(record)
         except SkipRecord as why:
             self.report.skipped += 1
@@ -231,13 +295,17 @@ class _FileImport:
         meta = {"file": self.path.name, "record": position}
         if isinstance(record.get("id"), (str, int)):
             meta["id"] = record["id"]
+        fastchat = isinstance(self.shape, FastChatShape)
+        if fastchat:
+            meta["question_id"] = str(record["question_id"])
         self.chunk.append(
             {
                 "prompt": prompt,
                 "response": response,
                 "source": self.source,
-                "model": self.model or _str_or_none(record.get(self.model_field)),
-                "category": _str_or_none(record.get("category")),
+                "model": self.model
+                or (self.shape.model(record) if fastchat else _str_or_none(record.get(self.model_field))),
+                "category": self.shape.category(record) if fastchat else _str_or_none(record.get("category")),
                 "meta": meta,
             }
         )
@@ -264,8 +332,11 @@ def import_file(
     source: str | None = None,
     model: str | None = None,
     model_field: str = "model",
+    questions: dict | None = None,
 ) -> ImportReport:
-    """Import one file, committing every 5,000 pairs as it goes. Returns what happened."""
+    """Import one file, committing every 5,000 pairs as it goes. Returns what happened.
+
+    `questions` (from `load_fastchat_questions`) is what FastChat answer files are joined to."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"no such file: {path}")
@@ -274,12 +345,13 @@ def import_file(
     job = _FileImport(
         tables,
         path,
-        make_shape(fmt, prompt_field, response_field),
+        make_shape(fmt, prompt_field, response_field, questions),
         source or path.name.split(".")[0],
         model,
         model_field,
         prompt_field,
         response_field,
+        questions,
     )
     try:
         for position, record in read_records(path):

@@ -1,4 +1,4 @@
-"""Importing existing pairs (pairs / Alpaca / ShareGPT shapes, JSON and JSONL) and exporting train/dev JSONL."""
+"""Importing existing pairs (pairs / Alpaca / ShareGPT / FastChat shapes, JSON and JSONL) and exporting train/dev JSONL."""
 
 from __future__ import annotations
 
@@ -99,6 +99,63 @@ def test_sharegpt_takes_the_first_exchange_of_both_dialects(tmp_path, capsys):
     assert code == 0, err
     assert "2 pairs added (sharegpt shape), 0 duplicates, 1 skipped" in out
     assert pairs(db) == [("Hi, what is 2+2?", "4.", "sg"), ("Summarise WW2", "A global war, 1939-45.", "sg")]
+
+
+def test_fastchat_answers_are_joined_to_their_questions(tmp_path, capsys):
+    """Arena-Hard writes turns as {"content": ...}, MT-bench and the older arena-bench as plain strings."""
+    db = tmp_path / "d.duckdb"
+    questions = write_jsonl(
+        tmp_path / "question.jsonl",
+        [
+            {"question_id": "q1", "category": "arena-hard-v0.1", "turns": [{"content": "Write a haiku about rain."}]},
+            {"question_id": 81, "category": "writing", "turns": ["Plan a trip to Hawaii.", "Now as a limerick."]},
+        ],
+    )
+    answers = write_jsonl(
+        tmp_path / "gpt-4-0314.jsonl",
+        [
+            {
+                "question_id": "q1",
+                "answer_id": "a1",
+                "model_id": "gpt-4-0314",
+                "choices": [{"index": 0, "turns": [{"content": "Soft rain on the roof"}]}],
+            },
+            {
+                "question_id": 81,
+                "answer_id": "a2",
+                "model_id": "gpt-4-0314",
+                "choices": [{"index": 0, "turns": ["Day one: Honolulu.", "There once was a trip ..."]}],
+            },
+            {"question_id": "q-unknown", "model_id": "gpt-4-0314", "choices": [{"turns": ["orphan"]}]},
+            {"question_id": "q1", "model_id": "gpt-4-0314", "choices": []},
+        ],
+    )
+    code, out, err = run_cli(capsys, "datagen", "import", answers, "--questions", questions, "--db", db)
+    assert code == 0, err
+    assert "2 pairs added (fastchat shape), 0 duplicates, 2 skipped" in out
+    rows = sorted(query(db, "SELECT prompt, response, source, model, category FROM datagen_pairs"))
+    assert rows == [
+        ("Plan a trip to Hawaii.", "Day one: Honolulu.", "gpt-4-0314", "gpt-4-0314", "writing"),
+        ("Write a haiku about rain.", "Soft rain on the roof", "gpt-4-0314", "gpt-4-0314", "arena-hard-v0.1"),
+    ]
+    assert "question_id not in the --questions files" in err
+
+
+def test_fastchat_answers_without_their_questions_are_a_one_line_error(tmp_path, capsys):
+    db = tmp_path / "d.duckdb"
+    answers = write_jsonl(tmp_path / "a.jsonl", [{"question_id": "q1", "model_id": "m", "choices": [{"turns": ["x"]}]}])
+    code, _, err = run_cli(capsys, "datagen", "import", answers, "--db", db)
+    assert code != 0 and "--questions" in err and "Traceback" not in err
+    code, _, err = run_cli(capsys, "datagen", "import", answers, "--format", "fastchat", "--db", db)
+    assert code != 0 and "--questions" in err and "Traceback" not in err
+    not_questions = write_jsonl(tmp_path / "q.jsonl", [{"prompt": "p", "response": "r"}])
+    code, _, err = run_cli(capsys, "datagen", "import", answers, "--questions", not_questions, "--db", db)
+    assert code != 0 and "no FastChat questions" in err and "Traceback" not in err
+    questions = write_jsonl(tmp_path / "question.jsonl", [{"question_id": "q1", "turns": ["Hi"]}])
+    code, _, err = run_cli(
+        capsys, "datagen", "import", answers, "--format", "pairs", "--questions", questions, "--db", db
+    )
+    assert code != 0 and "--questions is for FastChat" in err and "Traceback" not in err
 
 
 def test_custom_and_nested_field_names_in_a_wrapped_json_object(tmp_path, capsys):
