@@ -120,6 +120,7 @@ def test_evaluate_tiny_engine(small_engine, tmp_path):
 
     again = evaluate(no_engine, PAIRS, progress=False, details=details)
     assert again.resumed == 3 and again.summary()["metrics"] == summary["metrics"]
+    assert "by_source" not in summary  # one source: nothing to break down
     with pytest.raises(UserError, match="top="):
         evaluate(no_engine, PAIRS, progress=False, details=details, top=3)
 
@@ -194,3 +195,22 @@ def test_eval_command_bad_files_are_one_line_errors(tmp_path, capsys):
         assert exit_info.value.code == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("revprompt: error:") and "\n" not in err
+
+
+def test_a_mixed_set_is_also_judged_source_by_source(small_engine, tmp_path):
+    """dev600 mixes three answering models; the summary splits them, and the parts add up to the whole."""
+    mixed = [Pair(p.prompt, p.response, source) for p, source in zip(PAIRS, ("claude", "gpt4", "claude"))]
+    details = tmp_path / "rows.jsonl"
+    evaluate(small_engine, mixed[:1], progress=False, details=details)  # one row stored by an earlier run
+    report = evaluate(small_engine, mixed, progress=False, details=details)
+    assert report.resumed == 1
+    parts = report.summary()["by_source"]
+    assert {s: part["pairs"] for s, part in parts.items()} == {"claude": 2, "gpt4": 1}
+    rows = {s: [r for r, src in zip(report.rows, ("claude", "gpt4", "claude")) if src == s] for s in parts}
+    for source, part in parts.items():
+        for metric, values in part["metrics"].items():
+            mean = sum(r["scores"][metric]["top1"] for r in rows[source]) / len(rows[source])
+            assert values["top1"] == pytest.approx(mean, abs=1e-4), (source, metric)
+    whole = report.summary()["metrics"]["token_f1"]["top1"]
+    weighted = sum(part["pairs"] * part["metrics"]["token_f1"]["top1"] for part in parts.values()) / 3
+    assert whole == pytest.approx(weighted, abs=1e-3)

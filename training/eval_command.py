@@ -174,6 +174,18 @@ def print_summary(summary: dict) -> None:
         label, fmt = METRIC_LABELS.get(metric, (metric, "{:.3f}"))
         table.add_row(label, *("-" if values[k] is None else fmt.format(values[k]) for k in ("top1", best, "baseline")))
     Console().print(table)
+    if summary.get("by_source"):
+        parts = Table(title="by source (top-1 / first sentence)")
+        for label in ("source", "pairs", "cosine", "token F1"):
+            parts.add_column(label, justify="left" if label == "source" else "right")
+        for source, part in summary["by_source"].items():
+            m = part["metrics"]
+            parts.add_row(
+                source,
+                str(part["pairs"]),
+                *(f"{m[k]['top1']:.3f} / {m[k]['baseline']:.3f}" for k in ("cosine", "token_f1")),
+            )
+        Console().print(parts)
     if summary.get("truncated"):
         Console(stderr=True).print(f"[dim]{summary['truncated']} responses were truncated to the input window[/dim]")
 

@@ -140,6 +140,7 @@ class EvalReport:
     rows: list[dict] = field(default_factory=list)
     resumed: int = 0  # rows taken from an earlier run's details file
     wall_seconds: float = 0.0  # this run, model loading excluded
+    sources: list[str] = field(default_factory=list)  # each row's pair source (file stem or its `source` field)
 
     @property
     def pairs(self) -> int:
@@ -164,7 +165,15 @@ class EvalReport:
             "top": self.top,
             "truncated": sum(1 for row in self.rows if row.get("truncated")),
             "resumed": self.resumed,
+            **({"by_source": self.by_source()} if len(set(self.sources)) > 1 else {}),
         }
+
+    def by_source(self) -> dict:
+        """{source: {"pairs", "metrics"}}: a mixed set (dev600: three answering models) judged part by part."""
+        groups: dict[str, list[dict]] = {}
+        for source, row in zip(self.sources, self.rows):
+            groups.setdefault(source, []).append(row)
+        return {src: {"pairs": len(rows), "metrics": summarize(rows, self.top)} for src, rows in groups.items()}
 
 
 def score_pair(prompt: str, response: str, candidates: Sequence[str], embedder: Embedder | None = None) -> dict:
@@ -344,6 +353,12 @@ def evaluate(
     if top is None:
         top = getattr(engine, "top_n", None) or 10
     ordered = [rows[k] for k in keys if k in rows]
+    sources = [getattr(p, "source", "") or "" for k, p in zip(keys, pairs) if k in rows]
     return EvalReport(
-        model=model_name, top=top, rows=ordered, resumed=len(done), wall_seconds=round(time.perf_counter() - start, 3)
+        model=model_name,
+        top=top,
+        rows=ordered,
+        resumed=len(done),
+        wall_seconds=round(time.perf_counter() - start, 3),
+        sources=sources,
     )
