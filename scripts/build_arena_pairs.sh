@@ -46,7 +46,8 @@ for s in hard-gpt-4-0314 hard-gpt-4-0613 hard-gpt-3.5-turbo-0125 bench-claude-1 
     bench-claude-instant-1 bench-gpt-3.5-turbo bench-gpt-3.5-turbo-1106 bench-gpt-4-0314 bench-gpt-4-1106-preview \
     bench-reference-gpt-4; do
     "$RP" datagen export "$WORK/export-$s" --source "$s" --dev-fraction 0 --db "$DB" > /dev/null
-    "$RP" clean-pairs "$WORK/export-$s/train.jsonl" -o "$WORK/clean-$s.jsonl" > /dev/null
+    mv "$WORK/export-$s/train.jsonl" "$WORK/export-$s/$s.jsonl" # clean-pairs names each pair's source by its file
+    "$RP" clean-pairs "$WORK/export-$s/$s.jsonl" -o "$WORK/clean-$s.jsonl" > /dev/null
     cat "$WORK/clean-$s.jsonl" >> "$OUT"
 done
 echo "$(wc -l < "$OUT") pairs in $OUT"
