@@ -96,3 +96,4 @@ def test_a_soup_keeps_the_page_separator_a_member_learned_and_refuses_members_th
     (two / "revprompt.json").write_text(json.dumps({"format": "G"}))
     with pytest.raises(UserError, match="read text differently"):
         soup([one, two], tmp_path / "soup2")
+    assert not (tmp_path / "soup2").exists()  # refused before any weights were written: no half-made adapter

@@ -48,10 +48,10 @@ def _folder(adapter: Path) -> Path:
     return folder
 
 
-def _write_sidecars(folders: list[Path], out: Path) -> None:
-    """revprompt.json and the tokenizer files of the first adapter that has them, with the settings only a
-    later one records added (a member trained in page mode brings its ``page_separator``: the soup holds part
-    of what it learned there). Adapters that read text differently cannot share one adapter: an error."""
+def _sidecar_meta(folders: list[Path]) -> dict:
+    """The soup's revprompt.json: the first adapter's, with the settings only a later one records added (a
+    member trained in page mode brings its ``page_separator``: the soup holds part of what it learned there).
+    Adapters that read text differently cannot share one adapter: an error, raised before anything is written."""
     meta: dict = {}
     seen = 0
     for folder in folders:
@@ -68,6 +68,12 @@ def _write_sidecars(folders: list[Path], out: Path) -> None:
         # Members of one lineage share their ancestor's pairs, so the soup has seen at least the most any one of
         # them saw (scripts/ship_adapter.py records the exact union from soup.json when it ships one).
         meta["examples_seen_total"] = seen
+    return meta
+
+
+def _write_sidecars(folders: list[Path], meta: dict, out: Path) -> None:
+    """revprompt.json (from `_sidecar_meta`) and the tokenizer files of the first adapter that has them."""
+    if meta:
         (out / "revprompt.json").write_text(json.dumps(meta, indent=2) + "\n")
     for name in ("tokenizer.json", "tokenizer_config.json"):
         source = next((f / name for f in folders if (f / name).exists()), None)
@@ -98,6 +104,7 @@ def soup(adapters: list[Path], out: Path, weights: list[float] | None = None, ra
     if len(weights) != len(adapters) or any(w < 0 for w in weights):
         raise UserError("Give one non-negative weight per adapter.")
     read = [_read(a) for a in adapters]
+    meta = _sidecar_meta([_folder(a) for a in adapters])
     configs = [c for c, _ in read]
     tensors = [t for _, t in read]
     if any(set(t) != set(tensors[0]) for t in tensors[1:]):
@@ -136,7 +143,7 @@ def soup(adapters: list[Path], out: Path, weights: list[float] | None = None, ra
     config = dict(configs[0], r=rank, lora_alpha=out_alpha, use_rslora=False)
     (folder / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     save_file(merged, str(folder / WEIGHTS))
-    _write_sidecars([_folder(a) for a in adapters], folder)
+    _write_sidecars([_folder(a) for a in adapters], meta, folder)
     (out / "soup.json").write_text(
         json.dumps(
             {
