@@ -3,8 +3,9 @@
     python bench/bench_latency.py [--model shipped|base|DIR] [--docs 16] [--tokens 300] [--runs 3]
 
 Measures, for "legacy" (fp32, from_pretrained + AutoTokenizer, 192-token window, 4 docs per forward, as before
-issue 14, one forest) and "new" (auto dtype, the fast loader, the model's trained window, the engine's default
---batch-docs, its worker forests side by side on a CPU, and fp16 batch weights where the CPU lacks native bf16):
+issue 14, one forest, the 24 contrastive configurations) and "new" (auto dtype, the fast loader, the model's
+trained window, the engine's default --batch-docs, its worker forests side by side on a CPU, fp16 batch weights
+where the CPU lacks native bf16, and the default beam search beside the 24 configurations, docs/model.md §26):
 
 * cold start: a fresh Python process importing revprompt and loading model + tokenizer (the floor,
   `python -c "import torch, transformers"`, is timed next to it);
@@ -102,6 +103,7 @@ def main() -> None:
     from revprompt.core import hardware
     from revprompt.core.engine import DEFAULT_BATCH_DOCS, DEFAULT_MAX_INPUT_TOKENS, Engine
     from revprompt.core.model import resolve
+    from revprompt.core.types import DEFAULT_SWEEP
 
     spec = resolve(args.model)
     args.batch_docs = args.batch_docs or DEFAULT_BATCH_DOCS
@@ -181,6 +183,7 @@ def main() -> None:
     legacy = Engine(
         legacy_model,
         legacy_tok,
+        configs=DEFAULT_SWEEP,  # the 24 contrastive configurations alone: the beam search came later (§26)
         max_input_tokens=LEGACY["window"],
         batch_docs=LEGACY["batch_docs"],
         workers=1,

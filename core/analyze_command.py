@@ -11,10 +11,10 @@ import click
 from ..sources import dataforseo_cli
 from ..sources.dataforseo_cli import dataforseo_options
 from . import ray_cli
-from .cli_options import db_option, hardware_options, load_engine, rerank_option
+from .cli_options import beams_option, db_option, hardware_options, load_engine, rerank_option
 from .errors import UserError
 from .ray_cli import ray_options
-from .types import DEFAULT_MAX_NEW_TOKENS, DEFAULT_TOP_N
+from .types import DEFAULT_BEAMS, DEFAULT_MAX_NEW_TOKENS, DEFAULT_TOP_N
 
 DEFAULT_CONCURRENCY = 4
 DEFAULT_TIMEOUT = 20.0
@@ -28,6 +28,7 @@ def engine_description(
     max_input_tokens: int | None = None,
     method: str = "fast",
     rerank: str = "perplexity",
+    beams: int = DEFAULT_BEAMS,
 ) -> dict:
     """The engine settings a run is keyed by (with its targets and options: core/batch.py `target_key`).
     The TUI's paste builds its description here too, so a pasted text and `analyze -` share a run key."""
@@ -41,6 +42,8 @@ def engine_description(
     }
     if rerank != "perplexity":  # absent by default, so the runs stored before the option keep their keys
         description["rerank"] = rerank
+    if beams != DEFAULT_BEAMS:  # likewise
+        description["beams"] = beams
     return description
 
 
@@ -179,6 +182,7 @@ class AnalyzeCommand(click.Command):
 )
 @hardware_options
 @rerank_option
+@beams_option
 @dataforseo_options
 @ray_options
 def analyze_command(
@@ -205,6 +209,7 @@ def analyze_command(
     dtype,
     device,
     rerank,
+    beams,
     batch_docs,
     ray_address,
     ray_actors,
@@ -270,7 +275,7 @@ def analyze_command(
     if dataforseo.get("estimate_only"):
         click.echo(dataforseo_cli.estimate(dataforseo, targets, source_name, options), err=True)
         return
-    description = engine_description(model, dtype, top_n, max_new_tokens, max_input_tokens, method, rerank)
+    description = engine_description(model, dtype, top_n, max_new_tokens, max_input_tokens, method, rerank, beams)
 
     built = []  # the engine, once the runner has needed one (a resumed run may not)
 
@@ -285,6 +290,7 @@ def analyze_command(
             method=method,
             batch_docs=batch_docs,
             rerank=rerank,
+            beams=beams,
         )
         built.append(engine)
         return engine
@@ -321,6 +327,7 @@ def analyze_command(
                         method=method,
                         batch_docs=batch_docs,
                         rerank=rerank,
+                        beams=beams,
                     ),
                 )
             )

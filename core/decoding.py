@@ -89,3 +89,82 @@ def greedy(model, prefix_ids: list[int], max_new_tokens: int, stop_ids: set[int]
         out = model(input_ids=torch.tensor([[token]], device=device), **cache_kwargs(cache), use_cache=True)
         cache = output_cache(out)
     return generated
+
+
+def beam_step(
+    beams: list[tuple[list[int], list[float]]],
+    tops: list[tuple[list[int], list[float], float]],
+    width: int,
+    stop_ids: set[int],
+    eos_id: int,
+) -> tuple[list[tuple[int, int, float]], list[tuple[list[int], list[float]]]]:
+    """One step of beam search, shared by the reference below and the fast sweep so both choose alike.
+
+    `beams`: each live beam's tokens and their log-probabilities; `tops`: each beam's top next tokens (in rank
+    order) with their log-probabilities and log p(EOS). Every (beam, token) expansion scores the beam's summed
+    log-probability plus the token's; walking them best first (ties: the lower token sequence), a stop token
+    finishes its beam as a hypothesis (scored with EOS, as the ranker scores any stop token; none from the
+    empty beam: an empty prompt is no candidate), and the first `width` others are the next beams. Returns
+    those as (beam index, token, log-prob) and the hypotheses finished here, each ending with its stop token.
+    """
+    expansions = []
+    for b, ((tokens, lps), (ids, top_lps, _)) in enumerate(zip(beams, tops)):
+        total = sum(lps)
+        for t, lp in zip(ids, top_lps):
+            expansions.append((-(total + lp), [*tokens, t], b, t, lp))
+    expansions.sort(key=lambda e: (e[0], e[1]))
+    chosen: list[tuple[int, int, float]] = []
+    finished: list[tuple[list[int], list[float]]] = []
+    for _, _, b, t, lp in expansions:
+        tokens, lps = beams[b]
+        if t in stop_ids:
+            if tokens:
+                finished.append(([*tokens, t], [*lps, lp if t == eos_id else tops[b][2]]))
+            continue
+        chosen.append((b, t, lp))
+        if len(chosen) == width:
+            break
+    return chosen, finished
+
+
+@torch.no_grad()
+def beam_search(
+    model,
+    prefix_ids: list[int],
+    width: int,
+    top_k: int,
+    max_new_tokens: int,
+    stop_ids: set[int],
+    eos_id: int,
+) -> list[list[int]]:
+    """Beam search after `prefix_ids`: every hypothesis it finishes (ending with a stop token) until it has
+    twice `width` of them, and the beams still live at the length cap (without one). Plain, like the above."""
+    hypotheses = 2 * width
+    device = next(model.parameters()).device
+    out = model(input_ids=torch.tensor([prefix_ids], device=device), use_cache=True)
+    cache = output_cache(out)
+    logprobs = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+    beams: list[tuple[list[int], list[float]]] = [([], [])]
+    done: list[list[int]] = []
+    position = len(prefix_ids)
+    for step in range(max_new_tokens):
+        top, ids = logprobs.topk(top_k, dim=-1)
+        tops = [(ids[b].tolist(), top[b].tolist(), float(logprobs[b, eos_id])) for b in range(len(beams))]
+        chosen, finished = beam_step(beams, tops, width, stop_ids, eos_id)
+        done += [tokens for tokens, _ in finished]
+        if len(done) >= hypotheses or not chosen:
+            return done
+        beams = [([*beams[b][0], t], [*beams[b][1], lp]) for b, t, lp in chosen]
+        if step == max_new_tokens - 1:
+            return done + [tokens for tokens, _ in beams]
+        cache.batch_select_indices(torch.tensor([b for b, _, _ in chosen], device=device))
+        out = model(
+            input_ids=torch.tensor([[t] for _, t, _ in chosen], device=device),
+            **cache_kwargs(cache),
+            position_ids=torch.full((len(chosen), 1), position, device=device),
+            use_cache=True,
+        )
+        cache = output_cache(out)
+        logprobs = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+        position += 1
+    return done

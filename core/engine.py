@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from . import cpu_linear, decoding, hardware, scoring
 from .junk import KINDS, degenerate, page_junk
 from .prompt_format import SEPARATOR, encode_prefix, encode_prompt, stop_token_ids
-from .types import DEFAULT_MAX_NEW_TOKENS, DEFAULT_SWEEP, DEFAULT_TOP_N, Candidate, DecodeConfig, SweepResult
+from .types import DEFAULT_CONFIGS, DEFAULT_MAX_NEW_TOKENS, DEFAULT_TOP_N, Candidate, DecodeConfig, SweepResult
 
 log = logging.getLogger("revprompt.engine")
 
@@ -64,7 +64,7 @@ class Engine:
         self,
         model,
         tokenizer,
-        configs: Sequence[DecodeConfig] = DEFAULT_SWEEP,
+        configs: Sequence[DecodeConfig] = DEFAULT_CONFIGS,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         max_input_tokens: int | None = DEFAULT_MAX_INPUT_TOKENS,
         top_n: int = DEFAULT_TOP_N,
@@ -202,6 +202,7 @@ class Engine:
         return {
             "model": self.model_name,
             "configs": [c.label for c in self.configs],
+            "beams": next((c.beams for c in self.configs if c.beams), 0),
             "max_new_tokens": self.max_new_tokens,
             "max_input_tokens": self.max_input_tokens,
             "top_n": self.top_n,
@@ -245,13 +246,14 @@ class Engine:
             return other.sweep(text, kind)
         start = time.perf_counter()
         prefix = self.encode(text, kind)
+        configs = self.configs_for(kind)
         if self.method == "reference":
-            sequences, known_scores = self._reference_sequences(prefix.ids), None
+            sequences, known_scores = self._reference_sequences(prefix.ids, configs), None
         else:
             from .sweep import fast_sweep
 
             out = fast_sweep(
-                self.model, prefix.ids, self.configs, self.max_new_tokens, self.stop_ids, self.tokenizer.eos_token_id
+                self.model, prefix.ids, configs, self.max_new_tokens, self.stop_ids, self.tokenizer.eos_token_id
             )
             sequences, known_scores = out.sequences, out.scores
         candidates, dropped, demoted = self._rank(prefix.ids, sequences, known_scores, page=text, kind=kind)
@@ -298,11 +300,30 @@ class Engine:
         if pending:
             yield from run(pending)
 
+    def configs_for(self, kind: str = "response") -> list[DecodeConfig]:
+        """The sweep for a text of this kind: a web page gets no beam search. On the 160 web pages of the
+        yardstick the beams' likelier prompts moved top-1 away from the page's title (−0.032 ± 0.010 cosine,
+        docs/model.md §26), where on assistants' responses they move it toward the true prompt."""
+        contrastive = [c for c in self.configs if not c.beams]
+        return contrastive if kind == "page" and contrastive else self.configs
+
     def _sweep_chunk(self, chunk: list[tuple[int, str]], kind_of) -> Iterator[tuple[int, SweepResult]]:
-        """One batch of (index, text) through this engine's model, decoded together."""
+        """One batch of (index, text) through this engine's model, decoded together (pages apart from responses
+        when their sweeps differ: `configs_for`)."""
+        groups: dict[tuple, list[int]] = {}
+        for j, (i, _) in enumerate(chunk):
+            groups.setdefault(tuple(self.configs_for(kind_of(i))), []).append(j)
+        if len(groups) > 1:
+            results = {}
+            for part in groups.values():
+                results.update(self._sweep_chunk([chunk[j] for j in part], kind_of))
+            for i, _ in chunk:
+                yield i, results[i]
+            return
+        configs = list(next(iter(groups)))
         start = time.perf_counter()
         encoded = [self.encode(text, kind_of(i)) for i, text in chunk]
-        outs = self._sweep_forests([e.ids for e in encoded])
+        outs = self._sweep_forests([e.ids for e in encoded], configs)
         share = (time.perf_counter() - start) / len(chunk)  # the batch's wall time, split evenly
         for (i, text), enc, out in zip(chunk, encoded, outs):
             ranked = time.perf_counter()  # plus this text's own ranking (a channel re-rank runs here)
@@ -310,12 +331,12 @@ class Engine:
             seconds = share + time.perf_counter() - ranked
             yield i, SweepResult(candidates, len(enc.ids), enc.truncated, seconds, dropped, demoted)
 
-    def _sweep_forests(self, prefixes: list[list[int]]) -> list:
+    def _sweep_forests(self, prefixes: list[list[int]], configs: Sequence[DecodeConfig] | None = None) -> list:
         """The fast sweep of a batch: one forest, or on a CPU `workers` forests side by side in threads, each on
         its share of the cores (and on fp16 weights where `half_weights`). Same outputs as one forest."""
         from .sweep import fast_sweep_many
 
-        args = (self.configs, self.max_new_tokens, self.stop_ids, self.tokenizer.eos_token_id)
+        args = (list(configs or self.configs), self.max_new_tokens, self.stop_ids, self.tokenizer.eos_token_id)
         workers = min(self.workers, len(prefixes))
         if workers <= 1 or self.device != "cpu":
             return fast_sweep_many(self.model, prefixes, *args)
@@ -357,9 +378,23 @@ class Engine:
         return [self._candidate(s, []) for s in scores]
 
     # -- internals --------------------------------------------------------------------------------------
-    def _reference_sequences(self, prefix_ids: list[int]) -> dict[tuple[int, ...], list[DecodeConfig]]:
+    def _reference_sequences(
+        self, prefix_ids: list[int], configs: Sequence[DecodeConfig] | None = None
+    ) -> dict[tuple[int, ...], list[DecodeConfig]]:
         sequences: dict[tuple[int, ...], list[DecodeConfig]] = {}
-        for config in self.configs:
+        for config in configs or self.configs:
+            if config.beams:
+                for ids in decoding.beam_search(
+                    self.model,
+                    prefix_ids,
+                    config.beams,
+                    config.top_k,
+                    self.max_new_tokens,
+                    self.stop_ids,
+                    self.tokenizer.eos_token_id,
+                ):
+                    sequences.setdefault(tuple(ids), []).append(config)
+                continue
             ids = decoding.contrastive_search(
                 self.model, prefix_ids, config.top_k, config.penalty_alpha, self.max_new_tokens, self.stop_ids
             )
@@ -428,5 +463,5 @@ class Engine:
             token_probs=score.token_probs,
             perplexity=score.perplexity,
             mean_nll=score.mean_nll,
-            configs=sorted(configs, key=lambda c: (c.top_k, c.penalty_alpha)),
+            configs=sorted(configs, key=lambda c: (c.beams, c.top_k, c.penalty_alpha)),
         )

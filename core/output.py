@@ -70,7 +70,8 @@ def print_result(title: str, result: SweepResult) -> None:
     table.add_column("config", no_wrap=True)
     for c in result.candidates:
         more = f" +{len(c.configs) - 1}" if len(c.configs) > 1 else ""
-        table.add_row(str(c.rank), c.prompt, f"{c.perplexity:.2f}", f"k={c.top_k} a={c.penalty_alpha:g}{more}")
+        first = c.configs[0].label if c.configs else "-"
+        table.add_row(str(c.rank), c.prompt, f"{c.perplexity:.2f}", f"{first}{more}")
     console.print(table)
     if not result.candidates:
         console.print("[yellow]no candidate prompt (the model produced only empty sequences)[/yellow]")

@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import click
 
-from .cli_options import hardware_options, load_engine, rerank_option
+from .cli_options import beams_option, hardware_options, load_engine, rerank_option
 from .errors import UserError
 
 log = logging.getLogger("revprompt.serve")
@@ -81,7 +81,7 @@ def _health(engine) -> dict:
         "status": "ok",
         **{
             k: describe.get(k)
-            for k in ("model", "dtype", "device", "max_input_tokens", "max_new_tokens", "top_n", "rerank")
+            for k in ("model", "dtype", "device", "max_input_tokens", "max_new_tokens", "top_n", "rerank", "beams")
         },
     }
 
@@ -169,7 +169,8 @@ def _is_loopback(host: str) -> bool:
 )
 @hardware_options
 @rerank_option
-def serve_command(host, port, model, top_n, max_new_tokens, max_input_tokens, dtype, device, rerank):
+@beams_option
+def serve_command(host, port, model, top_n, max_new_tokens, max_input_tokens, dtype, device, rerank, beams):
     """Keep one engine loaded and answer JSON requests over HTTP (loopback by default).
 
     \b
@@ -193,6 +194,7 @@ def serve_command(host, port, model, top_n, max_new_tokens, max_input_tokens, dt
         max_new_tokens=max_new_tokens,
         max_input_tokens=max_input_tokens,
         rerank=rerank,
+        beams=beams,
     )
     try:
         server = make_server(engine, host, port)

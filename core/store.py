@@ -390,7 +390,7 @@ class Store:
                     cand.confidence,
                     cand.top_k,
                     cand.penalty_alpha,
-                    json.dumps([{"top_k": c.top_k, "penalty_alpha": c.penalty_alpha} for c in cand.configs]),
+                    json.dumps([c.as_dict() for c in cand.configs]),
                     len(cand.token_probs),
                 ],
             ).fetchall()[0][0]  # RETURNING: one row

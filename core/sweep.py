@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from . import decoding
 from .hf_compat import cache_kwargs, new_cache
 from .scoring import PromptScore, _finish
 from .tree_attention import DocBlocks, using_tree_attention
@@ -135,6 +136,16 @@ def fast_sweep(model, prefix_ids, configs, max_new_tokens, stop_ids, eos_id) -> 
     return fast_sweep_many(model, [prefix_ids], configs, max_new_tokens, stop_ids, eos_id)[0]
 
 
+def _beam_groups(live: list[_Node]) -> dict[tuple[int, DecodeConfig], list[tuple[int, _Node]]]:
+    """The live nodes of each document's beam search, by (document, beam config), with their index in `live`."""
+    groups: dict[tuple[int, DecodeConfig], list[tuple[int, _Node]]] = {}
+    for i, node in enumerate(live):
+        for config in node.configs:
+            if config.beams:
+                groups.setdefault((node.doc, config), []).append((i, node))
+    return groups
+
+
 def _kv_layers(cache) -> list[Any]:
     """A cache's layers (`new_cache`: the own Gemma 3's, or a transformers DynamicCache built without a model
     config): every one a plain key/value layer. transformers types them as a union of layer kinds, some without
@@ -194,18 +205,53 @@ def fast_sweep_many(
     ]
     finished: list[dict] = [{} for _ in range(n_docs)]
     scores: list[dict] = [{} for _ in range(n_docs)]
+    beam_done: dict[tuple[int, DecodeConfig], int] = {}  # hypotheses each document's beam search has finished
 
     for step in range(max_new_tokens):
         if not live:
             break
+        # 0. Beam searches: each (document, beam config) steps its beams, the live nodes carrying it, as the
+        #    reference does (decoding.beam_step). Hypotheses it finishes leave; its picks become rows below.
+        beam_picks: dict[int, dict[int, list[DecodeConfig]]] = {}  # node index -> rank position -> configs
+        for (doc, config), nodes in _beam_groups(live).items():
+            tops = [
+                (n.top_ids[: config.top_k].tolist(), n.top_logprobs[: config.top_k].tolist(), n.eos_logprob)
+                for _, n in nodes
+            ]
+            picks, done = decoding.beam_step(
+                [(n.tokens, n.token_logprobs) for _, n in nodes], tops, config.beams, stop_ids, eos_id
+            )
+            for tokens, lps in done:
+                finished[doc].setdefault(tuple(tokens), []).append(config)
+                scores[doc][tuple(tokens[:-1]) + (eos_id,)] = _finish(tokens[:-1] + [eos_id], lps)
+            beam_done[doc, config] = beam_done.get((doc, config), 0) + len(done)
+            if beam_done[doc, config] >= 2 * config.beams or not picks:
+                for _, n in nodes:
+                    n.configs = [c for c in n.configs if c != config]
+                continue
+            for b, token, _ in picks:
+                n_idx, node = nodes[b]
+                rank = int((node.top_ids[: config.top_k] == token).nonzero()[0, 0])
+                beam_picks.setdefault(n_idx, {}).setdefault(rank, []).append(config)
+        kept = [i for i, node in enumerate(live) if node.configs]
+        beam_picks = {new: beam_picks[old] for new, old in enumerate(kept) if old in beam_picks}
+        live = [live[i] for i in kept]
+        if not live:
+            break
+
         # 1. Candidate tokens per node: the top max-k of the node's distribution serves every config in it.
-        #    Only candidates that could still win for some config are run through the model (_needed).
+        #    Only candidates that could still win for some contrastive config are run through the model
+        #    (_needed), and the tokens the node's beams go on with.
         cand_ids, cand_probs, cand_pos, cand_lps = [], [], [], []
-        for node in live:
+        for n_idx, node in enumerate(live):
             k = max(c.top_k for c in node.configs)
             lp, ids = node.top_logprobs[:k], node.top_ids[:k]
             probs = lp.exp()
-            pos = _needed(probs, node.configs)
+            contrastive = [c for c in node.configs if not c.beams]
+            pos = _needed(probs, contrastive) if contrastive else torch.zeros(0, dtype=torch.long, device=device)
+            if n_idx in beam_picks:
+                picked = torch.tensor(sorted(beam_picks[n_idx]), dtype=torch.long, device=device)
+                pos = torch.unique(torch.cat([pos, picked]))  # sorted: a config's top_k are the first ones
             cand_pos.append(pos)
             cand_ids.append(ids[pos])
             cand_lps.append(lp[pos])
@@ -257,7 +303,11 @@ def fast_sweep_many(
                 ctx = torch.cat([ctx, torch.nn.functional.normalize(node.hidden.float(), dim=-1)])
             degeneration = (hidden_unit[row : row + k] @ ctx.T).max(dim=-1).values
             needed_probs = probs[pos]
+            for rank, beam_configs in beam_picks.get(n_idx, {}).items():
+                children.setdefault((n_idx, row + int((pos == rank).nonzero()[0, 0])), []).extend(beam_configs)
             for config in node.configs:
+                if config.beams:
+                    continue
                 # Candidates are in rank order, so a config's top_k are the first ones whose rank < top_k.
                 kk = int((pos < config.top_k).sum())
                 score = (1.0 - config.penalty_alpha) * needed_probs[:kk] - config.penalty_alpha * degeneration[:kk]

@@ -2,20 +2,51 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 
 @dataclass(frozen=True)
 class DecodeConfig:
-    """One contrastive-search configuration of the sweep."""
+    """One configuration of the sweep: contrastive search (top_k, penalty_alpha), or with `beams` > 0 a beam
+    search of that width, which reads each beam's top_k next tokens and keeps every hypothesis it finishes
+    until it has twice `beams` of them (core/decoding.py beam_search)."""
 
     top_k: int
     penalty_alpha: float
+    beams: int = 0
 
     @property
     def label(self) -> str:
-        return f"k={self.top_k},a={self.penalty_alpha:g}"
+        return f"beam={self.beams}" if self.beams else f"k={self.top_k},a={self.penalty_alpha:g}"
+
+    def as_dict(self) -> dict:
+        """What the store and the JSON output keep of a configuration."""
+        out: dict = {"top_k": self.top_k, "penalty_alpha": self.penalty_alpha}
+        if self.beams:
+            out["beams"] = self.beams
+        return out
+
+
+def config_label(configs_json, top_k=None, penalty_alpha=None) -> str:
+    """`k=4,a=0.3` (or `beam=4`) for a stored candidate's first decoding configuration, `+N` for the others that
+    gave the same prompt; from the store's JSON list, else from its top_k / penalty_alpha columns."""
+    try:
+        configs = json.loads(configs_json) if configs_json else []
+    except (TypeError, ValueError):
+        configs = []
+    if not configs and top_k is not None:
+        configs = [{"top_k": top_k, "penalty_alpha": penalty_alpha}]
+    if not configs:
+        return "-"
+    first = configs[0]
+    alpha = first.get("penalty_alpha")
+    if first.get("beams"):
+        label = f"beam={first['beams']}"
+    else:
+        label = f"k={first.get('top_k')}" + (f",a={alpha:g}" if isinstance(alpha, (int, float)) else "")
+    return label + (f" +{len(configs) - 1}" if len(configs) > 1 else "")
 
 
 DEFAULT_MAX_NEW_TOKENS = 48  # the longest prompt the decoder writes
@@ -25,6 +56,23 @@ DEFAULT_TOP_N = 10  # ranked candidates kept per text
 DEFAULT_SWEEP: tuple[DecodeConfig, ...] = tuple(
     DecodeConfig(k, a) for k in (2, 4, 6, 15) for a in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
 )
+# Beside them, a beam search: contrastive search's degeneration penalty steers away from the sequences the model
+# itself finds most likely, and perplexity ranking then often prefers a prompt no configuration wrote (on dev600,
+# the shipped chat model rated another adapter's candidate above all of its own on many responses). Four beams,
+# each reading its 8 most probable next tokens, until 8 hypotheses are finished (docs/model.md §26).
+DEFAULT_BEAMS = 4
+
+
+def sweep_configs(beams: int = DEFAULT_BEAMS) -> tuple[DecodeConfig, ...]:
+    """The 24 contrastive configurations and, unless `beams` is 0, a beam search of that width (each beam reading
+    its 2 x width most probable next tokens): what `--beams` chooses."""
+    if beams < 0:
+        raise ValueError(f"beams must be 0 or more, not {beams}")
+    return (*DEFAULT_SWEEP, DecodeConfig(top_k=2 * beams, penalty_alpha=0.0, beams=beams)) if beams else DEFAULT_SWEEP
+
+
+DEFAULT_CONFIGS: tuple[DecodeConfig, ...] = sweep_configs()
+DEFAULT_BEAM = DEFAULT_CONFIGS[-1]
 
 
 @dataclass

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..core.errors import UserError
+from ..core.types import config_label
 from .text import is_stopword, words
 
 if TYPE_CHECKING:
@@ -95,22 +96,6 @@ def resolve_run(store: Store, run_id: str | None) -> str:
     if not ids:
         raise UserError(f'no run {run_id!r} in {store.path} (see `revprompt sql "SELECT * FROM runs"`)')
     raise UserError(f"{run_id!r} matches {len(ids)} runs ({', '.join(ids[:5])}); give more of the id")
-
-
-def config_label(configs_json, top_k=None, penalty_alpha=None) -> str:
-    """`k=4,a=0.3` for the first decoding configuration, `+N` for the others that gave the same prompt."""
-    try:
-        configs = json.loads(configs_json) if configs_json else []
-    except (TypeError, ValueError):
-        configs = []
-    if not configs and top_k is not None:
-        configs = [{"top_k": top_k, "penalty_alpha": penalty_alpha}]
-    if not configs:
-        return "-"
-    first = configs[0]
-    alpha = first.get("penalty_alpha")
-    label = f"k={first.get('top_k')}" + (f",a={alpha:g}" if isinstance(alpha, (int, float)) else "")
-    return label + (f" +{len(configs) - 1}" if len(configs) > 1 else "")
 
 
 def _num(value, digits: int = 3):

@@ -187,7 +187,7 @@ def test_report_data_holds_the_run(report_file, report_db):
         ranks = [c[0] for c in doc["c"]]
         assert ranks == sorted(ranks)
         for _rank, _prompt, ppl, conf, config, tokens, probs in doc["c"]:
-            assert ppl > 0 and 0 <= conf <= 1 and config.startswith("k=")
+            assert ppl > 0 and 0 <= conf <= 1 and config.startswith(("k=", "beam="))
             assert len(tokens) == len(probs) > 0 and all(0 <= p <= 100 for p in probs)
         words, counts = doc["w"]
         assert len(counts) == len(words) and all(len(row) == len(doc["c"]) for row in counts)

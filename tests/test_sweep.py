@@ -206,3 +206,66 @@ def test_half_weight_batches_equal_a_model_with_fp16_rounded_weights(gemma_token
         for x, y in zip(got[i].candidates, fp32[i].candidates)
     )
     _same(half.sweep(TEXTS[0]), exact.sweep(TEXTS[0]))  # one text: fp32 weights
+
+
+def test_beam_search_in_the_forest_equals_the_reference(gemma_tokenizer):
+    """Beam hypotheses, alone and beside contrastive configs, equal the plain beam search's: the same token
+    sequences, scores and configs, whether beams finish at a stop token, run to the cap or stop at 2x width."""
+    from conftest import make_tiny_gemma
+
+    from revprompt.core import decoding
+    from revprompt.core.prompt_format import encode_prefix
+    from revprompt.core.types import DEFAULT_BEAM
+
+    model = make_tiny_gemma(seed=3, sliding_window=8)
+    prefix = encode_prefix(gemma_tokenizer, TEXTS[2]).ids
+    greedy = decoding.greedy(model, prefix, 4, set())
+    for configs, stops in (
+        ([DEFAULT_BEAM], set()),
+        ([DEFAULT_BEAM], {greedy[1], greedy[3]}),
+        ([*DEFAULT_SWEEP[:6], DEFAULT_BEAM, DecodeConfig(3, 0.0, beams=2)], {greedy[2]}),
+    ):
+        ref = Engine(model, gemma_tokenizer, configs=configs, max_new_tokens=8, method="reference", top_n=50)
+        fast = Engine(model, gemma_tokenizer, configs=configs, max_new_tokens=8, method="fast", top_n=50)
+        for engine in (ref, fast):
+            engine.stop_ids = engine.stop_ids | stops
+        a, b = ref.sweep(TEXTS[2]), fast.sweep(TEXTS[2])
+        _same(a, b)
+        beams = [c for c in b.candidates if any(cfg.beams for cfg in c.configs)]
+        assert len(beams) >= DEFAULT_BEAM.beams
+        if stops:  # some hypotheses end early at a stop token
+            assert min(len(c.token_ids) for c in beams) < 9
+
+
+def test_beam_of_width_one_is_greedy(gemma_tokenizer, tiny_model):
+    """One beam reading two tokens is greedy decoding: its first hypothesis is greedy's sequence."""
+    from revprompt.core import decoding
+    from revprompt.core.prompt_format import encode_prefix
+
+    prefix = encode_prefix(gemma_tokenizer, TEXTS[0]).ids
+    plain = decoding.greedy(tiny_model, prefix, 4, set())
+    stop = plain[2]
+    assert stop not in plain[:2]  # so greedy stops at its third token, not before
+    greedy = decoding.greedy(tiny_model, prefix, 6, {stop})
+    assert greedy == plain[:3]
+    hypotheses = decoding.beam_search(tiny_model, prefix, 1, 2, 6, {stop}, gemma_tokenizer.eos_token_id)
+    assert hypotheses[0] == greedy
+    assert len(hypotheses) <= 2
+
+
+def test_beam_step_walks_expansions_best_first():
+    """The shared step: best summed log-probability first; a stop token finishes its beam (scored with EOS
+    when it is not EOS) unless the beam is empty; the first `width` others go on."""
+    from revprompt.core.decoding import beam_step
+
+    beams = [([5], [-0.5]), ([6], [-1.0])]
+    tops = [([7, 2, 8], [-0.1, -0.3, -2.0], -0.3), ([9, 3], [-0.05, -0.2], -4.0)]
+    chosen, finished = beam_step(beams, tops, 2, stop_ids={2, 3}, eos_id=2)
+    # expansions: [5,7] -0.6, [5,2] -0.8 (stop, EOS), [6,9] -1.05, [6,3] -1.2 (stop, not EOS), [5,8] -2.5
+    assert chosen == [(0, 7, -0.1), (1, 9, -0.05)]
+    assert finished == [([5, 2], [-0.5, -0.3])]
+    chosen, finished = beam_step(beams, tops, 3, stop_ids={2, 3}, eos_id=2)
+    assert [c[:2] for c in chosen] == [(0, 7), (1, 9), (0, 8)]
+    assert finished == [([5, 2], [-0.5, -0.3]), ([6, 3], [-1.0, -4.0])]
+    chosen, finished = beam_step([([], [])], [([2, 4], [-0.1, -0.2], -0.1)], 1, stop_ids={2}, eos_id=2)
+    assert chosen == [(0, 4, -0.2)] and finished == []

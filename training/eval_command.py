@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ..core.cli_options import rerank_option
+from ..core.cli_options import beams_option, rerank_option
 
 METRIC_LABELS = {
     "cosine": ("cosine (MiniLM)", "{:.3f}"),
@@ -71,6 +71,7 @@ METRIC_LABELS = {
     "or language it lacks) to the end. For measuring what that demotion is worth.",
 )
 @rerank_option
+@beams_option
 def eval_command(
     pairs_file,
     pages_index,
@@ -84,6 +85,7 @@ def eval_command(
     dtype,
     keep_page_junk,
     rerank,
+    beams,
 ):
     """Run the engine on each response in PAIRS and score its prompts against the true ones.
 
@@ -121,6 +123,7 @@ def eval_command(
             max_input_tokens=max_input_tokens,
             demote_page_junk=not keep_page_junk,
             rerank=rerank,
+            beams=beams,
         )
 
     if pages_index:

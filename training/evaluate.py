@@ -308,6 +308,8 @@ def evaluate(
         }
         if getattr(engine, "rerank", "perplexity") != "perplexity":  # rows of older runs have no such key
             settings["rerank"] = engine.rerank
+        beams = [c.beams for c in getattr(engine, "configs", []) if c.beams]
+        settings["beams"] = beams[0] if beams else 0  # rows made before the beam search have no such key
         check_settings(done.values(), settings, details_path)
         if details_path:
             details_path.parent.mkdir(parents=True, exist_ok=True)

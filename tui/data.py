@@ -13,7 +13,6 @@ tables, so a third-party analyzer's tab is built the same way.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -25,31 +24,10 @@ from ..core import analyzers as core_analyzers
 from ..core import views as core_views
 from ..core.errors import UserError
 from ..core.store import Store, open_sandbox
-from ..core.types import SweepResult
+from ..core.types import SweepResult, config_label
 from ..core.views import View, ViewData
 
 MATRIX_ROWS = 20  # a heatmap shows its most frequent rows
-
-
-def config_label(configs_json: str | None, top_k=None, penalty_alpha=None) -> str:
-    """`k=4,a=0.3` for the first decoding configuration, `+N` for the others that gave the same prompt."""
-    configs = []
-    if configs_json:
-        try:
-            configs = json.loads(configs_json)
-        except (TypeError, ValueError):
-            configs = []
-    if not configs and top_k is not None:
-        configs = [{"top_k": top_k, "penalty_alpha": penalty_alpha}]
-    if not configs:
-        return "-"
-    first = configs[0]
-    label = (
-        f"k={first.get('top_k')},a={first.get('penalty_alpha'):g}"
-        if first.get("penalty_alpha") is not None
-        else f"k={first.get('top_k')}"
-    )
-    return label + (f" +{len(configs) - 1}" if len(configs) > 1 else "")
 
 
 @dataclass
