@@ -314,7 +314,7 @@ class Engine:
         for j, (i, _) in enumerate(chunk):
             groups.setdefault(tuple(self.configs_for(kind_of(i))), []).append(j)
         if len(groups) > 1:
-            results = {}
+            results: dict[int, SweepResult] = {}
             for part in groups.values():
                 results.update(self._sweep_chunk([chunk[j] for j in part], kind_of))
             for i, _ in chunk:
