@@ -95,6 +95,13 @@ def main() -> None:
         help="documents per forward for the new settings (default: the engine's)",
     )
     parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument(
+        "--beams",
+        type=int,
+        default=None,
+        help="the new side's beam width (default: the engine's, 4; 0: the 24 contrastive configurations alone, "
+        "as web pages are swept)",
+    )
     parser.add_argument("--skip-cli", action="store_true", help="skip the subprocess timings (cold, short text)")
     args = parser.parse_args()
 
@@ -103,7 +110,7 @@ def main() -> None:
     from revprompt.core import hardware
     from revprompt.core.engine import DEFAULT_BATCH_DOCS, DEFAULT_MAX_INPUT_TOKENS, Engine
     from revprompt.core.model import resolve
-    from revprompt.core.types import DEFAULT_SWEEP
+    from revprompt.core.types import DEFAULT_SWEEP, sweep_configs
 
     spec = resolve(args.model)
     args.batch_docs = args.batch_docs or DEFAULT_BATCH_DOCS
@@ -116,7 +123,11 @@ def main() -> None:
     )
     print(f"model: {spec.name} ({spec.path})")
     print(f"legacy: fp32, from_pretrained, window {LEGACY['window']}, {LEGACY['batch_docs']} docs/forward")
-    print(f"new:    {new_dtype}, fast loader, window {new_window}, {args.batch_docs} docs/forward\n", flush=True)
+    beams = "engine default" if args.beams is None else args.beams
+    print(
+        f"new:    {new_dtype}, fast loader, window {new_window}, {args.batch_docs} docs/forward, beams {beams}\n",
+        flush=True,
+    )
 
     model_arg = ["--model", args.model] if args.model else []
     if not args.skip_cli:
@@ -196,6 +207,7 @@ def main() -> None:
         max_input_tokens=new_window,
         batch_docs=args.batch_docs,
         half_weights=hardware.half_weights_pay("cpu", new_dtype),
+        configs=sweep_configs() if args.beams is None else sweep_configs(args.beams),
         **common,
     )
     print(
