@@ -46,7 +46,7 @@ def test_public_names():
 
 def test_analyze_loads_the_bundled_engine_once(tiny_engine, monkeypatch):
     from revprompt.core.engine import Engine
-    from revprompt.core.types import SweepResult
+    from revprompt.core.types import DEFAULT_CONFIGS, SweepResult
 
     loads = []
 
@@ -64,7 +64,17 @@ def test_analyze_loads_the_bundled_engine_once(tiny_engine, monkeypatch):
     assert first.candidates == sorted(first.candidates, key=lambda c: c.rank)
     # once, with the CLI's defaults (the same helper every command uses)
     assert loads == [
-        (None, {"dtype": "auto", "device": "auto", "top_n": 10, "max_new_tokens": 48, "max_input_tokens": None})
+        (
+            None,
+            {
+                "dtype": "auto",
+                "device": "auto",
+                "top_n": 10,
+                "max_new_tokens": 48,
+                "max_input_tokens": None,
+                "configs": DEFAULT_CONFIGS,
+            },
+        )
     ]
     assert revprompt.default_engine() is tiny_engine
     # another engine, given
